@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# install-deps.sh - install the Debian packages FlexGate's build, tests and `make run` need.
+#
+# Installs only what is missing, so a second run does nothing and needs no network.
+# Usage: deploy/install-deps.sh [--check]   (--check: list what is missing, install nothing)
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake pkg-config clang
+  # libraries (DESIGN.md §2); llhttp's C sources come from node-llhttp
+  libmicrohttpd-dev libevent-dev node-llhttp libsqlite3-dev libhiredis-dev
+  libssl-dev libcjson-dev libyaml-dev libcmocka-dev
+  # tests and `make run`: integration drivers, test origin, Redis, HTTP conversations
+  python3 curl redis-server varnish openssl procps iproute2
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+
+if [[ ${1:-} == --check ]]; then
+  ((${#missing[@]})) && { printf 'missing: %s\n' "${missing[*]}"; exit 1; }
+  echo "all dependencies installed"; exit 0
+fi
+((${#missing[@]})) || exit 0
+
+if ((EUID != 0)); then
+  command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=sudo
+else
+  SUDO=
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get -o DPkg::Lock::Timeout=120 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends "${missing[@]}"
+# Debian starts redis-server as a service on install; our tests start their own on free ports.

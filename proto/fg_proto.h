@@ -1,0 +1,73 @@
+/* fg_proto.h - the snapshot protocol's messages (proto/PROTOCOL.md §3).
+ *
+ * Each message's payload is a JSON object. These functions turn the C structs into payload
+ * text (caller frees with free()) and back, checking every field's type; a message with a
+ * missing or mistyped field is refused with a reason in err. A SNAPSHOT is decoded all the
+ * way: its config is parsed with the shared decoder and validator and its checksum is
+ * recomputed over the canonical config text, so a data plane holding a decoded fg_snapshot_t
+ * holds a configuration it may apply. */
+#ifndef FG_PROTO_H
+#define FG_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fg_config.h"
+#include "fg_error.h"
+#include "fg_hash.h"
+
+/* Snapshot format this build speaks. A HELLO announcing another one is told so and not fed. */
+#define FG_PROTOCOL_VERSION 1
+#define FG_ID_MAX 128
+#define FG_HOSTNAME_MAX 256
+#define FG_SOFTWARE_VERSION_MAX 64
+#define FG_PROTO_ERROR_MAX 512
+
+typedef struct fg_hello {
+    char dp_id[FG_ID_MAX];
+    char hostname[FG_HOSTNAME_MAX];
+    int64_t pid;
+    char software_version[FG_SOFTWARE_VERSION_MAX];
+    int protocol;              /* FG_PROTOCOL_VERSION of the sender */
+    int64_t applied_version;   /* 0 when it has applied nothing */
+} fg_hello_t;
+
+typedef struct fg_ack {
+    int64_t version;
+    char error[FG_PROTO_ERROR_MAX]; /* NACK only: why the snapshot was refused */
+} fg_ack_t;
+
+typedef struct fg_ping {
+    int64_t applied_version;
+} fg_ping_t;
+
+typedef struct fg_snapshot {
+    int64_t version;
+    char checksum[FG_SHA256_HEX_LEN + 1];
+    char created_at[40];
+    fg_config_t *config; /* owned: fg_snapshot_clear frees it */
+} fg_snapshot_t;
+
+char *fg_hello_encode(const fg_hello_t *m);
+int fg_hello_decode(const char *payload, size_t len, fg_hello_t *out, fg_error_t *err);
+
+/** ACK and NACK share a body; NACK adds "error". */
+char *fg_ack_encode(const fg_ack_t *m, int nack);
+int fg_ack_decode(const char *payload, size_t len, fg_ack_t *out, fg_error_t *err);
+
+char *fg_ping_encode(const fg_ping_t *m);
+int fg_ping_decode(const char *payload, size_t len, fg_ping_t *out, fg_error_t *err);
+
+/** Build a SNAPSHOT payload around `config_canonical` (fg_config_canonical's text, embedded
+ *  verbatim so the checksum covers exactly those bytes). */
+char *fg_snapshot_encode(int64_t version, const char *checksum, const char *created_at,
+                         const char *config_canonical);
+
+/** Decode, validate, and verify the checksum. On success `out->config` is owned by `out`.
+ *  Returns -EINVAL (bad JSON/field/config) or -EBADMSG (checksum mismatch), err filled. */
+int fg_snapshot_decode(const char *payload, size_t len, fg_snapshot_t *out, fg_error_t *err);
+
+/** Free what fg_snapshot_decode allocated; safe on a zeroed or already-cleared struct. */
+void fg_snapshot_clear(fg_snapshot_t *s);
+
+#endif
