@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""origin.py - a real HTTP/1.1 origin server for FlexGate's demo (`make run`) and tests.
+
+Threaded, keep-alive (HTTP/1.1), Python standard library only. Every response carries a
+Content-Length except /chunked, which is chunked on purpose.
+
+    origin.py --listen 127.0.0.1:8081 --name demo
+
+Prints `listening 127.0.0.1:PORT name=NAME` on stdout (flushed) once it accepts connections
+(`--listen 127.0.0.1:0` picks a free port; the line says which). SIGTERM/SIGINT: exit 0.
+
+Behaviour by path (query strings are parsed; the raw target is echoed):
+  any other path       200 JSON {"origin","method","path","headers","body_length",
+                       "body_sha256","peer","connection_requests"}; header names lowercased,
+                       repeated headers joined with ", "; "peer" is the client's ip:port and
+                       "connection_requests" how many requests this connection has carried
+                       (tests use both to see upstream keep-alive)
+  /status/NNN          that status (200..599), with the JSON above as body (none for 204/304)
+  /slow?ms=N           sleeps N ms (capped at 60 s), then the JSON above
+  /chunked?n=K&size=S  K chunks of S bytes (default 8 x 1024), Transfer-Encoding: chunked
+  /bytes?n=N           N bytes of a fixed pattern (Content-Length)
+  /close-mid-body      promises Content-Length 1000, sends 100 bytes, closes the connection
+  /hang                reads the request and never answers (until the client goes or 10 min)
+
+/bytes and /chunked send `X-Body-Sha256: <hex>` of the body they send, so a client behind a
+proxy can check it received exactly what the origin sent. Every response has
+`X-Origin: NAME`. Request bodies are read whole, with Content-Length or chunked.
+"""
+
+import argparse
+import hashlib
+import json
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+SLOW_MAX_MS = 60_000
+HANG_MAX_S = 600
+BYTES_MAX = 1 << 30
+CHUNKS_MAX = 100_000
+CHUNK_SIZE_MAX = 1 << 20
+CHUNK_LINE_MAX = 1024
+PATTERN = bytes(range(256)) * 256  # 64 KiB block repeated for /bytes and /chunked
+
+
+def pattern_bytes(n, offset=0):
+    """The first n bytes of the /bytes pattern starting at offset (also used by tests)."""
+    out = bytearray()
+    pos = offset % len(PATTERN)
+    while len(out) < n:
+        take = min(n - len(out), len(PATTERN) - pos)
+        out += PATTERN[pos:pos + take]
+        pos = 0
+    return bytes(out)
+
+
+class BadRequest(Exception):
+    pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "flexgate-test-origin/1"
+
+    def setup(self):
+        super().setup()
+        self.requests_on_connection = 0
+
+    def log_message(self, fmt, *args):  # quiet: tests read their own logs, not ours
+        if self.server.verbose:
+            sys.stderr.write("origin %s: %s\n" % (self.server.name, fmt % args))
+
+    # -- request body -------------------------------------------------------------------
+    def read_body(self):
+        """Read the request body (Content-Length or chunked); return (length, sha256)."""
+        digest = hashlib.sha256()
+        total = 0
+        te = self.headers.get("Transfer-Encoding", "")
+        if "chunked" in te.lower():
+            for _ in range(10_000_000):
+                line = self.rfile.readline(CHUNK_LINE_MAX)
+                if not line.endswith(b"\n"):
+                    raise BadRequest("bad chunk size line")
+                size = int(line.split(b";", 1)[0].strip() or b"x", 16)
+                if size == 0:
+                    # Trailer section: lines until an empty one.
+                    for _ in range(1000):
+                        t = self.rfile.readline(CHUNK_LINE_MAX)
+                        if t in (b"\r\n", b"\n", b""):
+                            break
+                    break
+                left = size
+                while left > 0:
+                    data = self.rfile.read(min(left, 65536))
+                    if not data:
+                        raise BadRequest("body ended early")
+                    digest.update(data)
+                    total += len(data)
+                    left -= len(data)
+                if self.rfile.read(2) not in (b"\r\n",):
+                    raise BadRequest("chunk not followed by CRLF")
+            return total, digest.hexdigest()
+        length = self.headers.get("Content-Length")
+        if length is None:
+            return 0, digest.hexdigest()
+        left = int(length)
+        while left > 0:
+            data = self.rfile.read(min(left, 65536))
+            if not data:
+                raise BadRequest("body ended early")
+            digest.update(data)
+            total += len(data)
+            left -= len(data)
+        return total, digest.hexdigest()
+
+    # -- responses ----------------------------------------------------------------------
+    def describe(self, body_length, body_sha):
+        headers = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = headers[key] + ", " + value if key in headers else value
+        return {
+            "origin": self.server.name,
+            "method": self.command,
+            "path": self.path,
+            "headers": headers,
+            "body_length": body_length,
+            "body_sha256": body_sha,
+            "peer": "%s:%d" % self.client_address[:2],
+            "connection_requests": self.requests_on_connection,
+        }
+
+    def send_bytes(self, status, body, content_type="application/json", extra=None):
+        self.send_response(status)
+        self.send_header("X-Origin", self.server.name)
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        no_body = status < 200 or status in (204, 304)
+        if not no_body:
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not no_body and self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+
+    def send_json(self, status, obj):
+        self.send_bytes(status, (json.dumps(obj, sort_keys=True) + "\n").encode())
+
+    def handle_any(self):
+        self.requests_on_connection += 1
+        try:
+            length, sha = self.read_body()
+        except (BadRequest, ValueError) as e:
+            self.close_connection = True
+            self.send_json(400, {"origin": self.server.name, "error": str(e)})
+            return
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        path = url.path
+
+        def qint(name, default, hi):
+            try:
+                return max(0, min(int(query.get(name, [default])[0]), hi))
+            except ValueError:
+                return default
+
+        info = self.describe(length, sha)
+        if path.startswith("/status/"):
+            try:
+                status = int(path[len("/status/"):].split("/")[0])
+            except ValueError:
+                status = 400
+            if not 100 <= status <= 599 or status < 200:
+                status = 400
+            self.send_json(status, info)
+        elif path == "/slow":
+            ms = qint("ms", 1000, SLOW_MAX_MS)
+            time.sleep(ms / 1000.0)
+            self.send_json(200, info)
+        elif path == "/chunked":
+            self.send_chunked(qint("n", 8, CHUNKS_MAX), qint("size", 1024, CHUNK_SIZE_MAX))
+        elif path == "/bytes":
+            body = pattern_bytes(qint("n", 1024, BYTES_MAX))
+            self.send_bytes(200, body, "application/octet-stream",
+                            {"X-Body-Sha256": hashlib.sha256(body).hexdigest()})
+        elif path == "/close-mid-body":
+            self.close_mid_body()
+        elif path == "/hang":
+            self.hang()
+        else:
+            self.send_json(200, info)
+
+    def send_chunked(self, n, size):
+        body = pattern_bytes(n * size)
+        self.send_response(200)
+        self.send_header("X-Origin", self.server.name)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("X-Body-Sha256", hashlib.sha256(body).hexdigest())
+        self.end_headers()
+        if self.command != "HEAD":
+            for i in range(n):
+                chunk = body[i * size:(i + 1) * size]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def close_mid_body(self):
+        self.send_response(200)
+        self.send_header("X-Origin", self.server.name)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(pattern_bytes(100))
+        self.wfile.flush()
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def hang(self):
+        # Never answer; return (and close) when the client goes away or after HANG_MAX_S.
+        self.close_connection = True
+        self.connection.settimeout(1.0)
+        deadline = time.monotonic() + HANG_MAX_S
+        while time.monotonic() < deadline and not self.server.stopping.is_set():
+            try:
+                if self.connection.recv(65536) == b"":
+                    return
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
+
+
+class OriginServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr, name, verbose=False):
+        super().__init__(addr, Handler)
+        self.name = name
+        self.verbose = verbose
+        self.stopping = threading.Event()
+
+
+def parse_listen(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError("expected HOST:PORT, got %r" % text)
+    return host.strip("[]"), int(port)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="FlexGate test/demo origin (HTTP/1.1)")
+    ap.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8081),
+                    help="HOST:PORT to listen on (port 0: pick a free one)")
+    ap.add_argument("--name", default="origin", help="reported as \"origin\" in responses")
+    ap.add_argument("--verbose", action="store_true", help="log each request on stderr")
+    args = ap.parse_args(argv)
+
+    server = OriginServer(args.listen, args.name, args.verbose)
+
+    def on_signal(signum, frame):
+        server.stopping.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    host, port = server.server_address[:2]
+    print("listening %s:%d name=%s" % (host, port, args.name), flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
