@@ -1,0 +1,331 @@
+/* main.c - flexgate-dp: command line, start-up, signals and graceful shutdown.
+ *
+ * The process is one event_base carrying three things: the status listener (health), the
+ * proxy server (client traffic), and the subscriber (config from flexgate-ctl). Start-up
+ * binds both listeners before anything else so a bad or taken address fails at once; the
+ * subscriber then connects on the first loop iteration. Until a snapshot is applied the
+ * proxy answers 503 and /health/ready says DOWN.
+ *
+ * SIGTERM/SIGINT start a drain: stop accepting, mark not-ready, close the control plane link,
+ * and exit once in-flight connections are gone or DP_DRAIN_TIMEOUT_MS has passed. A second
+ * signal exits at once. Exit codes: 0 normal, 1 start-up failure, 2 usage. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "fg_error.h"
+#include "fg_log.h"
+#include "fg_proto.h"
+#include "fg_time.h"
+#include "generation.h"
+#include "server.h"
+#include "status.h"
+#include "subscriber.h"
+
+#define DP_LISTEN_DEFAULT "127.0.0.1:8080"
+#define DP_DRAIN_TIMEOUT_MS 5000u    /* longest wait for in-flight connections on SIGTERM */
+#define DP_DRAIN_POLL_MS 50u         /* how often the drain checks for idle */
+#define EXIT_STARTUP 1
+#define EXIT_USAGE 2
+
+typedef struct dp_options {
+    const char *control;
+    const char *listen;
+    const char *status_listen;
+    const char *id;
+    fg_log_level_t log_level;
+} dp_options_t;
+
+typedef struct dp_app {
+    struct event_base *base;
+    dp_status_t *status;
+    dp_server_t *server;
+    dp_subscriber_t *subscriber;
+    struct event *sig_term, *sig_int, *sig_hup;
+    struct event *drain_timer;
+    uint64_t drain_deadline_ms; /* monotonic; 0 = not draining */
+    char id[FG_ID_MAX];
+    char hostname[FG_HOSTNAME_MAX];
+} dp_app_t;
+
+static void print_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: flexgate-dp --control unix:PATH [options]\n"
+            "\n"
+            "FlexGate data plane: proxies HTTP/1.1 traffic with the configuration it receives\n"
+            "from flexgate-ctl over the snapshot protocol.\n"
+            "\n"
+            "Options:\n"
+            "  --control ADDR        control plane: unix:PATH (tcp://HOST:PORT with mutual\n"
+            "                        TLS is not supported yet)\n"
+            "  --listen ADDR         client listener, HOST:PORT (default %s)\n"
+            "  --status-listen ADDR  health listener, HOST:PORT (default %s)\n"
+            "  --id NAME             data plane id shown by the control plane\n"
+            "                        (default <hostname>-<pid>)\n"
+            "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+            "  --help                show this help and exit\n"
+            "  --version             print the version and exit\n",
+            DP_LISTEN_DEFAULT, DP_STATUS_LISTEN_DEFAULT);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "flexgate-dp: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'flexgate-dp --help'.\n");
+    return EXIT_USAGE;
+}
+
+/* Returns -1 to go on, or the process's exit code. */
+static int parse_options(int argc, char **argv, dp_options_t *o)
+{
+    enum { OPT_CONTROL = 256, OPT_LISTEN, OPT_STATUS, OPT_ID, OPT_LOG, OPT_HELP, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"control", required_argument, NULL, OPT_CONTROL},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"status-listen", required_argument, NULL, OPT_STATUS},
+        {"id", required_argument, NULL, OPT_ID},
+        {"log-level", required_argument, NULL, OPT_LOG},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {NULL, 0, NULL, 0},
+    };
+    dp_control_addr_t addr;
+    fg_error_t err;
+    int c;
+
+    o->listen = DP_LISTEN_DEFAULT;
+    o->status_listen = DP_STATUS_LISTEN_DEFAULT;
+    o->log_level = FG_LOG_INFO;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_CONTROL: o->control = optarg; break;
+        case OPT_LISTEN: o->listen = optarg; break;
+        case OPT_STATUS: o->status_listen = optarg; break;
+        case OPT_ID: o->id = optarg; break;
+        case OPT_LOG:
+            if (fg_log_level_parse(optarg, &o->log_level) < 0)
+                return usage_error("--log-level: unknown level '%s'", optarg);
+            break;
+        case 'h':
+        case OPT_HELP: print_usage(stdout); return 0;
+        case OPT_VERSION:
+            printf("flexgate-dp %s (snapshot protocol %d)\n", FG_VERSION, FG_PROTOCOL_VERSION);
+            return 0;
+        case ':': return usage_error("%s needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o->control)
+        return usage_error("--control is required (e.g. --control unix:./var/flexgate.sock)");
+    if (subscriber_parse_address(o->control, &addr, &err) < 0)
+        return usage_error("--control: %s", err.message);
+    if (addr.kind == DP_CONTROL_TCP)
+        return usage_error("--control %s: tcp:// is not supported yet (it needs mutual TLS); "
+                           "use unix:PATH", o->control);
+    if (o->id && (!*o->id || strlen(o->id) >= FG_ID_MAX))
+        return usage_error("--id: must be 1..127 characters, got '%s'", o->id);
+    return -1;
+}
+
+/* ---- shutdown ----------------------------------------------------------------------- */
+
+static void app_finish_drain(dp_app_t *app, const char *why)
+{
+    char left[24];
+
+    snprintf(left, sizeof(left), "%zu",
+             app->server ? server_active_connections(app->server) : (size_t)0);
+    fg_log(FG_LOG_INFO, "drain finished", "reason", why, "connections_left", left, NULL);
+    event_base_loopexit(app->base, NULL);
+}
+
+static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
+{
+    dp_app_t *app = arg;
+
+    (void)fd;
+    (void)what;
+    if (!app->server || server_active_connections(app->server) == 0)
+        app_finish_drain(app, "idle");
+    else if (fg_now_ms() >= app->drain_deadline_ms)
+        app_finish_drain(app, "timeout");
+}
+
+static void app_start_drain(dp_app_t *app, const char *signame)
+{
+    struct timeval poll = {.tv_sec = 0, .tv_usec = DP_DRAIN_POLL_MS * 1000};
+
+    if (app->drain_deadline_ms) {
+        fg_log(FG_LOG_WARN, "second signal during drain: exiting now", "signal", signame, NULL);
+        event_base_loopexit(app->base, NULL);
+        return;
+    }
+    fg_log(FG_LOG_INFO, "shutting down", "signal", signame, NULL);
+    app->drain_deadline_ms = fg_now_ms() + DP_DRAIN_TIMEOUT_MS;
+    if (app->status)
+        status_set_draining(app->status, true);
+    if (app->server)
+        server_stop_accepting(app->server);
+    subscriber_stop(app->subscriber);
+    event_add(app->drain_timer, &poll);
+    on_drain_timer(-1, 0, app); /* nothing in flight: exit without waiting a tick */
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    dp_app_t *app = arg;
+
+    (void)what;
+    if (sig == SIGHUP) {
+        /* Logs go to stderr, which the supervisor owns: there is nothing to re-open yet. */
+        fg_log(FG_LOG_INFO, "SIGHUP received: nothing to reload", NULL);
+        return;
+    }
+    app_start_drain(app, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* libevent's own warnings would otherwise be raw text in a JSON-lines log. */
+static void on_libevent_log(int severity, const char *msg)
+{
+    fg_log_level_t level = severity == EVENT_LOG_DEBUG ? FG_LOG_DEBUG
+                         : severity == EVENT_LOG_MSG   ? FG_LOG_INFO
+                         : severity == EVENT_LOG_WARN  ? FG_LOG_WARN
+                                                       : FG_LOG_ERROR;
+    fg_log(level, "libevent", "detail", msg, NULL);
+}
+
+/* ---- start-up ----------------------------------------------------------------------- */
+
+static int app_start(dp_app_t *app, const dp_options_t *o)
+{
+    dp_server_conf_t server_conf = {.listen = o->listen};
+    dp_status_conf_t status_conf = {.listen = o->status_listen};
+    dp_subscriber_conf_t sub_conf;
+    fg_error_t err;
+
+    fg_error_clear(&err);
+    app->base = event_base_new();
+    if (!app->base) {
+        fg_log(FG_LOG_ERROR, "cannot create the event loop", NULL);
+        return -1;
+    }
+    app->status = status_start(app->base, &status_conf, &err);
+    if (!app->status) {
+        fg_log(FG_LOG_ERROR, "cannot start the status listener", "listen", o->status_listen,
+               "error", err.message, NULL);
+        return -1;
+    }
+    app->server = server_start(app->base, &server_conf, &err);
+    if (!app->server) {
+        fg_log(FG_LOG_ERROR, "cannot start the proxy listener", "listen", o->listen, "error",
+               err.message, NULL);
+        return -1;
+    }
+    memset(&sub_conf, 0, sizeof(sub_conf));
+    sub_conf.control = o->control;
+    sub_conf.dp_id = app->id;
+    sub_conf.hostname = app->hostname;
+    app->subscriber = subscriber_start(app->base, &sub_conf, &err);
+    if (!app->subscriber) {
+        fg_log(FG_LOG_ERROR, "cannot start the control plane client", "control", o->control,
+               "error", err.message, NULL);
+        return -1;
+    }
+    status_set_subscriber(app->status, app->subscriber);
+
+    app->sig_term = evsignal_new(app->base, SIGTERM, on_signal, app);
+    app->sig_int = evsignal_new(app->base, SIGINT, on_signal, app);
+    app->sig_hup = evsignal_new(app->base, SIGHUP, on_signal, app);
+    app->drain_timer = event_new(app->base, -1, EV_PERSIST, on_drain_timer, app);
+    if (!app->sig_term || !app->sig_int || !app->sig_hup || !app->drain_timer ||
+        evsignal_add(app->sig_term, NULL) < 0 || evsignal_add(app->sig_int, NULL) < 0 ||
+        evsignal_add(app->sig_hup, NULL) < 0) {
+        fg_log(FG_LOG_ERROR, "cannot install signal handlers", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void app_free(dp_app_t *app)
+{
+    /* The subscriber and status only read the generation; the server's connections may
+     * hold references to it, so they go first and the current slot last. */
+    subscriber_free(app->subscriber);
+    status_free(app->status);
+    server_free(app->server);
+    generation_shutdown();
+    if (app->drain_timer)
+        event_free(app->drain_timer);
+    if (app->sig_term)
+        event_free(app->sig_term);
+    if (app->sig_int)
+        event_free(app->sig_int);
+    if (app->sig_hup)
+        event_free(app->sig_hup);
+    if (app->base)
+        event_base_free(app->base);
+    libevent_global_shutdown();
+}
+
+static void app_identify(dp_app_t *app, const dp_options_t *o)
+{
+    if (gethostname(app->hostname, sizeof(app->hostname)) < 0 || !app->hostname[0])
+        snprintf(app->hostname, sizeof(app->hostname), "localhost");
+    app->hostname[sizeof(app->hostname) - 1] = '\0';
+    if (o->id)
+        snprintf(app->id, sizeof(app->id), "%s", o->id);
+    else
+        snprintf(app->id, sizeof(app->id), "%.100s-%ld", app->hostname, (long)getpid());
+}
+
+int main(int argc, char **argv)
+{
+    dp_options_t opts;
+    dp_app_t app;
+    char pid[24];
+    int rc;
+
+    memset(&opts, 0, sizeof(opts));
+    memset(&app, 0, sizeof(app));
+    rc = parse_options(argc, argv, &opts);
+    if (rc >= 0)
+        return rc;
+    fg_log_init("dp", opts.log_level);
+    event_set_log_callback(on_libevent_log);
+    /* A peer that goes away mid-write must cost an EPIPE on that connection, not the
+     * process. */
+    signal(SIGPIPE, SIG_IGN);
+    app_identify(&app, &opts);
+
+    if (app_start(&app, &opts) < 0) {
+        app_free(&app);
+        return EXIT_STARTUP;
+    }
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    fg_log(FG_LOG_INFO, "data plane started", "version", FG_VERSION, "id", app.id, "pid", pid,
+           "listen", opts.listen, "status_listen", opts.status_listen, "control", opts.control,
+           NULL);
+    event_base_dispatch(app.base);
+    fg_log(FG_LOG_INFO, "data plane stopped", "id", app.id, NULL);
+    app_free(&app);
+    return 0;
+}

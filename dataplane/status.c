@@ -1,0 +1,223 @@
+/* status.c - health endpoints on the status listener (see status.h).
+ *
+ * evhttp is plenty for a handful of probe requests a second, and keeps this listener
+ * entirely apart from the proxy's own HTTP engine. Requests are dispatched by exact path
+ * through `status_routes`; each handler builds a small JSON body and replies at once, so
+ * nothing here ever waits. */
+#include "status.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include "fg_log.h"
+#include "fg_time.h"
+#include "generation.h"
+
+#define STATUS_LISTEN_BACKLOG 128
+#define STATUS_BODY_MAX 512
+
+struct dp_status {
+    struct evhttp *http;
+    const dp_subscriber_t *subscriber;
+    bool draining;
+};
+
+typedef void (*status_handler_fn)(dp_status_t *st, struct evhttp_request *req);
+
+static void on_health_live(dp_status_t *st, struct evhttp_request *req);
+static void on_health_ready(dp_status_t *st, struct evhttp_request *req);
+
+/* One row per endpoint; every one answers GET and HEAD. */
+static const struct status_route {
+    const char *path;
+    status_handler_fn handle;
+} status_routes[] = {
+    {"/health/live", on_health_live},
+    {"/health/ready", on_health_ready},
+};
+
+static const char *reason_phrase(int code)
+{
+    switch (code) {
+    case 200: return "OK";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+static void reply_json(struct evhttp_request *req, int code, const char *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    struct evbuffer *out = evbuffer_new();
+
+    evhttp_add_header(h, "Content-Type", "application/json");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    if (!out) {
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evbuffer_add(out, body, strlen(body));
+    evbuffer_add(out, "\n", 1);
+    evhttp_send_reply(req, code, reason_phrase(code), out);
+    evbuffer_free(out);
+}
+
+static void on_health_live(dp_status_t *st, struct evhttp_request *req)
+{
+    char ts[FG_RFC3339_LEN + 1], body[STATUS_BODY_MAX];
+
+    (void)st;
+    fg_rfc3339(fg_wall_ms(), ts);
+    snprintf(body, sizeof(body), "{\"status\":\"UP\",\"timestamp\":\"%s\"}", ts);
+    reply_json(req, 200, body);
+}
+
+/* Ready means "send me traffic": a config is applied and we are not shutting down. The
+ * control plane link is reported but does not count: a data plane whose control plane is
+ * away keeps serving its last config, and taking it out of rotation would turn a control
+ * plane outage into a traffic outage. */
+static void on_health_ready(dp_status_t *st, struct evhttp_request *req)
+{
+    const dp_generation_t *g = generation_current();
+    dp_subscriber_state_t sub;
+    char body[STATUS_BODY_MAX];
+    bool ready = g && !st->draining;
+
+    memset(&sub, 0, sizeof(sub));
+    if (st->subscriber)
+        subscriber_state(st->subscriber, &sub);
+    snprintf(body, sizeof(body),
+             "{\"status\":\"%s\",\"checks\":{\"config\":\"%s\",\"control_plane\":\"%s\"},"
+             "\"config_version\":%" PRId64 "%s}",
+             ready ? "UP" : "DOWN", g ? "UP" : "DOWN", sub.connected ? "UP" : "DOWN",
+             g ? g->version : (int64_t)0, st->draining ? ",\"draining\":true" : "");
+    reply_json(req, ready ? 200 : 503, body);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    dp_status_t *st = arg;
+    const char *uri = evhttp_request_get_uri(req);
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+    size_t path_len = strcspn(uri, "?#");
+
+    for (size_t i = 0; i < sizeof(status_routes) / sizeof(status_routes[0]); i++) {
+        const struct status_route *r = &status_routes[i];
+        if (strlen(r->path) != path_len || memcmp(r->path, uri, path_len) != 0)
+            continue;
+        if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+            reply_json(req, 405, "{\"error\":{\"code\":\"method_not_allowed\","
+                                 "\"message\":\"use GET or HEAD\"}}");
+            return;
+        }
+        r->handle(st, req);
+        return;
+    }
+    reply_json(req, 404, "{\"error\":{\"code\":\"not_found\","
+                         "\"message\":\"no such status endpoint\"}}");
+}
+
+/* The socket is made here, from a numeric address, rather than by evhttp_bind_socket: no
+ * resolver call on start-up, and "[::1]:9101" means exactly that. */
+static evutil_socket_t status_listen_socket(const char *addr, fg_error_t *err)
+{
+    struct sockaddr_storage ss;
+    int ss_len = (int)sizeof(ss);
+    evutil_socket_t fd;
+    int one = 1;
+    const char *colon = strrchr(addr, ':');
+
+    memset(&ss, 0, sizeof(ss));
+    if (!colon || colon[1] == '\0' || (addr[0] == '[' && colon[-1] != ']') ||
+        evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &ss_len) < 0) {
+        fg_error_set(err, "status-listen", "expected HOST:PORT with a numeric address, got "
+                     "\"%.64s\"", addr);
+        return -1;
+    }
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        fg_error_setc(err, -errno, "status-listen", "socket: %s", strerror(errno));
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, (socklen_t)ss_len) < 0 ||
+        listen(fd, STATUS_LISTEN_BACKLOG) < 0) {
+        int e = errno;
+        fg_error_setc(err, -e, "status-listen", "cannot listen on %s: %s", addr, strerror(e));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+dp_status_t *status_start(struct event_base *base, const dp_status_conf_t *conf,
+                          fg_error_t *err)
+{
+    const char *addr = conf->listen ? conf->listen : DP_STATUS_LISTEN_DEFAULT;
+    dp_status_t *st = calloc(1, sizeof(*st));
+    evutil_socket_t fd;
+
+    if (!st) {
+        fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    st->subscriber = conf->subscriber;
+    st->http = evhttp_new(base);
+    if (!st->http) {
+        fg_error_setc(err, -ENOMEM, NULL, "out of memory creating the status listener");
+        goto fail_http;
+    }
+    evhttp_set_max_headers_size(st->http, DP_STATUS_MAX_HEADERS_SIZE);
+    evhttp_set_max_body_size(st->http, DP_STATUS_MAX_BODY_SIZE);
+    evhttp_set_timeout(st->http, DP_STATUS_TIMEOUT_SECS);
+    evhttp_set_allowed_methods(st->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST |
+                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(st->http, on_request, st);
+
+    fd = status_listen_socket(addr, err);
+    if (fd < 0)
+        goto fail_http;
+    if (!evhttp_accept_socket_with_handle(st->http, fd)) {
+        close(fd);
+        fg_error_setc(err, -ENOMEM, "status-listen", "cannot serve on %s", addr);
+        goto fail_http;
+    }
+    return st;
+
+fail_http:
+    status_free(st);
+    return NULL;
+}
+
+void status_set_subscriber(dp_status_t *st, const dp_subscriber_t *sub)
+{
+    st->subscriber = sub;
+}
+
+void status_set_draining(dp_status_t *st, bool draining)
+{
+    st->draining = draining;
+}
+
+void status_free(dp_status_t *st)
+{
+    if (!st)
+        return;
+    if (st->http)
+        evhttp_free(st->http);
+    free(st);
+}
