@@ -353,6 +353,8 @@ static int sub_handle_snapshot(dp_subscriber_t *s, const char *payload, size_t l
     fg_config_t *cfg;
     int64_t version;
 
+    uint64_t t0 = fg_now_ms();
+
     memset(&snap, 0, sizeof(snap));
     fg_error_clear(&err);
     if (fg_snapshot_decode(payload, len, &snap, &err) < 0) {
@@ -376,6 +378,7 @@ static int sub_handle_snapshot(dp_subscriber_t *s, const char *payload, size_t l
         return sub_refuse_snapshot(s, version, &err);
     generation_install(g);
     s->st.last_apply_ms = g->applied_at_ms;
+    s->st.last_apply_duration_ms = fg_now_ms() - t0;
     s->st.snapshots_applied++;
     if (s->on_applied)
         s->on_applied(s->on_applied_arg, g, payload, len);
@@ -487,17 +490,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     char reason[160];
 
     if (what & BEV_EVENT_CONNECTED) {
+        /* The PING right behind HELLO gets an immediate PONG from the control plane even
+         * when it has no snapshot to send, so a session is confirmed (and the backoff reset)
+         * in one round trip rather than one ping interval. */
         s->phase = SUB_OPEN;
         s->last_rx_ms = fg_now_ms();
-        if (sub_send_hello(s) < 0 || sub_send_ping(s, FG_MSG_PING) < 0) {
+        if (sub_send_hello(s) < 0 || sub_send_ping(s, FG_MSG_PING) < 0)
             sub_drop(s, "out of memory sending HELLO");
-            return;
-        }
-        {
-            struct timeval tv = {.tv_sec = s->ping_interval_ms / 1000,
-                                 .tv_usec = (s->ping_interval_ms % 1000) * 1000};
-            evtimer_add(s->ping_timer, &tv);
-        }
         return;
     }
     if (what & BEV_EVENT_EOF) {
@@ -525,7 +524,7 @@ static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
         sub_drop(s, why);
         return;
     }
-    if (sub_send_ping(s, FG_MSG_PING) < 0)
+    if (s->phase >= SUB_OPEN && sub_send_ping(s, FG_MSG_PING) < 0)
         sub_drop(s, "out of memory sending PING");
 }
 
@@ -580,6 +579,13 @@ static void sub_connect(dp_subscriber_t *s)
     bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
     bufferevent_set_max_single_read(s->bev, DP_SUB_MAX_SINGLE_READ);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    /* One timer paces PINGs and bounds every silence, a connect that hangs included. */
+    s->last_rx_ms = fg_now_ms();
+    {
+        struct timeval tv = {.tv_sec = s->ping_interval_ms / 1000,
+                             .tv_usec = (s->ping_interval_ms % 1000) * 1000};
+        evtimer_add(s->ping_timer, &tv);
+    }
     if (in_progress) {
         s->phase = SUB_CONNECTING;
         if (bufferevent_socket_connect(s->bev, NULL, 0) < 0)

@@ -69,6 +69,7 @@ typedef struct dp_subscriber_state {
     bool connected;               /* a session is up: HELLO sent and the peer has answered */
     int64_t applied_version;      /* current generation's version, 0 before the first */
     uint64_t last_apply_ms;       /* wall ms of the last successful apply, 0 = never */
+    uint64_t last_apply_duration_ms; /* decode + validate + build + swap of that apply */
     uint64_t connected_since_ms;  /* wall ms the current session came up, 0 = not connected */
     uint64_t last_error_ms;       /* wall ms of last_error, 0 = none */
     uint64_t snapshots_applied;   /* since start */
