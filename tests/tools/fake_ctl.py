@@ -229,17 +229,24 @@ class FakeCtl:
             self.cond.notify_all()
 
     # -- what tests call ---------------------------------------------------------------
-    def wait_for(self, predicate, timeout, what):
-        """Wait until predicate(frame) holds for a received frame; return that frame's
-        (type name, body). Raises TimeoutError naming `what` and listing what did arrive."""
+    def mark(self):
+        """How many frames have arrived so far; pass as wait_for(since=...)."""
+        with self.cond:
+            return len(self.frames)
+
+    def wait_for(self, predicate, timeout, what, since=0):
+        """Wait until predicate(type name, body) holds for a frame received after the first
+        `since` ones; return that frame's (type name, body). Besides message types, the
+        recorded names include "CLOSED" (the data plane's connection ended) and "OVERSIZE".
+        Raises TimeoutError naming `what` and listing what did arrive."""
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = since
         with self.cond:
             while True:
                 for frame in self.frames[seen:]:
                     if predicate(frame[1], frame[2]):
                         return frame[1], frame[2]
-                seen = len(self.frames)
+                seen = max(seen, len(self.frames))
                 left = deadline - time.monotonic()
                 if left <= 0:
                     got = [(n, b) for _, n, b in self.frames]
@@ -250,11 +257,11 @@ class FakeCtl:
     def wait_hello(self, timeout=10):
         return self.wait_for(lambda n, b: n == "HELLO", timeout, "HELLO")[1]
 
-    def wait_reply(self, version, timeout=10):
+    def wait_reply(self, version, timeout=10, since=0):
         """The ACK or NACK for `version`: ("ACK"|"NACK", body)."""
         return self.wait_for(
             lambda n, b: n in ("ACK", "NACK") and isinstance(b, dict) and b.get("version") == version,
-            timeout, "ACK/NACK for version %d" % version)
+            timeout, "ACK/NACK for version %d" % version, since)
 
     def send(self, msg_type, payload):
         with self.cond:

@@ -21,6 +21,9 @@ Behaviour by path (query strings are parsed; the raw target is echoed):
   /bytes?n=N           N bytes of a fixed pattern (Content-Length)
   /close-mid-body      promises Content-Length 1000, sends 100 bytes, closes the connection
   /hang                reads the request and never answers (until the client goes or 10 min)
+  /__stats             {"in_flight": requests being handled now (not counting this one),
+                       "total": requests received so far} -- lets a test see that a request
+                       reached the origin and is still in progress
 
 /bytes and /chunked send `X-Body-Sha256: <hex>` of the body they send, so a client behind a
 proxy can check it received exactly what the origin sent. Every response has
@@ -153,6 +156,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_any(self):
         self.requests_on_connection += 1
+        with self.server.lock:
+            self.server.in_flight += 1
+            self.server.total += 1
+        try:
+            self.respond()
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+
+    def respond(self):
         try:
             length, sha = self.read_body()
         except (BadRequest, ValueError) as e:
@@ -192,6 +205,10 @@ class Handler(BaseHTTPRequestHandler):
             self.close_mid_body()
         elif path == "/hang":
             self.hang()
+        elif path == "/__stats":
+            with self.server.lock:
+                stats = {"in_flight": self.server.in_flight - 1, "total": self.server.total}
+            self.send_json(200, stats)
         else:
             self.send_json(200, info)
 
@@ -252,6 +269,9 @@ class OriginServer(ThreadingHTTPServer):
         self.name = name
         self.verbose = verbose
         self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.total = 0
 
 
 def parse_listen(text):

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""test_admin_api.py - the admin REST API's contract (issue 2).
+
+Authentication (401 + WWW-Authenticate without the bearer token, the generated token file),
+create/read/update/delete of upstreams and routes with X-Config-Version, and every refusal
+(400 malformed JSON, 404, 405, 409 duplicate / in_use, 413 over 1 MiB, 422 naming the field)
+leaving the config version and the stored entities unchanged.
+"""
+
+import os
+import re
+import stat
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import ClusterTest, error_code  # noqa: E402
+
+MAX_BODY = 1024 * 1024
+
+
+class AdminApi(ClusterTest):
+    label = "admin"
+
+    def start(self):
+        self.c.start_origin("A")
+        self.c.start_ctl()
+        self.url = self.c.origin_url("A")
+
+    def assert_error(self, r, status, code=None, field=None, what=""):
+        self.assertEqual(r.status, status, "%s: %r" % (what, r))
+        self.assertIn("json", (r.header("Content-Type") or "").lower(), what)
+        err = r.json().get("error")
+        self.assertIsInstance(err, dict, "%s: error object in %r" % (what, r.body))
+        self.assertIsInstance(err.get("code"), str, what)
+        self.assertRegex(err["code"], r"^[a-z][a-z0-9_]*$", "%s: snake_case code" % what)
+        self.assertIsInstance(err.get("message"), str, what)
+        self.assertTrue(err["message"], what)
+        if code is not None:
+            self.assertEqual(err["code"], code, what)
+        if field is not None:
+            self.assertEqual(err.get("field"), field, "%s: field in %r" % (what, r.body))
+        return err
+
+    def test_token_required_on_api_but_not_on_health(self):
+        self.start()
+        v = self.c.config_version()
+        for method, path in (("GET", "/api/v1/upstreams"), ("GET", "/api/v1/routes"),
+                             ("GET", "/api/v1/dataplanes"), ("GET", "/api/v1/upstreams/x"),
+                             ("DELETE", "/api/v1/routes/x")):
+            for token in (False, "wrong-" + self.c.token, self.c.token[:-1]):
+                r = self.c.api(method, path, token=token)
+                self.assert_error(r, 401, what="%s %s token=%r" % (method, path, token))
+                self.assertTrue((r.header("WWW-Authenticate") or "").startswith("Bearer"),
+                                "WWW-Authenticate on 401: %r" % r.headers.items())
+        r = self.c.api("GET", "/api/v1/upstreams", headers={"Authorization": "Basic " + self.c.token},
+                       token=False)
+        self.assertEqual(r.status, 401, "Basic scheme is not a bearer token")
+        r = self.c.api("POST", "/api/v1/upstreams", {"name": "x", "url": self.url}, token=False)
+        self.assert_error(r, 401, what="POST without token")
+        self.assertEqual(self.c.config_version(), v, "a refused POST changes nothing")
+        self.assertEqual(self.c.api("GET", "/api/v1/upstreams/x").status, 404)
+        for path in ("/health/live", "/health/ready"):
+            self.assertEqual(self.c.api("GET", path, token=False).status, 200, path)
+
+    def test_crud_bumps_version_once_per_mutation(self):
+        self.start()
+        v = self.c.config_version()
+        lst = self.c.api_ok("GET", "/api/v1/upstreams", expect=200).json()
+        self.assertEqual(lst["items"], [])
+
+        r = self.c.api_ok("POST", "/api/v1/upstreams", {"name": "backend", "url": self.url},
+                          expect=201)
+        self.assertEqual(int(r.header("X-Config-Version")), v + 1)
+        self.assertEqual(r.header("Location"), "/api/v1/upstreams/backend")
+        up = r.json()
+        self.assertEqual(up["name"], "backend")
+        self.assertEqual(up["url"], self.url)
+        self.assertIn("timeout", up, "canonical JSON writes defaults out")
+        self.assertIn("retries", up)
+        self.assertEqual(self.c.api_ok("GET", "/api/v1/upstreams/backend", expect=200).json(), up)
+
+        r = self.c.api_ok("PUT", "/api/v1/upstreams/backend",
+                          {"name": "backend", "url": self.url, "timeout": 7000, "retries": 2},
+                          expect=200)
+        self.assertEqual(int(r.header("X-Config-Version")), v + 2)
+        self.assertEqual(r.json()["timeout"], 7000)
+        self.assertEqual(r.json()["retries"], 2)
+        # PUT without "name" takes it from the URL.
+        r = self.c.api_ok("PUT", "/api/v1/upstreams/backend", {"url": self.url, "timeout": 6000},
+                          expect=200)
+        self.assertEqual(r.json()["name"], "backend")
+        self.assertEqual(int(r.header("X-Config-Version")), v + 3)
+
+        r = self.c.api_ok("POST", "/api/v1/routes", {"path": "/gen/*", "upstream": "backend"},
+                          expect=201)
+        self.assertEqual(int(r.header("X-Config-Version")), v + 4)
+        rid = r.json()["id"]
+        self.assertRegex(rid, r"^route-\d+$", "generated route id")
+        self.assertEqual(r.header("Location"), "/api/v1/routes/" + rid)
+        got = self.c.api_ok("GET", "/api/v1/routes/" + rid, expect=200).json()
+        self.assertEqual(got["path"], "/gen/*")
+        self.assertEqual(got["upstream"], "backend")
+        r = self.c.api_ok("PUT", "/api/v1/routes/" + rid,
+                          {"id": rid, "path": "/gen2/*", "upstream": "backend"}, expect=200)
+        self.assertEqual(r.json()["path"], "/gen2/*")
+        lst = self.c.api_ok("GET", "/api/v1/routes", expect=200).json()
+        self.assertEqual([x["id"] for x in lst["items"]], [rid])
+        self.assertEqual(lst["config_version"], v + 5)
+
+        self.c.api_ok("DELETE", "/api/v1/routes/" + rid, expect=204)
+        r = self.c.api_ok("DELETE", "/api/v1/upstreams/backend", expect=204)
+        self.assertEqual(int(r.header("X-Config-Version")), v + 7)
+        self.assertEqual(self.c.api_ok("GET", "/api/v1/upstreams", expect=200).json(),
+                         {"items": [], "config_version": v + 7})
+
+    def test_refusals_change_nothing(self):
+        self.start()
+        self.c.api_ok("POST", "/api/v1/upstreams", {"name": "backend", "url": self.url}, expect=201)
+        self.c.api_ok("POST", "/api/v1/routes",
+                      {"id": "users", "path": "/api/users/*", "upstream": "backend"}, expect=201)
+        v = self.c.config_version()
+        up_before = self.c.api_ok("GET", "/api/v1/upstreams/backend", expect=200).json()
+        route_before = self.c.api_ok("GET", "/api/v1/routes/users", expect=200).json()
+        url = self.url
+
+        cases = [
+            # (what, method, path, body, status, code, field)
+            ("timeout of the wrong type", "POST", "/api/v1/upstreams",
+             {"name": "u2", "url": url, "timeout": "soon"}, 422, None, "timeout"),
+            ("negative retries", "POST", "/api/v1/upstreams",
+             {"name": "u2", "url": url, "retries": -1}, 422, None, "retries"),
+            ("missing url", "POST", "/api/v1/upstreams", {"name": "u2"}, 422, None, "url"),
+            ("not an http url", "POST", "/api/v1/upstreams",
+             {"name": "u2", "url": "ftp://127.0.0.1/"}, 422, None, "url"),
+            ("bad name", "POST", "/api/v1/upstreams",
+             {"name": "bad name!", "url": url}, 422, None, "name"),
+            ("unknown key", "POST", "/api/v1/upstreams",
+             {"name": "u2", "url": url, "colour": "red"}, 422, None, "colour"),
+            ("route with an unknown upstream", "POST", "/api/v1/routes",
+             {"id": "r2", "path": "/r2", "upstream": "nope"}, 422, None, "upstream"),
+            ("route path without a slash", "POST", "/api/v1/routes",
+             {"id": "r2", "path": "r2", "upstream": "backend"}, 422, None, "path"),
+            ("PUT route to an unknown upstream", "PUT", "/api/v1/routes/users",
+             {"id": "users", "path": "/api/users/*", "upstream": "nope"}, 422, None, "upstream"),
+            ("PUT upstream with a bad timeout", "PUT", "/api/v1/upstreams/backend",
+             {"name": "backend", "url": url, "timeout": "x"}, 422, None, "timeout"),
+            ("delete an upstream a route uses", "DELETE", "/api/v1/upstreams/backend", None,
+             409, "in_use", None),
+            ("duplicate upstream name", "POST", "/api/v1/upstreams",
+             {"name": "backend", "url": url}, 409, None, None),
+            ("duplicate route id", "POST", "/api/v1/routes",
+             {"id": "users", "path": "/other", "upstream": "backend"}, 409, None, None),
+            ("malformed JSON", "POST", "/api/v1/upstreams", b'{"name": "u2", "url": ', 400,
+             None, None),
+            ("malformed JSON on PUT", "PUT", "/api/v1/routes/users", b"[", 400, None, None),
+            ("empty body", "POST", "/api/v1/routes", b"", 400, None, None),
+            ("unknown upstream", "GET", "/api/v1/upstreams/nope", None, 404, None, None),
+            ("PUT unknown upstream", "PUT", "/api/v1/upstreams/nope",
+             {"name": "nope", "url": url}, 404, None, None),
+            ("DELETE unknown route", "DELETE", "/api/v1/routes/nope", None, 404, None, None),
+            ("unknown resource", "GET", "/api/v1/nothing", None, 404, None, None),
+            ("DELETE on a collection", "DELETE", "/api/v1/upstreams", None, 405, None, None),
+            ("POST to dataplanes", "POST", "/api/v1/dataplanes", {}, 405, None, None),
+        ]
+        for what, method, path, body, status, code, field in cases:
+            with self.subTest(what):
+                headers = {"Content-Type": "application/json"} if isinstance(body, bytes) else None
+                r = self.c.api(method, path, body, headers=headers)
+                self.assert_error(r, status, code, field, what)
+                self.assertEqual(self.c.config_version(), v, "%s changed the version" % what)
+
+        with self.subTest("PUT whose body names another upstream"):
+            r = self.c.api("PUT", "/api/v1/upstreams/backend", {"name": "other", "url": url})
+            self.assertIn(r.status, (400, 422), r)
+            self.assert_error(r, r.status, what="PUT name mismatch")
+            self.assertEqual(self.c.config_version(), v)
+
+        with self.subTest("body over 1 MiB"):
+            body = b'{"name":"big","url":"%s","x":"' % url.encode()
+            body += b"a" * (MAX_BODY + 16 - len(body) - 2) + b'"}'
+            req = (b"POST /api/v1/upstreams HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+                   % (self.c.token.encode(), len(body))) + body
+            r = harness.raw_request(self.c.ctl.admin_port, req)
+            self.assert_error(r, 413, what="oversized body")
+            self.assertEqual(self.c.config_version(), v)
+
+        with self.subTest("a body just under the limit is read (and judged on content)"):
+            body = b'{"name":"big","url":"%s","x":"' % url.encode()
+            body += b"a" * (MAX_BODY - 64 - len(body)) + b'"}'
+            r = self.c.api("POST", "/api/v1/upstreams", body,
+                           headers={"Content-Type": "application/json"})
+            self.assert_error(r, 422, field="x", what="1 MiB - 64 bytes with an unknown key")
+
+        self.assertEqual(self.c.api_ok("GET", "/api/v1/upstreams/backend", expect=200).json(),
+                         up_before)
+        self.assertEqual(self.c.api_ok("GET", "/api/v1/routes/users", expect=200).json(),
+                         route_before)
+        self.assertEqual(self.c.api_ok("GET", "/api/v1/upstreams", expect=200).json()["items"],
+                         [up_before])
+        self.assertEqual(self.c.config_version(), v)
+
+    def test_generated_token_file(self):
+        c = self.c
+        ctl = c.start_ctl(use_env_token=False, wait=False)
+        token_path = os.path.join(os.path.dirname(ctl.db), "admin.token")
+        line = c.poll(lambda: re.search(r"admin token: ([0-9a-f]{64}) \(saved to (.+)\)",
+                                        ctl.read("stdout")),
+                      "flexgate-ctl to print `admin token: <64 hex> (saved to <path>)`",
+                      harness.START_TIMEOUT)
+        token, saved_to = line.group(1), line.group(2)
+        self.assertEqual(os.path.realpath(saved_to), os.path.realpath(token_path))
+        c.wait_ctl_ready()
+        st = os.stat(token_path)
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600, "token file mode")
+        with open(token_path) as f:
+            self.assertEqual(f.read().strip(), token)
+        self.assertEqual(c.api("GET", "/api/v1/upstreams", token=token).status, 200)
+        self.assertEqual(c.api("GET", "/api/v1/upstreams", token=token[::-1]).status, 401)
+        self.assertEqual(c.api("GET", "/api/v1/upstreams", token=False).status, 401)
+        self.assertNotIn(token, ctl.read("stderr"), "the token must not be logged")
+
+        # Restart: the same token is read back, and not printed again.
+        rc, killed = ctl.stop()
+        self.assertEqual(rc, 0, "flexgate-ctl exit status on SIGTERM")
+        self.assertFalse(killed)
+        ctl2 = c.start_ctl(db=ctl.db, socket_path=ctl.socket_path, use_env_token=False,
+                           name="ctl2")
+        self.assertEqual(c.api("GET", "/api/v1/upstreams", token=token).status, 200)
+        self.assertNotIn(token, ctl2.read("stdout"), "token printed only on first start")
+        with open(token_path) as f:
+            self.assertEqual(f.read().strip(), token)
+
+
+if __name__ == "__main__":
+    harness.main()
