@@ -312,6 +312,36 @@ def raw_request(port, data, timeout=HTTP_TIMEOUT, host="127.0.0.1"):
         s.close()
 
 
+class _SharedReader:
+    """One buffered reader shared by successive HTTPResponse objects (each would otherwise
+    make its own buffer and swallow the next response's bytes); close() is a no-op."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def close(self):
+        pass
+
+
+def read_responses(sock, methods):
+    """Read len(methods) responses in order from one socket (pipelining); returns Resps."""
+    shared = _SharedReader(sock.makefile("rb"))
+
+    class _Sock:
+        def makefile(self, *a, **kw):
+            return shared
+
+    out = []
+    for m in methods:
+        r = http.client.HTTPResponse(_Sock(), method=m)
+        r.begin()
+        out.append(Resp(r.status, r.headers, r.read(), r.will_close, sock.getsockname()[1]))
+    return out
+
+
 # ---- a gateway under test ------------------------------------------------------------
 
 class Origin(Proc):
