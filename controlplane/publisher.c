@@ -1,0 +1,907 @@
+/* publisher.c - the snapshot server: data plane connections, pushes and the registry.
+ *
+ * One thread, one event_base. The newest stored snapshot is encoded once into a refcounted
+ * payload and handed to every connection's output buffer by reference, so pushing a 10 MB
+ * config to N data planes costs one encode and no copies. The registry of data planes is the
+ * only state another thread reads (GET /api/v1/dataplanes); it is guarded by `mu`, held only
+ * for field copies, never across I/O. A connection object exists from accept to close; a
+ * registry record exists from the first HELLO with its dp_id until it has been disconnected
+ * for PUB_FORGET_AFTER_MS, so a reconnecting data plane keeps its NACK memory. */
+#include "publisher.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+
+#include "fg_frame.h"
+#include "fg_log.h"
+#include "fg_proto.h"
+#include "fg_time.h"
+#include "store.h"
+
+#define PUB_UNIX_PREFIX "unix:"
+#define PUB_TCP_PREFIX "tcp://"
+#define PUB_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+#define PUB_TICKS_PER_PING 5u /* liveness is checked this many times per ping interval */
+
+/* A SNAPSHOT frame payload shared by every connection it is queued on. Touched only by the
+ * publisher thread (or by publisher_stop after that thread has exited). */
+typedef struct pub_payload {
+    int refs;
+    int64_t version;
+    char *data;
+    size_t len;
+} pub_payload_t;
+
+typedef struct pub_conn pub_conn_t;
+
+/* A data plane's record. Every field except `conn` is guarded by publisher.mu; `conn` is
+ * only touched by the publisher thread. */
+typedef struct pub_dp {
+    char id[FG_ID_MAX];
+    char hostname[FG_HOSTNAME_MAX];
+    int64_t pid;
+    char software_version[FG_SOFTWARE_VERSION_MAX];
+    int protocol;
+    bool connected;
+    uint64_t connected_since_ms; /* wall clock */
+    uint64_t last_seen_ms;       /* wall clock: last frame received */
+    uint64_t disconnected_ms;    /* wall clock, 0 while connected */
+    int64_t applied_version;
+    int64_t nacked_version;      /* never re-sent; 0 = none */
+    char last_error[FG_PROTO_ERROR_MAX];
+    pub_conn_t *conn;
+    struct pub_dp *next;
+} pub_dp_t;
+
+struct pub_conn {
+    publisher_t *pub;
+    struct bufferevent *bev;
+    pub_dp_t *dp;          /* NULL until HELLO */
+    uint64_t last_recv_ms; /* monotonic */
+    uint64_t last_ping_ms; /* monotonic */
+    int64_t sent_version;  /* last SNAPSHOT queued on this connection */
+    pub_conn_t *prev, *next;
+};
+
+struct publisher {
+    char listen[PUB_PATH_MAX + 16];
+    char socket_path[PUB_PATH_MAX];
+    ino_t socket_ino;
+    char *db_path;
+    uint32_t max_payload, ping_ms, silence_ms, coalesce_ms, poll_ms;
+
+    store_t *store;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct event *notify_ev, *coalesce_ev, *tick_ev, *stop_ev;
+    pthread_t thread;
+    bool thread_started;
+
+    pub_payload_t *latest;      /* publisher thread */
+    int64_t latest_version;     /* atomic: read by other threads */
+    uint64_t last_poll_ms;
+    pub_conn_t *conns;
+    size_t n_conns;
+
+    pthread_mutex_t mu; /* guards dps, n_dps and the records' fields */
+    pub_dp_t *dps;
+    size_t n_dps;
+};
+
+static void conn_close(pub_conn_t *c, const char *reason);
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+static const char *i64s(int64_t v, char buf[24])
+{
+    snprintf(buf, 24, "%" PRId64, v);
+    return buf;
+}
+
+static pub_payload_t *payload_ref(pub_payload_t *p)
+{
+    if (p)
+        p->refs++;
+    return p;
+}
+
+static void payload_unref(pub_payload_t *p)
+{
+    if (p && --p->refs == 0) {
+        free(p->data);
+        free(p);
+    }
+}
+
+static void on_payload_sent(const void *data, size_t len, void *arg)
+{
+    payload_unref(arg);
+}
+
+/* Queue a frame whose payload is copied (the small messages). */
+static int conn_send(pub_conn_t *c, fg_msg_type_t type, const char *payload)
+{
+    uint8_t hdr[FG_FRAME_HEADER_SIZE];
+    size_t len = payload ? strlen(payload) : 0;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    fg_frame_header_encode(hdr, type, (uint32_t)len);
+    if (evbuffer_add(out, hdr, sizeof hdr) < 0 || (len && evbuffer_add(out, payload, len) < 0))
+        return -ENOMEM;
+    return 0;
+}
+
+static void conn_send_ping(pub_conn_t *c, fg_msg_type_t type)
+{
+    fg_ping_t ping = {.applied_version = __atomic_load_n(&c->pub->latest_version,
+                                                         __ATOMIC_RELAXED)};
+    char *payload = fg_ping_encode(&ping);
+    if (!payload || conn_send(c, type, payload) < 0)
+        fg_log(FG_LOG_ERROR, "cannot queue frame", "type", fg_msg_type_name(type), NULL);
+    free(payload);
+    if (type == FG_MSG_PING)
+        c->last_ping_ms = fg_now_ms();
+}
+
+/* ---- pushing snapshots ---------------------------------------------------------------- */
+
+/* Queue the latest snapshot on `c` unless the data plane has it, refused it, or already has
+ * it on the way. Returns -1 when the connection had to be closed. */
+static int conn_push(pub_conn_t *c)
+{
+    publisher_t *pub = c->pub;
+    pub_payload_t *p = pub->latest;
+    char vbuf[24];
+    if (!c->dp || !p || p->version == c->sent_version)
+        return 0;
+    pthread_mutex_lock(&pub->mu);
+    bool compatible = c->dp->protocol == FG_PROTOCOL_VERSION;
+    bool wanted = p->version != c->dp->applied_version && p->version != c->dp->nacked_version;
+    pthread_mutex_unlock(&pub->mu);
+    if (!compatible || !wanted)
+        return 0;
+
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(out) > PUB_MAX_OUTPUT_BYTES) {
+        conn_close(c, "peer is not reading its snapshots");
+        return -1;
+    }
+    uint8_t hdr[FG_FRAME_HEADER_SIZE];
+    fg_frame_header_encode(hdr, FG_MSG_SNAPSHOT, (uint32_t)p->len);
+    if (evbuffer_add(out, hdr, sizeof hdr) < 0 ||
+        evbuffer_add_reference(out, p->data, p->len, on_payload_sent, payload_ref(p)) < 0) {
+        conn_close(c, "out of memory queueing a snapshot");
+        return -1;
+    }
+    c->sent_version = p->version;
+    fg_log(FG_LOG_DEBUG, "snapshot sent", "dp_id", c->dp->id, "version", i64s(p->version, vbuf),
+           NULL);
+    return 0;
+}
+
+static void push_all(publisher_t *pub)
+{
+    pub_conn_t *next;
+    for (pub_conn_t *c = pub->conns; c; c = next) {
+        next = c->next;
+        conn_push(c);
+    }
+}
+
+/* Load the newest stored snapshot if it is not the one we hold, then push it. */
+static void refresh_latest(publisher_t *pub)
+{
+    fg_error_t err;
+    int64_t version = 0;
+    store_snapshot_t snap;
+    char vbuf[24];
+
+    pub->last_poll_ms = fg_now_ms();
+    if (store_version(pub->store, &version, &err) < 0) {
+        fg_log(FG_LOG_ERROR, "cannot read config version", "error", err.message, NULL);
+        return;
+    }
+    if (pub->latest && pub->latest->version == version)
+        return;
+    if (store_snapshot_latest(pub->store, &snap, &err) < 0) {
+        fg_log(FG_LOG_ERROR, "cannot read latest snapshot", "error", err.message, NULL);
+        return;
+    }
+    pub_payload_t *p = calloc(1, sizeof *p);
+    if (p)
+        p->data = fg_snapshot_encode(snap.version, snap.checksum, snap.created_at, snap.config);
+    if (!p || !p->data) {
+        free(p);
+        store_snapshot_clear(&snap);
+        fg_log(FG_LOG_ERROR, "cannot encode snapshot", "error", "out of memory", NULL);
+        return;
+    }
+    p->refs = 1;
+    p->version = snap.version;
+    p->len = strlen(p->data);
+    store_snapshot_clear(&snap);
+    if (p->len > pub->max_payload) {
+        fg_log(FG_LOG_ERROR, "snapshot exceeds the frame payload limit, not sent", "version",
+               i64s(p->version, vbuf), NULL);
+        payload_unref(p);
+        return;
+    }
+    payload_unref(pub->latest);
+    pub->latest = p;
+    __atomic_store_n(&pub->latest_version, p->version, __ATOMIC_RELAXED);
+    fg_log(FG_LOG_DEBUG, "snapshot loaded", "version", i64s(p->version, vbuf), NULL);
+    push_all(pub);
+}
+
+/* ---- the registry --------------------------------------------------------------------- */
+
+static pub_dp_t *registry_find(publisher_t *pub, const char *id)
+{
+    for (pub_dp_t *d = pub->dps; d; d = d->next)
+        if (strcmp(d->id, id) == 0)
+            return d;
+    return NULL;
+}
+
+/* Drop disconnected records older than `older_than_ms` (wall); with `one`, only the oldest
+ * disconnected record regardless of age (making room). Caller holds mu. */
+static void registry_prune(publisher_t *pub, uint64_t older_than_ms, bool one)
+{
+    pub_dp_t **victim = NULL;
+    for (pub_dp_t **pp = &pub->dps; *pp;) {
+        pub_dp_t *d = *pp;
+        if (d->connected) {
+            pp = &d->next;
+        } else if (one) {
+            if (!victim || d->disconnected_ms < (*victim)->disconnected_ms)
+                victim = pp;
+            pp = &d->next;
+        } else if (d->disconnected_ms < older_than_ms) {
+            *pp = d->next;
+            free(d);
+            pub->n_dps--;
+        } else {
+            pp = &d->next;
+        }
+    }
+    if (victim) {
+        pub_dp_t *d = *victim;
+        *victim = d->next;
+        free(d);
+        pub->n_dps--;
+    }
+}
+
+/* Find or create the record for a HELLO and fill it in. Caller holds mu. NULL when full. */
+static pub_dp_t *registry_hello(publisher_t *pub, const fg_hello_t *h, pub_conn_t *c,
+                                pub_conn_t **displaced)
+{
+    pub_dp_t *d = registry_find(pub, h->dp_id);
+    if (!d) {
+        if (pub->n_dps >= PUB_MAX_DATAPLANES)
+            registry_prune(pub, 0, true);
+        if (pub->n_dps >= PUB_MAX_DATAPLANES || !(d = calloc(1, sizeof *d)))
+            return NULL;
+        snprintf(d->id, sizeof d->id, "%s", h->dp_id);
+        d->next = pub->dps;
+        pub->dps = d;
+        pub->n_dps++;
+    }
+    *displaced = d->conn != c ? d->conn : NULL;
+    uint64_t now = fg_wall_ms();
+    snprintf(d->hostname, sizeof d->hostname, "%s", h->hostname);
+    snprintf(d->software_version, sizeof d->software_version, "%s", h->software_version);
+    d->pid = h->pid;
+    d->protocol = h->protocol;
+    d->connected = true;
+    d->connected_since_ms = now;
+    d->last_seen_ms = now;
+    d->disconnected_ms = 0;
+    d->applied_version = h->applied_version;
+    d->conn = c;
+    return d;
+}
+
+static const char *dp_status(const pub_dp_t *d, int64_t current)
+{
+    if (!d->connected)
+        return "disconnected";
+    if (d->protocol != FG_PROTOCOL_VERSION)
+        return "incompatible";
+    if (d->applied_version == current)
+        return "in_sync";
+    if (d->nacked_version == current)
+        return "nacked";
+    return "behind";
+}
+
+static cJSON *time_or_null(uint64_t ms)
+{
+    char ts[FG_RFC3339_LEN + 1];
+    if (!ms)
+        return cJSON_CreateNull();
+    fg_rfc3339(ms, ts);
+    return cJSON_CreateString(ts);
+}
+
+static cJSON *dp_json(const pub_dp_t *d, int64_t current)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "id", d->id);
+    cJSON_AddStringToObject(o, "hostname", d->hostname);
+    cJSON_AddNumberToObject(o, "pid", (double)d->pid);
+    cJSON_AddStringToObject(o, "software_version", d->software_version);
+    cJSON_AddNumberToObject(o, "protocol", d->protocol);
+    cJSON_AddBoolToObject(o, "connected", d->connected);
+    cJSON_AddItemToObject(o, "connected_since", time_or_null(d->connected ?
+                                                             d->connected_since_ms : 0));
+    cJSON_AddItemToObject(o, "last_seen", time_or_null(d->last_seen_ms));
+    cJSON_AddNumberToObject(o, "applied_version", (double)d->applied_version);
+    cJSON_AddNumberToObject(o, "lag", (double)(current > d->applied_version ?
+                                               current - d->applied_version : 0));
+    cJSON_AddStringToObject(o, "status", dp_status(d, current));
+    if (d->nacked_version)
+        cJSON_AddNumberToObject(o, "nacked_version", (double)d->nacked_version);
+    else
+        cJSON_AddNullToObject(o, "nacked_version");
+    if (d->last_error[0])
+        cJSON_AddStringToObject(o, "last_error", d->last_error);
+    else
+        cJSON_AddNullToObject(o, "last_error");
+    return o;
+}
+
+static int cmp_dp_id(const void *a, const void *b)
+{
+    return strcmp((*(pub_dp_t *const *)a)->id, (*(pub_dp_t *const *)b)->id);
+}
+
+cJSON *publisher_dataplanes_json(publisher_t *pub, int64_t current_version)
+{
+    cJSON *items = cJSON_CreateArray();
+    if (!pub || !items)
+        return items;
+    pthread_mutex_lock(&pub->mu);
+    pub_dp_t **sorted = calloc(pub->n_dps ? pub->n_dps : 1, sizeof *sorted);
+    size_t n = 0;
+    for (pub_dp_t *d = pub->dps; d && sorted; d = d->next)
+        sorted[n++] = d;
+    if (sorted)
+        qsort(sorted, n, sizeof *sorted, cmp_dp_id);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *item = dp_json(sorted[i], current_version);
+        if (item)
+            cJSON_AddItemToArray(items, item);
+    }
+    pthread_mutex_unlock(&pub->mu);
+    free(sorted);
+    return items;
+}
+
+/* ---- incoming frames ------------------------------------------------------------------ */
+
+static int on_hello(pub_conn_t *c, const char *payload, size_t len)
+{
+    publisher_t *pub = c->pub;
+    fg_hello_t h;
+    fg_error_t err;
+    pub_conn_t *displaced = NULL;
+    char v1[24], v2[24], v3[24];
+
+    if (c->dp) {
+        fg_log(FG_LOG_WARN, "second HELLO on one connection", "dp_id", c->dp->id, NULL);
+        return -1;
+    }
+    memset(&h, 0, sizeof h);
+    fg_error_clear(&err);
+    if (fg_hello_decode(payload, len, &h, &err) < 0) {
+        fg_log(FG_LOG_WARN, "bad HELLO", "field", err.field, "error", err.message, NULL);
+        return -1;
+    }
+    if (!h.dp_id[0]) {
+        fg_log(FG_LOG_WARN, "bad HELLO", "field", "dp_id", "error", "is empty", NULL);
+        return -1;
+    }
+    pthread_mutex_lock(&pub->mu);
+    pub_dp_t *d = registry_hello(pub, &h, c, &displaced);
+    pthread_mutex_unlock(&pub->mu);
+    if (!d) {
+        fg_log(FG_LOG_ERROR, "data plane registry full", "dp_id", h.dp_id, NULL);
+        return -1;
+    }
+    if (displaced) {
+        displaced->dp = NULL; /* the record now belongs to this connection */
+        conn_close(displaced, "replaced by a new connection with the same dp_id");
+    }
+    c->dp = d;
+    fg_log(FG_LOG_INFO, "data plane connected", "dp_id", h.dp_id, "hostname", h.hostname,
+           "pid", i64s(h.pid, v1), "software_version", h.software_version,
+           "applied_version", i64s(h.applied_version, v2), "protocol", i64s(h.protocol, v3),
+           NULL);
+    if (h.protocol != FG_PROTOCOL_VERSION)
+        fg_log(FG_LOG_WARN, "data plane speaks another protocol version, not sending it "
+                            "snapshots", "dp_id", h.dp_id, "protocol", v3, NULL);
+    if (conn_push(c) < 0)
+        return 1; /* closed already */
+    /* Answer at once, so the data plane knows the session is up even when it is in sync. */
+    conn_send_ping(c, FG_MSG_PING);
+    return 0;
+}
+
+static int on_ack(pub_conn_t *c, const char *payload, size_t len, bool nack)
+{
+    fg_ack_t a;
+    fg_error_t err;
+    char vbuf[24];
+    if (fg_ack_decode(payload, len, &a, &err) < 0) {
+        fg_log(FG_LOG_WARN, nack ? "bad NACK" : "bad ACK", "dp_id", c->dp->id, "field",
+               err.field, "error", err.message, NULL);
+        return -1;
+    }
+    pthread_mutex_lock(&c->pub->mu);
+    if (nack) {
+        c->dp->nacked_version = a.version;
+        snprintf(c->dp->last_error, sizeof c->dp->last_error, "%s",
+                 a.error[0] ? a.error : "refused without a reason");
+    } else {
+        c->dp->applied_version = a.version;
+    }
+    pthread_mutex_unlock(&c->pub->mu);
+    if (nack)
+        fg_log(FG_LOG_WARN, "data plane refused snapshot", "dp_id", c->dp->id, "version",
+               i64s(a.version, vbuf), "error", a.error, NULL);
+    else
+        fg_log(FG_LOG_INFO, "data plane applied snapshot", "dp_id", c->dp->id, "version",
+               i64s(a.version, vbuf), NULL);
+    return conn_push(c) < 0 ? 1 : 0;
+}
+
+static int on_ping(pub_conn_t *c, const char *payload, size_t len, bool pong)
+{
+    fg_ping_t p;
+    fg_error_t err;
+    if (fg_ping_decode(payload, len, &p, &err) < 0) {
+        fg_log(FG_LOG_WARN, pong ? "bad PONG" : "bad PING", "dp_id", c->dp->id, "error",
+               err.message, NULL);
+        return -1;
+    }
+    pthread_mutex_lock(&c->pub->mu);
+    c->dp->applied_version = p.applied_version;
+    pthread_mutex_unlock(&c->pub->mu);
+    if (!pong)
+        conn_send_ping(c, FG_MSG_PONG);
+    return conn_push(c) < 0 ? 1 : 0;
+}
+
+/* One complete frame. Returns 0 to go on, -1 to close the connection, 1 when it is closed. */
+static int on_frame(pub_conn_t *c, fg_msg_type_t type, const char *payload, size_t len)
+{
+    c->last_recv_ms = fg_now_ms();
+    if (!c->dp && type != FG_MSG_HELLO) {
+        fg_log(FG_LOG_WARN, "frame before HELLO", "type", fg_msg_type_name(type), NULL);
+        return -1;
+    }
+    if (c->dp) {
+        pthread_mutex_lock(&c->pub->mu);
+        c->dp->last_seen_ms = fg_wall_ms();
+        pthread_mutex_unlock(&c->pub->mu);
+    }
+    switch (type) {
+    case FG_MSG_HELLO:
+        return on_hello(c, payload, len);
+    case FG_MSG_ACK:
+    case FG_MSG_NACK:
+        return on_ack(c, payload, len, type == FG_MSG_NACK);
+    case FG_MSG_PING:
+    case FG_MSG_PONG:
+        return on_ping(c, payload, len, type == FG_MSG_PONG);
+    case FG_MSG_SNAPSHOT:
+        break;
+    }
+    fg_log(FG_LOG_WARN, "unexpected frame from data plane", "type", fg_msg_type_name(type),
+           NULL);
+    return -1;
+}
+
+static void on_conn_read(struct bufferevent *bev, void *arg)
+{
+    pub_conn_t *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    uint8_t hdr[FG_FRAME_HEADER_SIZE];
+    fg_msg_type_t type;
+    uint32_t len;
+
+    while (evbuffer_get_length(in) >= FG_FRAME_HEADER_SIZE) {
+        evbuffer_copyout(in, hdr, sizeof hdr);
+        if (fg_frame_header_decode(hdr, c->pub->max_payload, &type, &len) < 0) {
+            conn_close(c, "bad frame header (oversized or unknown type)");
+            return;
+        }
+        if (evbuffer_get_length(in) < FG_FRAME_HEADER_SIZE + (size_t)len)
+            return; /* called again when more arrives */
+        evbuffer_drain(in, sizeof hdr);
+        const char *payload = len ? (const char *)evbuffer_pullup(in, len) : "";
+        if (!payload) {
+            conn_close(c, "out of memory reading a frame");
+            return;
+        }
+        int rc = on_frame(c, type, payload, len);
+        if (rc > 0)
+            return;
+        if (rc < 0) {
+            conn_close(c, "protocol error");
+            return;
+        }
+        evbuffer_drain(in, len);
+    }
+}
+
+static void on_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    char reason[128];
+    if (what & BEV_EVENT_EOF)
+        snprintf(reason, sizeof reason, "connection closed by peer");
+    else
+        snprintf(reason, sizeof reason, "connection error: %s",
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    conn_close(arg, reason);
+}
+
+/* ---- connections ---------------------------------------------------------------------- */
+
+static void conn_close(pub_conn_t *c, const char *reason)
+{
+    publisher_t *pub = c->pub;
+    if (c->dp) {
+        pthread_mutex_lock(&pub->mu);
+        c->dp->connected = false;
+        c->dp->conn = NULL;
+        c->dp->disconnected_ms = fg_wall_ms();
+        pthread_mutex_unlock(&pub->mu);
+        fg_log(FG_LOG_INFO, "data plane disconnected", "dp_id", c->dp->id, "reason", reason,
+               NULL);
+    } else {
+        fg_log(FG_LOG_DEBUG, "connection closed before HELLO", "reason", reason, NULL);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        pub->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pub->n_conns--;
+    bufferevent_free(c->bev);
+    free(c);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    publisher_t *pub = arg;
+    if (pub->n_conns >= PUB_MAX_CONNECTIONS) {
+        fg_log(FG_LOG_WARN, "too many data plane connections, refusing one", NULL);
+        evutil_closesocket(fd);
+        return;
+    }
+    pub_conn_t *c = calloc(1, sizeof *c);
+    struct bufferevent *bev = c ? bufferevent_socket_new(pub->base, fd, BEV_OPT_CLOSE_ON_FREE)
+                                : NULL;
+    if (!bev) {
+        free(c);
+        evutil_closesocket(fd);
+        fg_log(FG_LOG_ERROR, "cannot accept data plane", "error", "out of memory", NULL);
+        return;
+    }
+    c->pub = pub;
+    c->bev = bev;
+    c->last_recv_ms = c->last_ping_ms = fg_now_ms();
+    c->next = pub->conns;
+    if (pub->conns)
+        pub->conns->prev = c;
+    pub->conns = c;
+    pub->n_conns++;
+    bufferevent_setcb(bev, on_conn_read, NULL, on_conn_event, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    fg_log(FG_LOG_ERROR, "accept failed on the snapshot socket", "error",
+           evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), NULL);
+}
+
+/* ---- timers --------------------------------------------------------------------------- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    publisher_t *pub = arg;
+    uint64_t now = fg_now_ms();
+    pub_conn_t *next;
+    for (pub_conn_t *c = pub->conns; c; c = next) {
+        next = c->next;
+        if (now - c->last_recv_ms >= pub->silence_ms)
+            conn_close(c, "peer silent too long");
+        else if (c->dp && now - c->last_ping_ms >= pub->ping_ms)
+            conn_send_ping(c, FG_MSG_PING);
+    }
+    if (now - pub->last_poll_ms >= pub->poll_ms)
+        refresh_latest(pub);
+    uint64_t wall = fg_wall_ms();
+    if (wall > PUB_FORGET_AFTER_MS) {
+        pthread_mutex_lock(&pub->mu);
+        registry_prune(pub, wall - PUB_FORGET_AFTER_MS, false);
+        pthread_mutex_unlock(&pub->mu);
+    }
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    publisher_t *pub = arg;
+    struct timeval tv = {.tv_sec = pub->coalesce_ms / 1000,
+                         .tv_usec = (pub->coalesce_ms % 1000) * 1000};
+    if (!evtimer_pending(pub->coalesce_ev, NULL))
+        evtimer_add(pub->coalesce_ev, &tv);
+}
+
+static void on_coalesced(evutil_socket_t fd, short what, void *arg)
+{
+    refresh_latest(arg);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    event_base_loopbreak(((publisher_t *)arg)->base);
+}
+
+/* ---- lifetime ------------------------------------------------------------------------- */
+
+static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+
+static void init_evthread(void)
+{
+    evthread_use_pthreads();
+}
+
+static void *run_loop(void *arg)
+{
+    publisher_t *pub = arg;
+    /* Signals are main()'s business (sigwait); keep them off this thread. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    event_base_dispatch(pub->base);
+    return NULL;
+}
+
+/* Replace a stale socket file, but never a live one or something that is not a socket. */
+static int clear_stale_socket(const char *path, fg_error_t *err)
+{
+    struct stat sb;
+    if (lstat(path, &sb) < 0)
+        return errno == ENOENT ? 0 : fg_error_setc(err, -errno, NULL, "cannot stat %s: %s",
+                                                   path, strerror(errno));
+    if (!S_ISSOCK(sb.st_mode))
+        return fg_error_setc(err, -EEXIST, NULL, "%s exists and is not a socket", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fg_error_setc(err, -errno, NULL, "socket: %s", strerror(errno));
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int live = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    if (live)
+        return fg_error_setc(err, -EADDRINUSE, NULL, "%s: another control plane is listening",
+                             path);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return fg_error_setc(err, -errno, NULL, "cannot remove stale %s: %s", path,
+                             strerror(errno));
+    return 0;
+}
+
+static int bind_unix(publisher_t *pub, fg_error_t *err)
+{
+    const char *path = pub->listen + strlen(PUB_UNIX_PREFIX);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    struct stat sb;
+    if (!*path || strlen(path) >= sizeof sa.sun_path)
+        return fg_error_setc(err, -EINVAL, "socket", "unix socket path empty or longer than "
+                                                     "%zu bytes", sizeof sa.sun_path - 1);
+    int rc = clear_stale_socket(path, err);
+    if (rc)
+        return rc;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fg_error_setc(err, -errno, NULL, "socket: %s", strerror(errno));
+    /* The umask closes the window between bind and chmod in which others could connect. */
+    mode_t old = umask(0777 & ~PUB_SOCKET_MODE);
+    rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    int bind_errno = errno;
+    umask(old);
+    if (rc < 0) {
+        rc = fg_error_setc(err, -bind_errno, NULL, "cannot bind %s: %s", path,
+                           strerror(bind_errno));
+        goto fail_fd;
+    }
+    snprintf(pub->socket_path, sizeof pub->socket_path, "%s", path);
+    if (chmod(path, PUB_SOCKET_MODE) < 0 || lstat(path, &sb) < 0) {
+        rc = fg_error_setc(err, -errno, NULL, "cannot chmod %s: %s", path, strerror(errno));
+        goto fail_fd;
+    }
+    pub->socket_ino = sb.st_ino;
+    pub->listener = evconnlistener_new(pub->base, on_accept, pub,
+                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                       PUB_LISTEN_BACKLOG, fd);
+    if (!pub->listener) {
+        rc = fg_error_setc(err, -errno ? -errno : -EIO, NULL, "cannot listen on %s", path);
+        goto fail_fd;
+    }
+    evconnlistener_set_error_cb(pub->listener, on_accept_error);
+    return 0;
+
+fail_fd:
+    close(fd);
+    return rc;
+}
+
+static int bind_listener(publisher_t *pub, fg_error_t *err)
+{
+    if (strncmp(pub->listen, PUB_UNIX_PREFIX, strlen(PUB_UNIX_PREFIX)) == 0)
+        return bind_unix(pub, err);
+    if (strncmp(pub->listen, PUB_TCP_PREFIX, strlen(PUB_TCP_PREFIX)) == 0)
+        return fg_error_setc(err, -ENOTSUP, "socket", "tcp:// with mutual TLS is not "
+                                                      "implemented yet");
+    return fg_error_setc(err, -EINVAL, "socket", "expected unix:PATH, got '%s'", pub->listen);
+}
+
+static int make_events(publisher_t *pub, fg_error_t *err)
+{
+    uint32_t tick_ms = pub->ping_ms / PUB_TICKS_PER_PING;
+    if (tick_ms > pub->poll_ms)
+        tick_ms = pub->poll_ms;
+    if (tick_ms < 1)
+        tick_ms = 1;
+    struct timeval tick = {.tv_sec = tick_ms / 1000, .tv_usec = (tick_ms % 1000) * 1000};
+    pub->notify_ev = event_new(pub->base, -1, 0, on_notify, pub);
+    pub->coalesce_ev = evtimer_new(pub->base, on_coalesced, pub);
+    pub->stop_ev = event_new(pub->base, -1, 0, on_stop, pub);
+    pub->tick_ev = event_new(pub->base, -1, EV_PERSIST, on_tick, pub);
+    if (!pub->notify_ev || !pub->coalesce_ev || !pub->stop_ev || !pub->tick_ev ||
+        event_add(pub->tick_ev, &tick) < 0)
+        return fg_error_setc(err, -ENOMEM, NULL, "cannot create publisher events");
+    return 0;
+}
+
+static void free_resources(publisher_t *pub)
+{
+    while (pub->conns) {
+        pub_conn_t *c = pub->conns;
+        if (c->dp) {
+            c->dp->conn = NULL;
+            c->dp = NULL; /* shutting down: no per-connection log lines */
+        }
+        conn_close(c, "shutting down");
+    }
+    if (pub->listener)
+        evconnlistener_free(pub->listener);
+    if (pub->socket_path[0]) {
+        struct stat sb;
+        /* Only remove the file if it is still ours (not a successor's socket). */
+        if (lstat(pub->socket_path, &sb) == 0 && sb.st_ino == pub->socket_ino)
+            unlink(pub->socket_path);
+    }
+    if (pub->notify_ev)
+        event_free(pub->notify_ev);
+    if (pub->coalesce_ev)
+        event_free(pub->coalesce_ev);
+    if (pub->stop_ev)
+        event_free(pub->stop_ev);
+    if (pub->tick_ev)
+        event_free(pub->tick_ev);
+    if (pub->base)
+        event_base_free(pub->base);
+    payload_unref(pub->latest);
+    for (pub_dp_t *d = pub->dps, *next; d; d = next) {
+        next = d->next;
+        free(d);
+    }
+    store_close(pub->store);
+    pthread_mutex_destroy(&pub->mu);
+    free(pub->db_path);
+    free(pub);
+}
+
+int publisher_start(const publisher_conf_t *conf, publisher_t **out, fg_error_t *err)
+{
+    pthread_once(&evthread_once, init_evthread);
+    publisher_t *pub = calloc(1, sizeof *pub);
+    if (!pub)
+        return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    pthread_mutex_init(&pub->mu, NULL);
+    int rc;
+    if (!conf->listen || snprintf(pub->listen, sizeof pub->listen, "%s", conf->listen) >=
+                             (int)sizeof pub->listen) {
+        free_resources(pub);
+        return fg_error_setc(err, -EINVAL, "socket", "socket address missing or too long");
+    }
+    pub->db_path = strdup(conf->db_path ? conf->db_path : "");
+    pub->max_payload = conf->max_payload ? conf->max_payload : FG_FRAME_MAX_PAYLOAD_DEFAULT;
+    pub->ping_ms = conf->ping_interval_ms ? conf->ping_interval_ms : PUB_PING_INTERVAL_MS;
+    pub->silence_ms = pub->ping_ms * (conf->silence_intervals ? conf->silence_intervals
+                                                              : PUB_SILENCE_INTERVALS);
+    pub->coalesce_ms = conf->coalesce_ms ? conf->coalesce_ms : PUB_COALESCE_MS;
+    pub->poll_ms = conf->poll_interval_ms ? conf->poll_interval_ms : PUB_POLL_INTERVAL_MS;
+
+    if (!pub->db_path) {
+        rc = fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+        goto fail_pub;
+    }
+    if ((rc = store_open(pub->db_path, &pub->store, err)))
+        goto fail_pub;
+    if (!(pub->base = event_base_new())) {
+        rc = fg_error_setc(err, -ENOMEM, NULL, "cannot create event base");
+        goto fail_pub;
+    }
+    if ((rc = make_events(pub, err)) || (rc = bind_listener(pub, err)))
+        goto fail_pub;
+    refresh_latest(pub);
+    if ((rc = -pthread_create(&pub->thread, NULL, run_loop, pub))) {
+        fg_error_setc(err, rc, NULL, "cannot start publisher thread: %s", strerror(-rc));
+        goto fail_pub;
+    }
+    pub->thread_started = true;
+    fg_log(FG_LOG_INFO, "snapshot publisher listening", "socket", pub->listen, NULL);
+    *out = pub;
+    return 0;
+
+fail_pub:
+    free_resources(pub);
+    return rc;
+}
+
+void publisher_notify(publisher_t *pub)
+{
+    if (pub && pub->notify_ev)
+        event_active(pub->notify_ev, 0, 0);
+}
+
+int64_t publisher_version(const publisher_t *pub)
+{
+    return pub ? __atomic_load_n(&pub->latest_version, __ATOMIC_RELAXED) : 0;
+}
+
+const char *publisher_socket_path(const publisher_t *pub)
+{
+    return pub ? pub->socket_path : "";
+}
+
+void publisher_stop(publisher_t *pub)
+{
+    if (!pub)
+        return;
+    if (pub->thread_started) {
+        /* An active event survives until the loop runs, unlike a loopbreak issued before
+         * the thread reached event_base_dispatch. */
+        event_active(pub->stop_ev, 0, 0);
+        pthread_join(pub->thread, NULL);
+    }
+    free_resources(pub);
+    fg_log(FG_LOG_INFO, "snapshot publisher stopped", NULL);
+}

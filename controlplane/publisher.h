@@ -1,0 +1,69 @@
+/* publisher.h - the control plane's side of the snapshot protocol (proto/PROTOCOL.md).
+ *
+ * The publisher runs its own thread with its own libevent event_base and its own SQLite
+ * connection. It accepts data planes on a Unix socket, registers each by the dp_id of its
+ * HELLO, sends it the current stored snapshot when its applied_version differs, pushes every
+ * new version (bursts of notifications coalesced over a few ms into one push), records ACK,
+ * NACK and liveness, and drops a peer that stays silent for PUB_SILENCE_INTERVALS ping
+ * intervals. A version a data plane NACKed is never sent to it again; a data plane speaking
+ * another protocol version is recorded as incompatible and not fed.
+ *
+ * Threading: publisher_notify and publisher_dataplanes_json may be called from any thread
+ * (the admin API's); everything else belongs to the thread that called publisher_start. */
+#ifndef CTL_PUBLISHER_H
+#define CTL_PUBLISHER_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "fg_error.h"
+
+#define PUB_PING_INTERVAL_MS 5000u       /* PING each data plane this often */
+#define PUB_SILENCE_INTERVALS 3u         /* silent for this many ping intervals: dropped */
+#define PUB_COALESCE_MS 5u               /* notifications within this window: one push */
+#define PUB_POLL_INTERVAL_MS 1000u       /* also re-read the version this often (changes
+                                          * committed by another process, lost notifies) */
+#define PUB_MAX_CONNECTIONS 1024u        /* concurrent data plane connections */
+#define PUB_MAX_DATAPLANES 4096u         /* registry records, connected or remembered */
+#define PUB_FORGET_AFTER_MS 3600000u     /* a disconnected record is kept this long (1 h) */
+#define PUB_MAX_OUTPUT_BYTES (256u << 20) /* queued to one peer beyond this: too slow, drop */
+#define PUB_SOCKET_MODE 0660
+#define PUB_LISTEN_BACKLOG 128
+
+typedef struct publisher publisher_t;
+
+typedef struct publisher_conf {
+    const char *listen;         /* "unix:PATH" ("tcp://HOST:PORT" with mTLS: not yet) */
+    const char *db_path;        /* the store the snapshots are read from (own connection) */
+    uint32_t max_payload;       /* frame payload cap, bytes; 0 = FG_FRAME_MAX_PAYLOAD_DEFAULT */
+    uint32_t ping_interval_ms;  /* 0 = PUB_PING_INTERVAL_MS */
+    uint32_t silence_intervals; /* 0 = PUB_SILENCE_INTERVALS */
+    uint32_t coalesce_ms;       /* 0 = PUB_COALESCE_MS */
+    uint32_t poll_interval_ms;  /* 0 = PUB_POLL_INTERVAL_MS */
+} publisher_conf_t;
+
+/** Bind the listener (a stale socket file is replaced, a live one is refused; the new one
+ *  gets PUB_SOCKET_MODE), open the store, load the latest snapshot and start the thread.
+ *  Strings in `conf` are copied. 0 with *out owned by the caller, or -errno with err. */
+int publisher_start(const publisher_conf_t *conf, publisher_t **out, fg_error_t *err);
+
+/** A new version was committed: push it (after the coalescing delay). Thread-safe,
+ *  non-blocking, cheap; NULL is accepted. */
+void publisher_notify(publisher_t *pub);
+
+/** The data plane registry as the items array of GET /api/v1/dataplanes, each item's
+ *  status judged against `current_version`. Thread-safe. Caller owns the result. */
+cJSON *publisher_dataplanes_json(publisher_t *pub, int64_t current_version);
+
+/** The newest version the publisher has loaded (and pushes); 0 before the first. */
+int64_t publisher_version(const publisher_t *pub);
+
+/** The path of the Unix socket actually bound ("" for other transports). */
+const char *publisher_socket_path(const publisher_t *pub);
+
+/** Stop the loop, join the thread, close every connection, remove the socket file, free.
+ *  Call from the thread that started it. NULL is accepted. */
+void publisher_stop(publisher_t *pub);
+
+#endif
