@@ -1,0 +1,511 @@
+/* http1.c - llhttp glue: head accumulation, header classification, serialisation helpers.
+ *
+ * Cost model: each head byte is copied once, from the read buffer into the head buffer in the
+ * message arena (llhttp's spans die with the callback). Header names are classified with one
+ * length-indexed table probe. Nothing is allocated per header; the head buffer and the header
+ * array grow by doubling inside the arena, which the owner resets once per message. */
+#include "http1.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+/* ---- header token table ---------------------------------------------------------------- */
+
+typedef struct token_def {
+    const char *name; /* lowercase */
+    uint8_t len;
+    uint8_t token;
+    uint8_t flags;
+} token_def_t;
+
+/* Sorted by length so a lookup scans only the names of the right length. RFC 9110 §7.6.1 for
+ * the hop-by-hop set; Proxy-Connection and Keep-Alive are the pre-standard ones every proxy
+ * also strips. */
+static const token_def_t token_defs[] = {
+    {"te", 2, HTTP1_H_TE, HTTP1_HF_HOP},
+    {"host", 4, HTTP1_H_HOST, HTTP1_HF_REQ_REWRITE},
+    {"expect", 6, HTTP1_H_EXPECT, 0},
+    {"trailer", 7, HTTP1_H_TRAILER, HTTP1_HF_HOP},
+    {"upgrade", 7, HTTP1_H_UPGRADE, HTTP1_HF_HOP},
+    {"connection", 10, HTTP1_H_CONNECTION, HTTP1_HF_HOP},
+    {"keep-alive", 10, HTTP1_H_KEEP_ALIVE, HTTP1_HF_HOP},
+    {"content-length", 14, HTTP1_H_CONTENT_LENGTH, HTTP1_HF_FRAMING},
+    {"x-forwarded-for", 15, HTTP1_H_X_FORWARDED_FOR, HTTP1_HF_REQ_REWRITE},
+    {"proxy-connection", 16, HTTP1_H_PROXY_CONNECTION, HTTP1_HF_HOP},
+    {"x-forwarded-host", 16, HTTP1_H_X_FORWARDED_HOST, HTTP1_HF_REQ_REWRITE},
+    {"transfer-encoding", 17, HTTP1_H_TRANSFER_ENCODING, HTTP1_HF_HOP | HTTP1_HF_FRAMING},
+    {"x-forwarded-proto", 17, HTTP1_H_X_FORWARDED_PROTO, HTTP1_HF_REQ_REWRITE},
+    {"proxy-authenticate", 18, HTTP1_H_PROXY_AUTHENTICATE, HTTP1_HF_HOP},
+    {"proxy-authorization", 19, HTTP1_H_PROXY_AUTHORIZATION, HTTP1_HF_HOP},
+};
+#define TOKEN_MAX_LEN 19
+#define N_TOKEN_DEFS (sizeof token_defs / sizeof token_defs[0])
+
+/* by_len[n] = {first index, count} of the names of length n. */
+static uint8_t token_by_len[TOKEN_MAX_LEN + 1][2];
+static uint8_t token_flags_of[HTTP1_H_EXPECT + 1];
+static bool tokens_ready;
+
+static const unsigned char lower[256] = {
+#define L4(i) L1(i), L1(i + 1), L1(i + 2), L1(i + 3)
+#define L1(i) ((i) >= 'A' && (i) <= 'Z' ? (i) + 32 : (i))
+#define L16(i) L4(i), L4(i + 4), L4(i + 8), L4(i + 12)
+    L16(0),   L16(16),  L16(32),  L16(48),  L16(64),  L16(80),  L16(96),  L16(112),
+    L16(128), L16(144), L16(160), L16(176), L16(192), L16(208), L16(224), L16(240),
+#undef L16
+#undef L1
+#undef L4
+};
+
+static void tokens_init(void)
+{
+    for (size_t i = 0; i < N_TOKEN_DEFS; i++) {
+        uint8_t len = token_defs[i].len;
+        if (token_by_len[len][1] == 0)
+            token_by_len[len][0] = (uint8_t)i;
+        token_by_len[len][1]++;
+        token_flags_of[token_defs[i].token] = token_defs[i].flags;
+    }
+    tokens_ready = true;
+}
+
+bool http1_caseeq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen)
+        return false;
+    for (size_t i = 0; i < alen; i++)
+        if (lower[(unsigned char)a[i]] != lower[(unsigned char)b[i]])
+            return false;
+    return true;
+}
+
+http1_token_t http1_token_lookup(const char *name, size_t len)
+{
+    if (!tokens_ready)
+        tokens_init();
+    if (len > TOKEN_MAX_LEN)
+        return HTTP1_H_OTHER;
+    const token_def_t *d = &token_defs[token_by_len[len][0]];
+    for (unsigned n = token_by_len[len][1]; n > 0; n--, d++) {
+        size_t i = 0;
+        while (i < len && lower[(unsigned char)name[i]] == (unsigned char)d->name[i])
+            i++;
+        if (i == len)
+            return (http1_token_t)d->token;
+    }
+    return HTTP1_H_OTHER;
+}
+
+/* ---- head accumulation ----------------------------------------------------------------- */
+
+#define PARSER(ll) ((http1_parser_t *)(ll)->data)
+
+static int fail(http1_parser_t *p, int status, const char *reason)
+{
+    if (p->error_status == 0) {
+        p->error_status = status;
+        p->error_reason = reason;
+    }
+    llhttp_set_error_reason(&p->ll, reason);
+    return -1;
+}
+
+static int head_append(http1_parser_t *p, const char *at, size_t n)
+{
+    if (!p->in_head)
+        return 0; /* trailer fields: dropped */
+    size_t need = (size_t)p->len + n;
+    if (need > HTTP1_MAX_HEAD_SIZE) {
+        fail(p, 431, "head too large");
+        return HPE_USER; /* data callbacks report errors as HPE_USER */
+    }
+    if (need > p->cap) {
+        size_t cap = p->cap ? p->cap : HTTP1_HEAD_BUF_INIT;
+        while (cap < need)
+            cap *= 2;
+        if (cap > HTTP1_MAX_HEAD_SIZE)
+            cap = HTTP1_MAX_HEAD_SIZE;
+        /* The old buffer stays in the arena until the message ends: cheaper than tracking. */
+        char *nb = fg_arena_alloc(p->arena, cap);
+        if (!nb) {
+            fail(p, 500, "out of memory");
+            return HPE_USER;
+        }
+        if (p->len)
+            memcpy(nb, p->head.buf, p->len);
+        p->head.buf = nb;
+        p->cap = (uint32_t)cap;
+    }
+    memcpy(p->head.buf + p->len, at, n);
+    p->len += (uint32_t)n;
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *ll)
+{
+    http1_parser_t *p = PARSER(ll);
+    bool skip = p->skip_body;
+    memset(&p->head, 0, sizeof p->head);
+    p->head.host = -1;
+    p->len = p->cap = p->hdr_cap = p->span_off = 0;
+    p->in_head = true;
+    p->skip_body = skip;
+    p->head.buf = fg_arena_alloc(p->arena, HTTP1_HEAD_BUF_INIT);
+    p->head.headers = fg_arena_alloc(p->arena, HTTP1_HEADERS_INIT * sizeof(http1_header_t));
+    if (!p->head.buf || !p->head.headers)
+        return fail(p, 500, "out of memory");
+    p->cap = HTTP1_HEAD_BUF_INIT;
+    p->hdr_cap = HTTP1_HEADERS_INIT;
+    return 0;
+}
+
+static int on_span(llhttp_t *ll, const char *at, size_t n)
+{
+    return head_append(PARSER(ll), at, n);
+}
+
+static int on_url_complete(llhttp_t *ll)
+{
+    http1_parser_t *p = PARSER(ll);
+    p->head.url_off = p->span_off;
+    p->head.url_len = p->len - p->span_off;
+    p->span_off = p->len;
+    return 0;
+}
+
+static int on_status_complete(llhttp_t *ll)
+{
+    http1_parser_t *p = PARSER(ll);
+    p->head.reason_off = p->span_off;
+    p->head.reason_len = p->len - p->span_off;
+    p->span_off = p->len;
+    return 0;
+}
+
+static int on_field_complete(llhttp_t *ll)
+{
+    http1_parser_t *p = PARSER(ll);
+    if (!p->in_head)
+        return 0;
+    http1_head_t *h = &p->head;
+    if (h->n_headers == p->hdr_cap) {
+        if (h->n_headers >= HTTP1_MAX_HEADERS)
+            return fail(p, 431, "too many headers");
+        uint32_t cap = p->hdr_cap * 2;
+        http1_header_t *nh = fg_arena_alloc(p->arena, cap * sizeof *nh);
+        if (!nh)
+            return fail(p, 500, "out of memory");
+        memcpy(nh, h->headers, h->n_headers * sizeof *nh);
+        h->headers = nh;
+        p->hdr_cap = cap;
+    }
+    http1_header_t *hd = &h->headers[h->n_headers++];
+    hd->name_off = p->span_off;
+    hd->name_len = p->len - p->span_off;
+    hd->value_off = p->len;
+    hd->value_len = 0;
+    hd->token = HTTP1_H_OTHER;
+    hd->flags = 0;
+    p->span_off = p->len;
+    return 0;
+}
+
+static int on_value_complete(llhttp_t *ll)
+{
+    http1_parser_t *p = PARSER(ll);
+    if (!p->in_head)
+        return 0;
+    http1_head_t *h = &p->head;
+    http1_header_t *hd = &h->headers[h->n_headers - 1];
+    uint32_t off = p->span_off, end = p->len;
+    /* llhttp strips leading whitespace but hands trailing whitespace to us. */
+    while (off < end && (h->buf[off] == ' ' || h->buf[off] == '\t'))
+        off++;
+    while (end > off && (h->buf[end - 1] == ' ' || h->buf[end - 1] == '\t'))
+        end--;
+    hd->value_off = off;
+    hd->value_len = end - off;
+    p->span_off = p->len;
+
+    hd->token = (uint8_t)http1_token_lookup(h->buf + hd->name_off, hd->name_len);
+    hd->flags = token_flags_of[hd->token];
+    if (hd->token == HTTP1_H_HOST) {
+        if (h->host >= 0 && p->ll.type == HTTP_REQUEST)
+            return fail(p, 400, "more than one Host header"); /* RFC 9112 §3.2 */
+        h->host = (int32_t)(h->n_headers - 1);
+    } else if (hd->token == HTTP1_H_EXPECT) {
+        h->expect_continue = http1_caseeq(h->buf + hd->value_off, hd->value_len,
+                                          "100-continue", 12);
+    }
+    return 0;
+}
+
+/* Mark every header named by a Connection header as hop-by-hop (RFC 9110 §7.6.1). */
+static void mark_connection_options(http1_head_t *h)
+{
+    for (uint32_t i = 0; i < h->n_headers; i++) {
+        if (h->headers[i].token != HTTP1_H_CONNECTION)
+            continue;
+        const char *v = HTTP1_VALUE(h, &h->headers[i]);
+        const char *end = v + h->headers[i].value_len;
+        while (v < end) {
+            while (v < end && (*v == ',' || *v == ' ' || *v == '\t'))
+                v++;
+            const char *t = v;
+            while (v < end && *v != ',' && *v != ' ' && *v != '\t')
+                v++;
+            size_t tl = (size_t)(v - t);
+            if (tl == 0 || http1_caseeq(t, tl, "close", 5) ||
+                http1_caseeq(t, tl, "keep-alive", 10) || http1_caseeq(t, tl, "upgrade", 7))
+                continue; /* already hop-by-hop or a plain option */
+            for (uint32_t j = 0; j < h->n_headers; j++)
+                if (http1_caseeq(HTTP1_NAME(h, &h->headers[j]), h->headers[j].name_len, t, tl))
+                    h->headers[j].flags |= HTTP1_HF_HOP;
+        }
+    }
+}
+
+static int on_headers_complete(llhttp_t *ll)
+{
+    http1_parser_t *p = PARSER(ll);
+    http1_head_t *h = &p->head;
+    p->in_head = false;
+    h->major = ll->http_major;
+    h->minor = ll->http_minor;
+    h->keep_alive = llhttp_should_keep_alive(ll);
+    bool no_body = false;
+    if (ll->type == HTTP_REQUEST) {
+        h->method = ll->method;
+        if (h->major == 1 && h->minor >= 1 && h->host < 0)
+            return fail(p, 400, "missing Host header"); /* RFC 9112 §3.2 */
+        /* Upgrades are not tunnelled (the Upgrade header is dropped as hop-by-hop), so keep
+         * parsing the connection as HTTP/1.1 instead of letting llhttp stop for a new protocol.
+         * CONNECT keeps its flag: the owner refuses it. */
+        if (ll->method != HTTP_CONNECT)
+            ll->upgrade = 0;
+    } else {
+        h->status = ll->status_code;
+        no_body = p->skip_body || h->status / 100 == 1 || h->status == 204 || h->status == 304;
+    }
+    if (no_body) {
+        h->framing = HTTP1_BODY_NONE;
+    } else if (ll->flags & F_CHUNKED) {
+        h->framing = HTTP1_BODY_CHUNKED;
+    } else if (ll->flags & F_CONTENT_LENGTH) {
+        h->framing = HTTP1_BODY_LENGTH;
+        h->content_length = ll->content_length;
+    } else if (ll->type == HTTP_RESPONSE && llhttp_message_needs_eof(ll)) {
+        h->framing = HTTP1_BODY_EOF;
+    } else {
+        h->framing = HTTP1_BODY_NONE;
+    }
+    mark_connection_options(h);
+
+    int rc = p->cb->on_head ? p->cb->on_head(p->ctx, h) : HTTP1_CB_OK;
+    switch (rc) {
+    case HTTP1_CB_OK:
+        return no_body ? 1 : 0;
+    case HTTP1_CB_SKIP_BODY:
+        return 1;
+    case HTTP1_CB_PAUSE:
+        return HPE_PAUSED;
+    default:
+        return fail(p, 400, "refused by handler");
+    }
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t n)
+{
+    http1_parser_t *p = PARSER(ll);
+    if (p->cb->on_body && p->cb->on_body(p->ctx, at, n) != 0) {
+        fail(p, 400, "body refused by handler");
+        return HPE_USER;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+    http1_parser_t *p = PARSER(ll);
+    p->msg_keep_alive = llhttp_should_keep_alive(ll);
+    int rc = p->cb->on_complete ? p->cb->on_complete(p->ctx) : HTTP1_CB_OK;
+    if (rc == HTTP1_CB_PAUSE)
+        return HPE_PAUSED;
+    if (rc < 0)
+        return fail(p, 400, "refused by handler");
+    return 0;
+}
+
+static const llhttp_settings_t settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_span,
+    .on_status = on_span,
+    .on_header_field = on_span,
+    .on_header_value = on_span,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_url_complete = on_url_complete,
+    .on_status_complete = on_status_complete,
+    .on_header_field_complete = on_field_complete,
+    .on_header_value_complete = on_value_complete,
+};
+
+void http1_parser_init(http1_parser_t *p, llhttp_type_t type, const http1_callbacks_t *cb,
+                       void *ctx, fg_arena_t *arena)
+{
+    if (!tokens_ready)
+        tokens_init();
+    memset(p, 0, sizeof *p);
+    llhttp_init(&p->ll, type, &settings);
+    p->ll.data = p;
+    p->cb = cb;
+    p->ctx = ctx;
+    p->arena = arena;
+    p->head.host = -1;
+}
+
+http1_result_t http1_parser_execute(http1_parser_t *p, const char *data, size_t len,
+                                    size_t *consumed)
+{
+    if (!data)
+        data = "";
+    llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
+    if (e == HPE_OK) {
+        *consumed = len;
+        return HTTP1_OK;
+    }
+    const char *pos = llhttp_get_error_pos(&p->ll);
+    *consumed = (pos && pos >= data && pos <= data + len) ? (size_t)(pos - data) : len;
+    if (e == HPE_PAUSED)
+        return HTTP1_PAUSED;
+    if (p->error_status == 0) {
+        /* llhttp's own verdict: malformed syntax. On a response stream the owner maps any
+         * error to 502. A non-chunked Transfer-Encoding on a request is refused here too. */
+        p->error_status = 400;
+        p->error_reason = llhttp_errno_name(e);
+    }
+    return HTTP1_ERROR;
+}
+
+void http1_parser_resume(http1_parser_t *p)
+{
+    if (llhttp_get_errno(&p->ll) == HPE_PAUSED)
+        llhttp_resume(&p->ll);
+}
+
+http1_result_t http1_parser_finish(http1_parser_t *p)
+{
+    llhttp_errno_t e = llhttp_finish(&p->ll);
+    if (e == HPE_OK)
+        return HTTP1_OK;
+    if (e == HPE_PAUSED)
+        return HTTP1_PAUSED;
+    if (p->error_status == 0) {
+        p->error_status = 400;
+        p->error_reason = "message cut short by EOF";
+    }
+    return HTTP1_ERROR;
+}
+
+bool http1_parser_in_message(const http1_parser_t *p)
+{
+    /* llhttp's `finish` is HTTP_FINISH_SAFE exactly between messages. */
+    return p->ll.finish != HTTP_FINISH_SAFE;
+}
+
+/* ---- serialisation --------------------------------------------------------------------- */
+
+size_t http1_u64_to_dec(uint64_t v, char *out)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+size_t http1_chunk_header(size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = hex[len & 15];
+        len >>= 4;
+    } while (len);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n++] = '\r';
+    out[n++] = '\n';
+    return n;
+}
+
+const char *http1_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+#define ERROR_BODY_MAX 512
+
+int http1_write_error(struct evbuffer *out, int status, const char *code, const char *message,
+                      bool close)
+{
+    char body[ERROR_BODY_MAX];
+    int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                        code, message);
+    if (blen < 0 || (size_t)blen >= sizeof body)
+        return -EINVAL;
+    if (evbuffer_add_printf(out,
+                            "HTTP/1.1 %d %s\r\n"
+                            "Content-Type: application/json\r\n"
+                            "Content-Length: %d\r\n"
+                            "%s"
+                            "\r\n",
+                            status, http1_reason(status), blen,
+                            close ? "Connection: close\r\n" : "") < 0)
+        return -ENOMEM;
+    if (evbuffer_add(out, body, (size_t)blen) != 0)
+        return -ENOMEM;
+    return 0;
+}

@@ -1,0 +1,188 @@
+/* http1.h - HTTP/1.x message parsing (llhttp glue) and serialisation helpers.
+ *
+ * One http1_parser_t reads a stream of requests (client side) or responses (upstream side).
+ * llhttp hands out spans that point into the caller's read buffer and are only valid during
+ * the callback, so the parser copies the head (request line or status line, header names and
+ * values) into one contiguous buffer allocated from the message's arena; headers are kept as
+ * offsets into that buffer, which stays put once the head is complete. Bodies are not copied:
+ * each body span goes straight to the owner's on_body callback.
+ *
+ * Header names are classified once, through a table, into tokens (Host, Connection,
+ * Transfer-Encoding, ...) with flags saying whether the header is hop-by-hop or rewritten by
+ * the proxy, so forwarding is a flag test per header rather than a chain of string compares.
+ * Headers named by a Connection header are marked hop-by-hop when the head completes.
+ *
+ * The parser never enables llhttp's lenient modes: what it accepts is what llhttp accepts in
+ * its default strict configuration, plus the checks below (head size, header count, one Host).
+ *
+ * Callbacks must not free the parser or reset its arena: they return HTTP1_CB_PAUSE and let the
+ * caller act after http1_parser_execute() returns. */
+#ifndef DP_HTTP1_H
+#define DP_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <llhttp.h>
+
+#include "fg_arena.h"
+
+struct evbuffer;
+
+/* ---- limits --------------------------------------------------------------------------- */
+#define HTTP1_MAX_HEAD_SIZE (64 * 1024) /* request/status line + headers, bytes (431 beyond) */
+#define HTTP1_MAX_HEADERS 100           /* header fields per message (431 beyond) */
+#define HTTP1_HEAD_BUF_INIT 2048        /* first head buffer, grown by doubling */
+#define HTTP1_HEADERS_INIT 32           /* first header array, grown by doubling */
+
+/* ---- header tokens -------------------------------------------------------------------- */
+typedef enum http1_token {
+    HTTP1_H_OTHER = 0,
+    HTTP1_H_CONNECTION,
+    HTTP1_H_KEEP_ALIVE,
+    HTTP1_H_PROXY_CONNECTION,
+    HTTP1_H_TE,
+    HTTP1_H_TRAILER,
+    HTTP1_H_TRANSFER_ENCODING,
+    HTTP1_H_UPGRADE,
+    HTTP1_H_PROXY_AUTHORIZATION,
+    HTTP1_H_PROXY_AUTHENTICATE,
+    HTTP1_H_HOST,
+    HTTP1_H_CONTENT_LENGTH,
+    HTTP1_H_X_FORWARDED_FOR,
+    HTTP1_H_X_FORWARDED_PROTO,
+    HTTP1_H_X_FORWARDED_HOST,
+    HTTP1_H_EXPECT,
+} http1_token_t;
+
+/* Header flags (http1_header_t.flags). */
+enum {
+    HTTP1_HF_HOP = 1u << 0,       /* hop-by-hop: never forwarded in either direction */
+    HTTP1_HF_FRAMING = 1u << 1,   /* Content-Length / Transfer-Encoding: re-generated */
+    HTTP1_HF_REQ_REWRITE = 1u << 2, /* Host, X-Forwarded-*: replaced on forwarded requests */
+};
+
+/** One header field. Name and value are offsets into http1_head_t.buf (not terminated);
+ *  the value has surrounding whitespace removed. */
+typedef struct http1_header {
+    uint32_t name_off, name_len;
+    uint32_t value_off, value_len;
+    uint8_t token; /* http1_token_t */
+    uint8_t flags; /* HTTP1_HF_* */
+} http1_header_t;
+
+typedef enum http1_framing {
+    HTTP1_BODY_NONE = 0, /* no body */
+    HTTP1_BODY_LENGTH,   /* Content-Length bytes */
+    HTTP1_BODY_CHUNKED,  /* chunked transfer coding */
+    HTTP1_BODY_EOF,      /* response delimited by connection close */
+} http1_framing_t;
+
+/** A parsed message head. Everything points into `buf`, which lives in the message's arena
+ *  and is valid until that arena is reset. */
+typedef struct http1_head {
+    char *buf;                 /* head bytes as copied from the wire spans */
+    uint32_t url_off, url_len; /* request-target as received (requests) */
+    uint32_t reason_off, reason_len; /* reason phrase (responses) */
+    uint8_t method;            /* llhttp_method_t (requests) */
+    uint16_t status;           /* status code (responses) */
+    uint8_t major, minor;      /* HTTP version */
+    http1_header_t *headers;
+    uint32_t n_headers;
+    int32_t host;              /* index of the Host header, or -1 */
+    http1_framing_t framing;
+    uint64_t content_length;   /* when framing == HTTP1_BODY_LENGTH */
+    bool keep_alive;           /* llhttp's verdict for this message (version + Connection) */
+    bool expect_continue;      /* Expect: 100-continue */
+} http1_head_t;
+
+#define HTTP1_NAME(h, hd) ((h)->buf + (hd)->name_off)
+#define HTTP1_VALUE(h, hd) ((h)->buf + (hd)->value_off)
+
+/* Return values of the on_head / on_complete callbacks. */
+enum {
+    HTTP1_CB_OK = 0,      /* carry on */
+    HTTP1_CB_SKIP_BODY = 1, /* on_head of a response: the message has no body (HEAD) */
+    HTTP1_CB_PAUSE = 2,   /* stop; http1_parser_execute returns HTTP1_PAUSED */
+    HTTP1_CB_ERROR = -1,  /* stop with an error (set http1_parser_t.error_status first) */
+};
+
+typedef struct http1_callbacks {
+    /** The head is complete: `head` is valid until the arena is reset. */
+    int (*on_head)(void *ctx, http1_head_t *head);
+    /** Body bytes (chunk framing removed). `at` points into the caller's read buffer: copy
+     *  or forward it before returning. Return 0 or HTTP1_CB_ERROR. */
+    int (*on_body)(void *ctx, const char *at, size_t len);
+    /** The message is complete (trailers, if any, were dropped). */
+    int (*on_complete)(void *ctx);
+} http1_callbacks_t;
+
+typedef enum http1_result {
+    HTTP1_OK = 0,     /* every byte consumed, want more */
+    HTTP1_PAUSED = 1, /* a callback paused: `consumed` says where; call http1_parser_resume */
+    HTTP1_ERROR = 2,  /* malformed or over a limit: see error_status; the stream is dead */
+} http1_result_t;
+
+typedef struct http1_parser {
+    llhttp_t ll;
+    const http1_callbacks_t *cb;
+    void *ctx;
+    fg_arena_t *arena;     /* borrowed: where heads are copied; owner resets it per message */
+    http1_head_t head;
+    uint32_t len, cap;     /* bytes used / allocated in head.buf */
+    uint32_t hdr_cap;      /* entries allocated in head.headers */
+    uint32_t span_off;     /* start of the span being accumulated */
+    bool in_head;          /* between message begin and headers complete */
+    bool skip_body;        /* response to HEAD: no body whatever the headers say */
+    bool msg_keep_alive;   /* keep-alive verdict captured at message complete */
+    int error_status;      /* HTTP status to answer an error with (400, 413, 431, 502) */
+    const char *error_reason; /* static text for logs */
+} http1_parser_t;
+
+/** Initialise for HTTP_REQUEST or HTTP_RESPONSE. `arena` receives each message's head. */
+void http1_parser_init(http1_parser_t *p, llhttp_type_t type, const http1_callbacks_t *cb,
+                       void *ctx, fg_arena_t *arena);
+
+/** Parse `len` bytes. `*consumed` is how many were used (all of them on HTTP1_OK). */
+http1_result_t http1_parser_execute(http1_parser_t *p, const char *data, size_t len,
+                                    size_t *consumed);
+
+/** Resume after HTTP1_PAUSED. */
+void http1_parser_resume(http1_parser_t *p);
+
+/** The peer closed: completes an EOF-delimited response. HTTP1_OK/PAUSED, or HTTP1_ERROR
+ *  when the message was cut short. */
+http1_result_t http1_parser_finish(http1_parser_t *p);
+
+/** True while a message has begun and not completed (bytes of it were seen). */
+bool http1_parser_in_message(const http1_parser_t *p);
+
+/** Whether the last completed message allows another on the connection. */
+static inline bool http1_parser_keep_alive(const http1_parser_t *p) { return p->msg_keep_alive; }
+
+/** Token of a header name (case-insensitive), HTTP1_H_OTHER when it has none. */
+http1_token_t http1_token_lookup(const char *name, size_t len);
+
+/** Case-insensitive ASCII equality of two byte ranges. */
+bool http1_caseeq(const char *a, size_t alen, const char *b, size_t blen);
+
+/* ---- serialisation -------------------------------------------------------------------- */
+
+/** Decimal digits of `v` into `out` (at least 20 bytes); returns the length. */
+size_t http1_u64_to_dec(uint64_t v, char *out);
+
+/** A chunk header for `len` bytes ("1a2b\r\n") into `out` (at least 18 bytes). */
+size_t http1_chunk_header(size_t len, char *out);
+
+/** Append a complete JSON error response:
+ *  `{"error":{"code":"<code>","message":"<message>"}}`, Content-Type application/json,
+ *  Content-Length, and `Connection: close` when `close` is true. `code` and `message` are
+ *  trusted static strings: request data is never echoed. 0 or -ENOMEM. */
+int http1_write_error(struct evbuffer *out, int status, const char *code, const char *message,
+                      bool close);
+
+/** Standard reason phrase for a status code ("Not Found"), or "Unknown". */
+const char *http1_reason(int status);
+
+#endif
