@@ -1,0 +1,528 @@
+/* admin_api.c - libmicrohttpd glue for the admin API: listen, route, authenticate, collect
+ * bodies, reply, log.
+ *
+ * Everything that can be decided from the request head (route, token, method, declared
+ * length) is decided on MHD's first call, before any body byte is read, so an
+ * unauthenticated or oversized upload is refused without being buffered. Bodies are
+ * accumulated up to max_body; a chunked body that grows past it is discarded and answered
+ * with 413 once complete. Handlers live in api_*.c and reply through the helpers here. */
+#include "admin_api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "api.h"
+#include "fg_log.h"
+#include "fg_time.h"
+
+#define ADMIN_HOST_MAX 256
+#define ADMIN_AUTH_REALM "Bearer realm=\"flexgate\""
+
+struct admin_api {
+    struct MHD_Daemon *daemon;
+    store_t *store;
+    publisher_t *publisher;
+    const token_t *token;
+    const char *ui_dir;
+    size_t max_body;
+    uint16_t port;
+};
+
+/* Where a path goes. `allow_*` list the methods of the collection and of its items (NULL:
+ * the route has no such form). HEAD is accepted wherever GET is. */
+typedef struct api_route {
+    const char *path;
+    bool auth;
+    const char *allow_collection;
+    const char *allow_item;
+    api_handler_fn fn;
+} api_route_t;
+
+static const api_route_t api_routes_table[] = {
+    {"/api/v1/upstreams", true, "GET, POST", "GET, PUT, DELETE", api_upstreams},
+    {"/api/v1/routes", true, "GET, POST", "GET, PUT, DELETE", api_routes},
+    {"/api/v1/dataplanes", true, "GET", NULL, api_dataplanes},
+    {"/health/live", false, "GET", NULL, api_health_live},
+    {"/health/ready", false, "GET", NULL, api_health_ready},
+};
+
+/* ---- replies -------------------------------------------------------------------------- */
+
+enum MHD_Result api_reply_response(api_req_t *req, unsigned status,
+                                   struct MHD_Response *resp, const char *content_type)
+{
+    char buf[64];
+    if (!resp)
+        return MHD_NO;
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (req->reply_version > 0) {
+        snprintf(buf, sizeof buf, "%" PRId64, req->reply_version);
+        MHD_add_response_header(resp, "X-Config-Version", buf);
+    }
+    if (req->reply_revision > 0) {
+        snprintf(buf, sizeof buf, "\"%" PRId64 "\"", req->reply_revision);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, buf);
+    }
+    if (req->reply_location[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, req->reply_location);
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, ADMIN_AUTH_REALM);
+    enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
+    MHD_destroy_response(resp);
+    req->replied = true;
+    req->status = (int)status;
+    return rc;
+}
+
+enum MHD_Result api_reply_text(api_req_t *req, unsigned status, const char *text, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+    return api_reply_response(req, status, resp, "application/json");
+}
+
+enum MHD_Result api_reply_json(api_req_t *req, unsigned status, cJSON *body)
+{
+    if (!body)
+        return api_reply_empty(req, status);
+    char *text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    if (!text) {
+        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of "
+                                  "memory\"}}";
+        return api_reply_text(req, MHD_HTTP_INTERNAL_SERVER_ERROR, oom, sizeof oom - 1);
+    }
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!resp)
+        free(text);
+    return api_reply_response(req, status, resp, "application/json");
+}
+
+enum MHD_Result api_reply_empty(api_req_t *req, unsigned status)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL,
+                                                                MHD_RESPMEM_PERSISTENT);
+    return api_reply_response(req, status, resp, NULL);
+}
+
+enum MHD_Result api_reply_error(api_req_t *req, unsigned status, const char *code,
+                                const char *field, const char *fmt, ...)
+{
+    char message[FG_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", message);
+    if (field && *field)
+        cJSON_AddStringToObject(e, "field", field);
+    return api_reply_json(req, status, root);
+}
+
+enum MHD_Result api_reply_store_error(api_req_t *req, int rc, const fg_error_t *err)
+{
+    const char *msg = err && err->message[0] ? err->message : strerror(-rc);
+    const char *field = err ? err->field : NULL;
+    switch (rc) {
+    case -ENOENT:
+        return api_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "%s", msg);
+    case -EEXIST:
+        return api_reply_error(req, MHD_HTTP_CONFLICT, "already_exists", field, "%s", msg);
+    case -EBUSY:
+        return api_reply_error(req, MHD_HTTP_CONFLICT, "in_use", field, "%s", msg);
+    case -ESTALE:
+        return api_reply_error(req, MHD_HTTP_PRECONDITION_FAILED, "precondition_failed",
+                               NULL, "%s", msg);
+    case -EINVAL:
+        return api_reply_error(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "validation_failed", field,
+                               "%s%s%s", field && *field ? field : "",
+                               field && *field ? ": " : "", msg);
+    case -EAGAIN:
+        return api_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", NULL,
+                               "the database is locked, retry");
+    default:
+        fg_log(FG_LOG_ERROR, "store failure", "path", req->path, "error", msg, NULL);
+        return api_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,
+                               "internal error; see the control plane log");
+    }
+}
+
+enum MHD_Result api_reply_method_not_allowed(api_req_t *req, const char *allow)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "code", "method_not_allowed");
+    cJSON_AddStringToObject(e, "message", "method not allowed here");
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE)
+             : NULL;
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    return api_reply_response(req, MHD_HTTP_METHOD_NOT_ALLOWED, resp, "application/json");
+}
+
+/* ---- request helpers ------------------------------------------------------------------ */
+
+cJSON *api_parse_body(api_req_t *req)
+{
+    const char *end = NULL;
+    if (!req->body || req->body_len == 0) {
+        api_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_json", NULL,
+                        "a JSON object body is required");
+        return NULL;
+    }
+    cJSON *root = cJSON_ParseWithLengthOpts(req->body, req->body_len, &end, false);
+    if (root && end) {
+        while ((size_t)(end - req->body) < req->body_len &&
+               (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+            end++;
+        if ((size_t)(end - req->body) < req->body_len) {
+            cJSON_Delete(root);
+            root = NULL;
+        }
+    }
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = end ? (size_t)(end - req->body)
+                         : at && at >= req->body && at <= req->body + req->body_len
+                               ? (size_t)(at - req->body) : 0;
+        api_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_json", NULL,
+                        "malformed JSON near byte %zu", off);
+        return NULL;
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        api_reply_error(req, MHD_HTTP_BAD_REQUEST, "invalid_json", NULL,
+                        "the body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
+int64_t api_if_match(api_req_t *req)
+{
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_IF_MATCH);
+    if (!v || strcmp(v, "*") == 0)
+        return 0;
+    if (strncmp(v, "W/", 2) == 0)
+        v += 2;
+    char *end = NULL;
+    long long rev = -1;
+    if (*v == '"')
+        rev = strtoll(v + 1, &end, 10);
+    if (rev <= 0 || !end || end[0] != '"' || end[1] != '\0') {
+        api_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", NULL,
+                        "If-Match must be an ETag this API returned, e.g. \"3\"");
+        return -1;
+    }
+    return rev;
+}
+
+void api_committed(api_req_t *req, int64_t version)
+{
+    req->reply_version = version;
+    publisher_notify(req->publisher);
+}
+
+/* ---- routing -------------------------------------------------------------------------- */
+
+static bool method_allowed(const char *allow, const char *method)
+{
+    if (!allow)
+        return false;
+    if (strcmp(method, "HEAD") == 0)
+        method = "GET";
+    size_t n = strlen(method);
+    for (const char *p = allow; (p = strstr(p, method)); p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
+
+/* Match the path: exact -> collection, "<path>/<item>" -> item (no further '/'). */
+static const api_route_t *route_find(const char *url, const char **item)
+{
+    *item = NULL;
+    for (size_t i = 0; i < sizeof api_routes_table / sizeof api_routes_table[0]; i++) {
+        const api_route_t *r = &api_routes_table[i];
+        size_t n = strlen(r->path);
+        if (strncmp(url, r->path, n) != 0)
+            continue;
+        if (url[n] == '\0' || (url[n] == '/' && url[n + 1] == '\0'))
+            return r;
+        if (url[n] == '/' && !strchr(url + n + 1, '/')) {
+            *item = url + n + 1;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Decide everything the head allows; true when a reply has been queued. */
+static bool on_head(admin_api_t *api, api_req_t *req)
+{
+    const char *item = NULL;
+    bool is_api = strncmp(req->url, "/api/", 5) == 0;
+    if (is_api) {
+        const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!token_check(api->token, auth)) {
+            api_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
+                            "missing or wrong bearer token");
+            return true;
+        }
+    }
+    if (strcmp(req->url, "/") == 0 || strcmp(req->url, "/ui") == 0 ||
+        strncmp(req->url, "/ui/", 4) == 0) {
+        if (!method_allowed("GET", req->method)) {
+            api_reply_method_not_allowed(req, "GET");
+            return true;
+        }
+        req->handler = api_ui;
+        return false;
+    }
+    const api_route_t *r = route_find(req->url, &item);
+    if (!r || (item && !r->allow_item)) {
+        api_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such resource");
+        return true;
+    }
+    const char *allow = item ? r->allow_item : r->allow_collection;
+    if (!method_allowed(allow, req->method)) {
+        api_reply_method_not_allowed(req, allow);
+        return true;
+    }
+    const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > api->max_body) {
+        api_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
+                        "request body larger than %zu bytes", api->max_body);
+        return true;
+    }
+    req->item = item;
+    req->handler = r->fn;
+    return false;
+}
+
+static void append_body(admin_api_t *api, api_req_t *req, const char *data, size_t len)
+{
+    if (req->body_too_large)
+        return;
+    if (req->body_len + len > api->max_body) {
+        req->body_too_large = true;
+        free(req->body);
+        req->body = NULL;
+        req->body_len = req->body_cap = 0;
+        return;
+    }
+    if (req->body_len + len + 1 > req->body_cap) {
+        size_t cap = req->body_cap ? req->body_cap : 4096;
+        while (cap < req->body_len + len + 1)
+            cap *= 2;
+        char *body = realloc(req->body, cap);
+        if (!body) {
+            req->body_too_large = true; /* answered 413: nothing better to say */
+            return;
+        }
+        req->body = body;
+        req->body_cap = cap;
+    }
+    memcpy(req->body + req->body_len, data, len);
+    req->body_len += len;
+    req->body[req->body_len] = '\0';
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    admin_api_t *api = cls;
+    api_req_t *req = *con_cls;
+    if (!req) {
+        if (!(req = calloc(1, sizeof *req)))
+            return MHD_NO;
+        *con_cls = req;
+        req->api = api;
+        req->store = api->store;
+        req->publisher = api->publisher;
+        req->ui_dir = api->ui_dir;
+        req->conn = conn;
+        req->method = method;
+        req->url = url;
+        req->start_ms = fg_now_ms();
+        snprintf(req->path, sizeof req->path, "%s", url);
+        on_head(api, req);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!req->replied)
+            append_body(api, req, upload_data, *upload_data_size);
+        *upload_data_size = 0; /* consumed (or discarded) */
+        return MHD_YES;
+    }
+    if (req->replied)
+        return MHD_YES;
+    if (req->body_too_large)
+        return api_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
+                               "request body larger than %zu bytes", api->max_body);
+    enum MHD_Result rc = req->handler(req);
+    if (!req->replied) /* a handler bug; never leave the client hanging */
+        return api_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,
+                               "no reply");
+    return rc;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    api_req_t *req = *con_cls;
+    char status[8], ms[24];
+    if (!req)
+        return;
+    snprintf(status, sizeof status, "%d", req->status);
+    snprintf(ms, sizeof ms, "%" PRIu64, fg_now_ms() - req->start_ms);
+    fg_log_level_t level = req->status >= 500 ? FG_LOG_ERROR
+                           : req->status == MHD_HTTP_UNAUTHORIZED ? FG_LOG_WARN
+                           : FG_LOG_DEBUG;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && level < FG_LOG_WARN)
+        level = FG_LOG_INFO;
+    if (fg_log_enabled(level))
+        fg_log(level, "admin request", "method", req->method, "path", req->path, "status",
+               status, "duration_ms", ms, "completed",
+               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false", NULL);
+    free(req->body);
+    free(req);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    fg_log(FG_LOG_WARN, "microhttpd", "detail", line, NULL);
+}
+
+/* ---- lifetime ------------------------------------------------------------------------- */
+
+/* "127.0.0.1:9080", "[::1]:9080", "localhost:9080" -> first address getaddrinfo gives. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen,
+                        fg_error_t *err)
+{
+    char host[ADMIN_HOST_MAX];
+    const char *colon, *h = listen;
+    size_t hlen;
+    if (!listen || !*listen)
+        return fg_error_set(err, "admin-listen", "empty address");
+    if (*listen == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return fg_error_set(err, "admin-listen", "expected [V6ADDR]:PORT");
+        h = listen + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon)
+            return fg_error_set(err, "admin-listen", "expected HOST:PORT");
+        hlen = (size_t)(colon - listen);
+    }
+    if (hlen == 0 || hlen >= sizeof host)
+        return fg_error_set(err, "admin-listen", "bad host in '%s'", listen);
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535)
+        return fg_error_set(err, "admin-listen", "bad port in '%s'", listen);
+
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0)
+        return fg_error_set(err, "admin-listen", "cannot resolve '%s': %s", host,
+                            gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *sslen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int admin_api_start(const admin_api_conf_t *conf, admin_api_t **out, fg_error_t *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    const char *listen = conf->listen ? conf->listen : ADMIN_DEFAULT_LISTEN;
+    int rc = parse_listen(listen, &ss, &sslen, err);
+    if (rc)
+        return rc;
+    if (!conf->store || !conf->token)
+        return fg_error_set(err, NULL, "admin API needs a store and a token");
+    admin_api_t *api = calloc(1, sizeof *api);
+    if (!api)
+        return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    api->store = conf->store;
+    api->publisher = conf->publisher;
+    api->token = conf->token;
+    api->ui_dir = conf->ui_dir;
+    api->max_body = conf->max_body ? conf->max_body : ADMIN_MAX_BODY;
+
+    uint16_t port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                             : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    api->daemon = MHD_start_daemon(
+        flags, port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)ADMIN_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)ADMIN_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)ADMIN_CONNECTION_MEMORY, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, api,
+        MHD_OPTION_END);
+    if (!api->daemon) {
+        free(api);
+        return fg_error_setc(err, -EADDRNOTAVAIL, "admin-listen",
+                             "cannot listen on %s (in use, or not a local address)", listen);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->daemon,
+                                                           MHD_DAEMON_INFO_BIND_PORT);
+    api->port = info ? info->port : port;
+    char pbuf[8];
+    snprintf(pbuf, sizeof pbuf, "%u", (unsigned)api->port);
+    fg_log(FG_LOG_INFO, "admin API listening", "listen", listen, "port", pbuf, NULL);
+    *out = api;
+    return 0;
+}
+
+uint16_t admin_api_port(const admin_api_t *api)
+{
+    return api ? api->port : 0;
+}
+
+void admin_api_stop(admin_api_t *api)
+{
+    if (!api)
+        return;
+    MHD_stop_daemon(api->daemon);
+    free(api);
+}

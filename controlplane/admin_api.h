@@ -1,0 +1,47 @@
+/* admin_api.h - the admin REST API of flexgate-ctl (libmicrohttpd).
+ *
+ * Serves /api/v1/... (bearer token required), /health/live and /health/ready (no token) and
+ * the static UI under /ui/ on ONE internal polling thread, so every store call is made from
+ * that thread and mutations are serialised without further locking. Each successful
+ * mutation is one store transaction (one new config version, X-Config-Version in the
+ * response) followed by publisher_notify. Error bodies are
+ * {"error":{"code","message","field"}}. */
+#ifndef CTL_ADMIN_API_H
+#define CTL_ADMIN_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fg_error.h"
+#include "publisher.h"
+#include "store.h"
+#include "token.h"
+
+#define ADMIN_DEFAULT_LISTEN "127.0.0.1:9080"
+#define ADMIN_MAX_BODY (1u << 20)          /* request bodies above this: 413 */
+#define ADMIN_CONNECTION_LIMIT 256u        /* concurrent admin connections */
+#define ADMIN_CONNECTION_TIMEOUT_S 30u     /* idle admin connection closed after this */
+#define ADMIN_CONNECTION_MEMORY (64u << 10) /* per-connection header memory */
+
+typedef struct admin_api admin_api_t;
+
+typedef struct admin_api_conf {
+    const char *listen;     /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free one */
+    store_t *store;         /* borrowed; used only from the API thread once started */
+    publisher_t *publisher; /* borrowed; may be NULL (no data plane endpoints) */
+    const token_t *token;   /* borrowed; must outlive the API */
+    const char *ui_dir;     /* static UI directory, or NULL for none */
+    size_t max_body;        /* 0 = ADMIN_MAX_BODY */
+} admin_api_conf_t;
+
+/** Bind `conf->listen` and start serving. 0 with *out owned by the caller, or -errno. */
+int admin_api_start(const admin_api_conf_t *conf, admin_api_t **out, fg_error_t *err);
+
+/** The TCP port actually bound (useful with port 0). */
+uint16_t admin_api_port(const admin_api_t *api);
+
+/** Stop accepting, finish the thread, free. Stop this before the publisher and the store.
+ *  NULL is accepted. */
+void admin_api_stop(admin_api_t *api);
+
+#endif

@@ -1,0 +1,99 @@
+/* api.h - what the admin API's handler files share (admin_api.c, api_entities.c,
+ * api_dataplanes.c, api_ui.c): the request record and the reply helpers.
+ *
+ * A handler gets a request whose route, method and body are known and whose token has been
+ * checked; it replies exactly once through an api_reply_* call, which queues the response
+ * and records the status for the access log. Replies are JSON unless said otherwise. */
+#ifndef CTL_API_H
+#define CTL_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "admin_api.h"
+#include "fg_error.h"
+
+#define API_PATH_LOG_MAX 256 /* request path kept for the access log */
+#define API_PREFIX "/api/v1/"
+
+typedef struct api_req api_req_t;
+typedef enum MHD_Result (*api_handler_fn)(api_req_t *req);
+
+struct api_req {
+    admin_api_t *api;
+    store_t *store;
+    publisher_t *publisher;
+    const char *ui_dir;
+    struct MHD_Connection *conn;
+    const char *method;    /* "GET", "POST", ... (MHD's string) */
+    const char *url;       /* the decoded path (MHD's string, valid for the request) */
+    const char *item;      /* the {name}/{id} segment, or NULL for a collection */
+    api_handler_fn handler;
+    char *body;            /* malloc'd, NUL-terminated; NULL when empty */
+    size_t body_len;
+    size_t body_cap;
+    bool body_too_large;
+    bool replied;
+    int status;            /* of the reply, for the access log */
+    uint64_t start_ms;     /* monotonic */
+    char path[API_PATH_LOG_MAX];
+    /* headers to add to the next reply; 0 / NULL = none */
+    int64_t reply_version;  /* X-Config-Version */
+    int64_t reply_revision; /* ETag: "<revision>" */
+    char reply_location[FG_ERROR_FIELD_MAX + 32];
+};
+
+/* ---- replies (each queues the response; returns what the MHD handler returns) ---------- */
+
+/** Reply `status` with `body` (consumed, may be NULL for an empty body). */
+enum MHD_Result api_reply_json(api_req_t *req, unsigned status, cJSON *body);
+
+/** Reply `status` with already-serialised JSON text `text` (`len` bytes, copied). */
+enum MHD_Result api_reply_text(api_req_t *req, unsigned status, const char *text, size_t len);
+
+/** Queue `resp` (consumed; NULL gives MHD_NO) with the common headers plus the pending
+ *  X-Config-Version/ETag/Location; `content_type` may be NULL. */
+enum MHD_Result api_reply_response(api_req_t *req, unsigned status,
+                                   struct MHD_Response *resp, const char *content_type);
+
+/** Reply `status` with no body (204). */
+enum MHD_Result api_reply_empty(api_req_t *req, unsigned status);
+
+/** {"error":{"code","message","field"}}; `field` NULL or "" is omitted. */
+enum MHD_Result api_reply_error(api_req_t *req, unsigned status, const char *code,
+                                const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/** Reply for a failed store call: -ENOENT 404, -EEXIST 409, -EBUSY 409 in_use, -ESTALE 412,
+ *  -EINVAL 422 (err.field), -EAGAIN 503, anything else 500. */
+enum MHD_Result api_reply_store_error(api_req_t *req, int rc, const fg_error_t *err);
+
+/** 405 with an Allow header. */
+enum MHD_Result api_reply_method_not_allowed(api_req_t *req, const char *allow);
+
+/* ---- request helpers ------------------------------------------------------------------ */
+
+/** Parse the body as one JSON object. NULL after replying 400 when it is empty, malformed,
+ *  or not an object. Caller owns the tree. */
+cJSON *api_parse_body(api_req_t *req);
+
+/** The If-Match header as a revision: 0 when absent or "*"; -1 after replying 400 when it
+ *  is not a revision ETag. */
+int64_t api_if_match(api_req_t *req);
+
+/** After a committed mutation: tell the publisher. */
+void api_committed(api_req_t *req, int64_t version);
+
+/* ---- handlers ------------------------------------------------------------------------- */
+enum MHD_Result api_upstreams(api_req_t *req);  /* /api/v1/upstreams[/{name}] */
+enum MHD_Result api_routes(api_req_t *req);     /* /api/v1/routes[/{id}] */
+enum MHD_Result api_dataplanes(api_req_t *req); /* /api/v1/dataplanes */
+enum MHD_Result api_health_live(api_req_t *req);
+enum MHD_Result api_health_ready(api_req_t *req);
+enum MHD_Result api_ui(api_req_t *req);         /* /ui/... static files */
+
+#endif

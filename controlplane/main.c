@@ -1,0 +1,314 @@
+/* main.c - flexgate-ctl: the control plane's command line.
+ *
+ * Sub-commands are a table (name, options, runner), so later ones (import, export) are one
+ * entry each. `serve` runs the admin API and the publisher on their own threads while the
+ * main thread waits in sigwait() for SIGTERM/SIGINT: signals are blocked before any thread
+ * starts, so no handler ever runs inside a library call, and shutdown is plain sequential
+ * code (API, then publisher, then database). Exit status: 0 ok, 1 failure, 2 usage. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "admin_api.h"
+#include "fg_log.h"
+#include "fg_proto.h"
+#include "migrations.h"
+#include "publisher.h"
+#include "store.h"
+#include "token.h"
+
+#ifndef FG_VERSION
+#define FG_VERSION "0.0.0"
+#endif
+#ifndef FG_UI_DIR
+#define FG_UI_DIR ""
+#endif
+
+#define CTL_DEFAULT_SOCKET "unix:./var/flexgate.sock"
+#define CTL_DEFAULT_LOG_LEVEL "info"
+#define EXIT_USAGE 2
+
+typedef struct ctl_opts {
+    const char *db;
+    const char *admin_listen;
+    const char *socket;
+    const char *log_level;
+    const char *ui_dir;
+} ctl_opts_t;
+
+typedef enum opt_id { OPT_DB, OPT_ADMIN_LISTEN, OPT_SOCKET, OPT_LOG_LEVEL, OPT_UI_DIR } opt_id_t;
+
+typedef struct opt_spec {
+    const char *name; /* without the leading "--" */
+    opt_id_t id;
+} opt_spec_t;
+
+typedef struct command {
+    const char *name;
+    const char *usage;
+    const opt_spec_t *opts; /* terminated by a NULL name */
+    int (*run)(const ctl_opts_t *o);
+} command_t;
+
+/* ---- serve ---------------------------------------------------------------------------- */
+
+static int fail(const char *what, const fg_error_t *err)
+{
+    fg_log(FG_LOG_ERROR, what, "field", err->field[0] ? err->field : NULL, "error",
+           err->message, NULL);
+    return EXIT_FAILURE;
+}
+
+static int open_migrated(const char *db, store_t **st, int *applied, fg_error_t *err)
+{
+    int rc = store_open(db, st, err);
+    if (rc)
+        return rc;
+    if ((rc = store_migrate(*st, applied, err))) {
+        store_close(*st);
+        *st = NULL;
+    }
+    return rc;
+}
+
+static int wait_for_stop_signal(const sigset_t *set)
+{
+    int sig = 0;
+    while (sigwait(set, &sig) != 0)
+        ;
+    return sig;
+}
+
+static int run_serve(const ctl_opts_t *o)
+{
+    fg_error_t err;
+    store_t *st = NULL;
+    publisher_t *pub = NULL;
+    admin_api_t *api = NULL;
+    token_t token;
+    int status = EXIT_FAILURE;
+    sigset_t stop;
+
+    /* Block before any thread exists, so every thread inherits the mask and the signals
+     * are only ever taken by sigwait below. */
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    fg_error_clear(&err);
+    if (open_migrated(o->db, &st, NULL, &err))
+        return fail("cannot open the database", &err);
+    if (token_load(o->db, &token, &err)) {
+        status = fail("cannot load the admin token", &err);
+        goto fail_store;
+    }
+    if (token.source == TOKEN_GENERATED) {
+        printf("admin token: %s (saved to %s)\n", token.value, token.path);
+        fflush(stdout);
+    }
+    const publisher_conf_t pconf = {.listen = o->socket, .db_path = o->db};
+    if (publisher_start(&pconf, &pub, &err)) {
+        status = fail("cannot start the snapshot publisher", &err);
+        goto fail_store;
+    }
+    const admin_api_conf_t aconf = {.listen = o->admin_listen, .store = st,
+                                    .publisher = pub, .token = &token, .ui_dir = o->ui_dir};
+    if (admin_api_start(&aconf, &api, &err)) {
+        status = fail("cannot start the admin API", &err);
+        goto fail_pub;
+    }
+    fg_log(FG_LOG_INFO, "flexgate-ctl ready", "version", FG_VERSION, "db", o->db,
+           "token_source", token.source == TOKEN_FROM_ENV ? "env" : "file", NULL);
+
+    int sig = wait_for_stop_signal(&stop);
+    fg_log(FG_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
+           NULL);
+    admin_api_stop(api);
+    status = EXIT_SUCCESS;
+fail_pub:
+    publisher_stop(pub);
+fail_store:
+    store_close(st);
+    memset(&token, 0, sizeof token);
+    return status;
+}
+
+/* ---- migrate, version ----------------------------------------------------------------- */
+
+static int run_migrate(const ctl_opts_t *o)
+{
+    fg_error_t err;
+    store_t *st = NULL;
+    int applied = 0;
+    int64_t version = 0;
+    fg_error_clear(&err);
+    if (open_migrated(o->db, &st, &applied, &err))
+        return fail("migration failed", &err);
+    int rc = store_version(st, &version, &err);
+    store_close(st);
+    if (rc)
+        return fail("cannot read the config version", &err);
+    printf("applied %d migration%s; schema %s; config version %" PRId64 "\n", applied,
+           applied == 1 ? "" : "s",
+           ctl_migrations_count ? ctl_migrations[ctl_migrations_count - 1].name : "none",
+           version);
+    return EXIT_SUCCESS;
+}
+
+static int run_version(const ctl_opts_t *o)
+{
+    printf("flexgate-ctl %s (snapshot protocol %d, schema %s)\n", FG_VERSION,
+           FG_PROTOCOL_VERSION,
+           ctl_migrations_count ? ctl_migrations[ctl_migrations_count - 1].name : "none");
+    return EXIT_SUCCESS;
+}
+
+/* ---- the command table ---------------------------------------------------------------- */
+
+static const opt_spec_t serve_opts[] = {
+    {"db", OPT_DB}, {"admin-listen", OPT_ADMIN_LISTEN}, {"socket", OPT_SOCKET},
+    {"log-level", OPT_LOG_LEVEL}, {"ui-dir", OPT_UI_DIR}, {NULL, 0},
+};
+static const opt_spec_t migrate_opts[] = {
+    {"db", OPT_DB}, {"log-level", OPT_LOG_LEVEL}, {NULL, 0},
+};
+static const opt_spec_t no_opts[] = {{NULL, 0}};
+
+static const command_t commands[] = {
+    {"serve",
+     "usage: flexgate-ctl serve --db PATH [--admin-listen HOST:PORT] [--socket unix:PATH]\n"
+     "                          [--log-level debug|info|warn|error] [--ui-dir DIR]\n"
+     "\n"
+     "Run the control plane: the admin REST API (default " ADMIN_DEFAULT_LISTEN ") and the\n"
+     "snapshot publisher data planes connect to (default " CTL_DEFAULT_SOCKET ").\n"
+     "Migrates the database first. The admin token is $" TOKEN_ENV ", or the file\n"
+     TOKEN_FILE_NAME " beside the database, generated (and printed once) on first start.\n",
+     serve_opts, run_serve},
+    {"migrate",
+     "usage: flexgate-ctl migrate --db PATH [--log-level LEVEL]\n"
+     "\n"
+     "Apply the schema migrations this binary carries that the database lacks, and create\n"
+     "config version 1 (the empty configuration) on a new database. Safe to run twice.\n",
+     migrate_opts, run_migrate},
+    {"version",
+     "usage: flexgate-ctl version\n"
+     "\n"
+     "Print the software version, snapshot protocol version and newest schema migration.\n",
+     no_opts, run_version},
+};
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "usage: flexgate-ctl <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %s\n", commands[i].name);
+    fprintf(f, "\n`flexgate-ctl <command> --help` describes each one.\n");
+}
+
+static const char **opt_slot(ctl_opts_t *o, opt_id_t id)
+{
+    switch (id) {
+    case OPT_DB: return &o->db;
+    case OPT_ADMIN_LISTEN: return &o->admin_listen;
+    case OPT_SOCKET: return &o->socket;
+    case OPT_LOG_LEVEL: return &o->log_level;
+    case OPT_UI_DIR: return &o->ui_dir;
+    }
+    return NULL;
+}
+
+/* "--name VALUE" or "--name=VALUE"; anything else is a usage error. Returns 0, 1 after
+ * printing help, or -1 after printing the error. */
+static int parse_opts(const command_t *cmd, int argc, char **argv, ctl_opts_t *o)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(cmd->usage, stdout);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "flexgate-ctl %s: unexpected argument '%s'\n%s", cmd->name, arg,
+                    cmd->usage);
+            return -1;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const opt_spec_t *spec = NULL;
+        for (const opt_spec_t *s = cmd->opts; s->name && !spec; s++)
+            if (strlen(s->name) == nlen && strncmp(s->name, name, nlen) == 0)
+                spec = s;
+        if (!spec) {
+            fprintf(stderr, "flexgate-ctl %s: unknown option '%s'\n%s", cmd->name, arg,
+                    cmd->usage);
+            return -1;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value || !*value) {
+            fprintf(stderr, "flexgate-ctl %s: option '--%.*s' needs a value\n", cmd->name,
+                    (int)nlen, name);
+            return -1;
+        }
+        *opt_slot(o, spec->id) = value;
+    }
+    return 0;
+}
+
+static bool has_opt(const command_t *cmd, opt_id_t id)
+{
+    for (const opt_spec_t *s = cmd->opts; s->name; s++)
+        if (s->id == id)
+            return true;
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return EXIT_SUCCESS;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return run_version(NULL);
+    const command_t *cmd = NULL;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0] && !cmd; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            cmd = &commands[i];
+    if (!cmd) {
+        fprintf(stderr, "flexgate-ctl: unknown command '%s'\n", argv[1]);
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    struct stat sb;
+    ctl_opts_t o = {.admin_listen = ADMIN_DEFAULT_LISTEN, .socket = CTL_DEFAULT_SOCKET,
+                    .log_level = CTL_DEFAULT_LOG_LEVEL,
+                    .ui_dir = stat(FG_UI_DIR, &sb) == 0 && S_ISDIR(sb.st_mode) ? FG_UI_DIR
+                                                                                : NULL};
+    int rc = parse_opts(cmd, argc - 2, argv + 2, &o);
+    if (rc)
+        return rc > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    if (has_opt(cmd, OPT_DB) && !o.db) {
+        fprintf(stderr, "flexgate-ctl %s: --db PATH is required\n%s", cmd->name, cmd->usage);
+        return EXIT_USAGE;
+    }
+    fg_log_level_t level = FG_LOG_INFO;
+    if (fg_log_level_parse(o.log_level, &level) < 0) {
+        fprintf(stderr, "flexgate-ctl %s: bad --log-level '%s' (debug, info, warn, error)\n",
+                cmd->name, o.log_level);
+        return EXIT_USAGE;
+    }
+    fg_log_init("ctl", level);
+    return cmd->run(&o);
+}
