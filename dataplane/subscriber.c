@@ -154,7 +154,7 @@ static void sub_record_error(dp_subscriber_t *s, const char *text)
 static void format_error(const fg_error_t *err, char *out, size_t out_len)
 {
     if (err->field[0])
-        snprintf(out, out_len, "%s: %s", err->field, err->message);
+        snprintf(out, out_len, "%.200s: %.300s", err->field, err->message);
     else
         snprintf(out, out_len, "%s", err->message[0] ? err->message : "unknown error");
 }
@@ -385,27 +385,36 @@ static int sub_handle_snapshot(dp_subscriber_t *s, const char *payload, size_t l
     return sub_send_ack(s, version, NULL);
 }
 
-/* The control plane NACKs a HELLO it will not serve (an incompatible protocol, say). */
-static void sub_handle_refusal(dp_subscriber_t *s, const char *payload, size_t len)
+/* The control plane NACKs a HELLO it will not serve (an incompatible protocol, PROTOCOL.md
+ * §4.6) and keeps the connection open; we say so loudly and keep serving what we have. */
+static int sub_handle_refusal(dp_subscriber_t *s, const char *payload, size_t len)
 {
     fg_ack_t m;
     fg_error_t err;
     char text[FG_PROTO_ERROR_MAX];
 
     memset(&m, 0, sizeof(m));
-    if (fg_ack_decode(payload, len, &m, &err) < 0 || !m.error[0])
-        snprintf(text, sizeof(text), "control plane refused this data plane");
-    else
+    if (fg_ack_decode(payload, len, &m, &err) < 0)
+        return -1;
+    if (m.error[0])
         snprintf(text, sizeof(text), "control plane refused this data plane: %.400s", m.error);
+    else
+        snprintf(text, sizeof(text), "control plane refused this data plane");
     sub_record_error(s, text);
     fg_log(FG_LOG_ERROR, "control plane refused this data plane", "control", s->control,
-           "error", m.error, NULL);
+           "error", m.error[0] ? m.error : NULL, NULL);
+    return 0;
 }
 
-/* 0 to carry on, or -1 after which the caller drops the connection (reason in `why`). */
+/* 0 to carry on, or -1 after which the caller drops the connection (reason in `why`).
+ * A malformed PING, PONG or NACK means the peer is broken (PROTOCOL.md §6); a malformed
+ * SNAPSHOT is only a bad config, NACKed on a healthy connection. */
 static int sub_dispatch(dp_subscriber_t *s, fg_msg_type_t type, const char *payload,
                         size_t len, char *why, size_t why_len)
 {
+    fg_ping_t ping;
+    fg_error_t err;
+
     switch (type) {
     case FG_MSG_SNAPSHOT:
         if (sub_handle_snapshot(s, payload, len) < 0) {
@@ -414,16 +423,24 @@ static int sub_dispatch(dp_subscriber_t *s, fg_msg_type_t type, const char *payl
         }
         return 0;
     case FG_MSG_PING:
-        /* Whatever the control plane believes we run, the answer carries the truth. */
-        if (sub_send_ping(s, FG_MSG_PONG) < 0) {
+    case FG_MSG_PONG:
+        if (fg_ping_decode(payload, len, &ping, &err) < 0) {
+            snprintf(why, why_len, "malformed %s from control plane: %.80s",
+                     fg_msg_type_name((int)type), err.message);
+            return -1;
+        }
+        /* Whatever the control plane believes we run, the answer carries the truth. A PONG
+         * is liveness only: last_rx_ms is already updated. */
+        if (type == FG_MSG_PING && sub_send_ping(s, FG_MSG_PONG) < 0) {
             snprintf(why, why_len, "out of memory answering a PING");
             return -1;
         }
         return 0;
-    case FG_MSG_PONG:
-        return 0; /* liveness only: last_rx_ms is already updated */
     case FG_MSG_NACK:
-        sub_handle_refusal(s, payload, len);
+        if (sub_handle_refusal(s, payload, len) < 0) {
+            snprintf(why, why_len, "malformed NACK from control plane");
+            return -1;
+        }
         return 0;
     default:
         fg_log(FG_LOG_WARN, "unexpected message from control plane", "type",

@@ -509,6 +509,37 @@ static void test_unknown_type_drops(void **state)
     greet(f);
 }
 
+static void test_malformed_ping_drops(void **state)
+{
+    fixture_t *f = *state;
+
+    greet(f);
+    apply(f, config_v1, 2);
+    send_frame(f, FG_MSG_PING, strdup("{\"applied_version\":\"two\"}"));
+    expect_eof(f);
+    assert_int_equal(greet(f).applied_version, 2);
+}
+
+static void test_refusal_from_ctl_keeps_serving(void **state)
+{
+    fixture_t *f = *state;
+    fg_ack_t refusal = {.version = 0};
+    dp_subscriber_state_t st;
+    frame_t fr;
+
+    greet(f);
+    apply(f, config_v1, 2);
+    snprintf(refusal.error, sizeof(refusal.error), "protocol 1 not supported");
+    send_frame(f, FG_MSG_NACK, fg_ack_encode(&refusal, 1));
+    /* still talking: a PING is answered, the config stays */
+    send_frame(f, FG_MSG_PING, strdup("{\"applied_version\":5}"));
+    fr = expect_frame(f, FG_MSG_PONG);
+    free(fr.payload);
+    subscriber_state(f->sub, &st);
+    assert_non_null(strstr(st.last_error, "protocol 1 not supported"));
+    assert_int_equal(generation_current()->version, 2);
+}
+
 static void test_silent_peer_dropped(void **state)
 {
     fixture_t *f = fixture_new(30, 0);
@@ -605,6 +636,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_teardown(test_oversized_frame_drops_and_reconnects, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_type_drops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_ping_drops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_from_ctl_keeps_serving, setup, teardown),
         cmocka_unit_test_teardown(test_silent_peer_dropped, teardown),
         cmocka_unit_test_setup_teardown(test_refused_before_connect_and_backoff, setup,
                                         teardown),
