@@ -493,11 +493,13 @@ int admin_api_start(const admin_api_conf_t *conf, admin_api_t **out, fg_error_t 
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     api->daemon = MHD_start_daemon(
-        flags, port, NULL, NULL, on_request, api, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)ADMIN_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)ADMIN_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)ADMIN_CONNECTION_MEMORY, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, api,
+        flags, port, NULL, NULL, on_request, api,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, api, /* first, or MHD logs the rest itself */
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, api,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_CONNECTION_MEMORY,
         MHD_OPTION_END);
     if (!api->daemon) {
         free(api);

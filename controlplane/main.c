@@ -125,7 +125,8 @@ static int run_serve(const ctl_opts_t *o)
         goto fail_pub;
     }
     fg_log(FG_LOG_INFO, "flexgate-ctl ready", "version", FG_VERSION, "db", o->db,
-           "token_source", token.source == TOKEN_FROM_ENV ? "env" : "file", NULL);
+           "token_source", token.source == TOKEN_FROM_ENV ? "env"
+                           : token.source == TOKEN_GENERATED ? "generated" : "file", NULL);
 
     int sig = wait_for_stop_signal(&stop);
     fg_log(FG_LOG_INFO, "shutting down", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",

@@ -397,6 +397,22 @@ cJSON *publisher_dataplanes_json(publisher_t *pub, int64_t current_version)
 
 /* ---- incoming frames ------------------------------------------------------------------ */
 
+/* PROTOCOL.md §4.6: a NACK of version 0 tells the data plane why it gets no snapshots; the
+ * connection stays open so it is listed as connected but incompatible. */
+static void tell_incompatible(pub_conn_t *c, int protocol)
+{
+    char vbuf[24];
+    fg_ack_t nack = {.version = 0};
+    snprintf(nack.error, sizeof nack.error, "protocol %d not supported; this control plane "
+             "speaks %d", protocol, FG_PROTOCOL_VERSION);
+    fg_log(FG_LOG_WARN, "data plane speaks another protocol version, not sending it "
+                        "snapshots", "dp_id", c->dp->id, "protocol", i64s(protocol, vbuf), NULL);
+    char *payload = fg_ack_encode(&nack, 1);
+    if (!payload || conn_send(c, FG_MSG_NACK, payload) < 0)
+        fg_log(FG_LOG_ERROR, "cannot queue frame", "type", "NACK", NULL);
+    free(payload);
+}
+
 static int on_hello(pub_conn_t *c, const char *payload, size_t len)
 {
     publisher_t *pub = c->pub;
@@ -436,8 +452,7 @@ static int on_hello(pub_conn_t *c, const char *payload, size_t len)
            "applied_version", i64s(h.applied_version, v2), "protocol", i64s(h.protocol, v3),
            NULL);
     if (h.protocol != FG_PROTOCOL_VERSION)
-        fg_log(FG_LOG_WARN, "data plane speaks another protocol version, not sending it "
-                            "snapshots", "dp_id", h.dp_id, "protocol", v3, NULL);
+        tell_incompatible(c, h.protocol);
     if (conn_push(c) < 0)
         return 1; /* closed already */
     /* Answer at once, so the data plane knows the session is up even when it is in sync. */

@@ -109,6 +109,9 @@ static int fail_sqlite(store_t *st, int rc, fg_error_t *err, const char *what)
     case SQLITE_CONSTRAINT_FOREIGNKEY:
         code = -EBUSY;
         break;
+    case SQLITE_CONSTRAINT_TRIGGER: /* what an ON DELETE RESTRICT violation reports */
+        code = st && st->db && strstr(sqlite3_errmsg(st->db), "FOREIGN KEY") ? -EBUSY : -EIO;
+        break;
     case SQLITE_NOMEM:
         code = -ENOMEM;
         break;
@@ -135,7 +138,7 @@ static int exec_sql(store_t *st, const char *sql, fg_error_t *err)
     char *msg = NULL;
     int rc = sqlite3_exec(st->db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        int code = fail_sqlite(st, sqlite3_extended_errcode(st->db), err, "exec");
+        int code = fail_sqlite(st, rc, err, "exec");
         if (msg)
             fg_error_setc(err, code, NULL, "%s", msg);
         sqlite3_free(msg);
