@@ -5,8 +5,9 @@
  * written (defaults included) in one fixed order, optional strings that are NULL are left
  * out, enums are written by name, and the text is produced by our own printer rather than
  * cJSON_Print, so the bytes are pinned down by proto/PROTOCOL.md §5 and not by whichever
- * cJSON release is installed. decode(canonical(c)) re-encodes to the same bytes; the unit
- * tests hold us to that. */
+ * cJSON release is installed. A NULL string that has a default (a hand-built model's health
+ * check path, say) is written as that default, which is what decoding its absence gives.
+ * decode(canonical(c)) re-encodes to the same bytes; the unit tests hold us to that. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +44,11 @@ static bool add_bool(cJSON *o, const char *key, bool v)
 static bool add_str(cJSON *o, const char *key, const char *v)
 {
     return v ? add_item(o, key, cJSON_CreateString(v)) : true;
+}
+
+static const char *or_default(const char *s, const char *def)
+{
+    return s ? s : def;
 }
 
 static cJSON *str_array(const char *const *list, size_t n)
@@ -111,7 +117,8 @@ static cJSON *enc_breaker(const fg_breaker_conf_t *b)
 static cJSON *enc_health_check(const fg_health_check_t *h)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o && !(add_bool(o, "enabled", h->enabled) && add_str(o, "path", h->path) &&
+    if (o && !(add_bool(o, "enabled", h->enabled) &&
+               add_str(o, "path", or_default(h->path, FG_DEFAULT_HC_PATH)) &&
                add_num(o, "interval", h->interval_ms) && add_num(o, "timeout", h->timeout_ms) &&
                add_num(o, "unhealthyThreshold", h->unhealthy_threshold) &&
                add_num(o, "healthyThreshold", h->healthy_threshold))) {
@@ -271,8 +278,9 @@ static cJSON *enc_security(const fg_security_conf_t *s)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *auth = cJSON_CreateObject();
-    bool ok = o && auth && add_str(auth, "type", s->auth.type) &&
-              add_str(auth, "header", s->auth.header) && add_item(auth, "keys", enc_keys(&s->auth));
+    bool ok = o && auth && add_str(auth, "type", or_default(s->auth.type, FG_DEFAULT_AUTH_TYPE)) &&
+              add_str(auth, "header", or_default(s->auth.header, FG_DEFAULT_AUTH_HEADER)) &&
+              add_item(auth, "keys", enc_keys(&s->auth));
     if (!ok) {
         cJSON_Delete(auth);
         cJSON_Delete(o);
@@ -339,8 +347,9 @@ static cJSON *enc_logging(const fg_logging_conf_t *l)
     cJSON *o = cJSON_CreateObject();
     cJSON *s = cJSON_CreateObject();
     bool ok = o && s && add_num(s, "successRate", l->success_rate) &&
-              add_num(s, "errorRate", l->error_rate) && add_str(o, "level", l->level) &&
-              add_str(o, "format", l->format);
+              add_num(s, "errorRate", l->error_rate) &&
+              add_str(o, "level", or_default(l->level, FG_DEFAULT_LOG_LEVEL)) &&
+              add_str(o, "format", or_default(l->format, FG_DEFAULT_LOG_FORMAT));
     if (!ok) {
         cJSON_Delete(s);
         cJSON_Delete(o);
@@ -357,7 +366,7 @@ static cJSON *enc_metrics(const fg_metrics_conf_t *m)
 {
     cJSON *o = cJSON_CreateObject();
     if (o && !(add_bool(o, "enabled", m->enabled) && add_num(o, "port", m->port) &&
-               add_str(o, "path", m->path))) {
+               add_str(o, "path", or_default(m->path, FG_DEFAULT_METRICS_PATH)))) {
         cJSON_Delete(o);
         return NULL;
     }

@@ -2,9 +2,9 @@
  *
  * The decoder has already checked each value on its own; this file checks what only the
  * whole configuration can tell: names unique, references resolve, counts within limits. It
- * also re-checks the single-value rules that matter for safety (names, paths, targets,
- * digests), because a model can be assembled without the decoder and the data plane must
- * never trust one that was.
+ * also re-checks every single-value rule (names, paths, ranges, header text, digests),
+ * because a model can be assembled without the decoder: whatever passes here encodes to a
+ * canonical text that decodes again, which is what lets a data plane verify a snapshot.
  *
  * Uniqueness and lookups use a throw-away open-addressing hash set, so validating 100,000
  * routes over 10,000 upstreams is linear, not quadratic. */
@@ -86,6 +86,131 @@ static int oom(fg_error_t *err)
     return fg_error_setc(err, -ENOMEM, NULL, "out of memory while validating");
 }
 
+static int check_range(fg_error_t *err, const char *prefix, const char *name, uint64_t v,
+                       uint64_t lo, uint64_t hi)
+{
+    char f[FG_ERROR_FIELD_MAX];
+    if (v >= lo && v <= hi)
+        return 0;
+    snprintf(f, sizeof(f), "%s%s%s", prefix, *prefix ? "." : "", name);
+    return fg_error_set(err, f, "must be between %llu and %llu", (unsigned long long)lo,
+                        (unsigned long long)hi);
+}
+
+static int check_problem(fg_error_t *err, const char *field, const char *why)
+{
+    return why ? fg_error_set(err, field, "%s", why) : 0;
+}
+
+static const char *status_path_problem(const char *path)
+{
+    if (!path)
+        return NULL; /* encoded as the default */
+    if (path[0] != '/')
+        return "must start with '/'";
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7f || *c == '#')
+            return "must not contain spaces, '#', control or non-ASCII characters";
+    return NULL;
+}
+
+static int check_upstream_tuning(const fg_upstream_t *u, size_t i, fg_error_t *err)
+{
+    char p[FG_ERROR_FIELD_MAX];
+    const fg_breaker_conf_t *b = &u->circuit_breaker;
+    const fg_health_check_t *h = &u->health_check;
+    int rc;
+
+    snprintf(p, sizeof(p), "upstreams[%zu]", i);
+    if ((rc = check_range(err, p, "timeout", u->timeout_ms, 1, FG_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, p, "retries", u->retries, 0, FG_RETRIES_MAX)) != 0 ||
+        (rc = check_range(err, p, "loadBalancing", (uint64_t)u->load_balancing, 0,
+                          FG_LB_CONSISTENT_HASH)) != 0)
+        return rc;
+    snprintf(p, sizeof(p), "upstreams[%zu].hashOn", i);
+    if ((rc = check_problem(err, p, fg__hash_on_problem(u->hash_on))) != 0)
+        return rc;
+    snprintf(p, sizeof(p), "upstreams[%zu].circuitBreaker", i);
+    if ((rc = check_range(err, p, "failureThreshold", b->failure_threshold, 1, 100)) != 0 ||
+        (rc = check_range(err, p, "successThreshold", b->success_threshold, 1,
+                          FG_BREAKER_COUNT_MAX)) != 0 ||
+        (rc = check_range(err, p, "openDuration", b->open_duration_ms, 1, FG_TIMEOUT_MAX_MS)) !=
+            0 ||
+        (rc = check_range(err, p, "halfOpenRequests", b->half_open_requests, 1,
+                          FG_BREAKER_COUNT_MAX)) != 0 ||
+        (rc = check_range(err, p, "minRequests", b->min_requests, 1, FG_BREAKER_COUNT_MAX)) !=
+            0 ||
+        (rc = check_range(err, p, "windowMs", b->window_ms, 1, FG_TIMEOUT_MAX_MS)) != 0)
+        return rc;
+    snprintf(p, sizeof(p), "upstreams[%zu].healthCheck", i);
+    if ((rc = check_range(err, p, "interval", h->interval_ms, 1, FG_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, p, "timeout", h->timeout_ms, 1, FG_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, p, "unhealthyThreshold", h->unhealthy_threshold, 1,
+                          FG_HC_THRESHOLD_MAX)) != 0 ||
+        (rc = check_range(err, p, "healthyThreshold", h->healthy_threshold, 1,
+                          FG_HC_THRESHOLD_MAX)) != 0)
+        return rc;
+    snprintf(p, sizeof(p), "upstreams[%zu].healthCheck.path", i);
+    return check_problem(err, p, status_path_problem(h->path));
+}
+
+static int check_header_ops(const fg_header_ops_t *ops, const char *prefix, fg_error_t *err)
+{
+    char f[FG_ERROR_FIELD_MAX];
+    int rc;
+    if (ops->n_add > FG_MAX_LIST || ops->n_remove > FG_MAX_LIST) {
+        snprintf(f, sizeof(f), "%s", prefix);
+        return fg_error_set(err, f, "at most %d headers to add and %d to remove", FG_MAX_LIST,
+                            FG_MAX_LIST);
+    }
+    for (size_t i = 0; i < ops->n_add; i++) {
+        snprintf(f, sizeof(f), "%s.add", prefix);
+        if ((rc = check_problem(err, f, fg__header_name_problem(ops->add[i].name))) != 0)
+            return rc;
+        snprintf(f, sizeof(f), "%s.add.%s", prefix, ops->add[i].name);
+        if ((rc = check_problem(err, f, fg__header_value_problem(ops->add[i].value))) != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < ops->n_remove; i++) {
+        snprintf(f, sizeof(f), "%s.remove[%zu]", prefix, i);
+        if ((rc = check_problem(err, f, fg__header_name_problem(ops->remove[i]))) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int check_route_fields(const fg_route_t *r, size_t i, fg_error_t *err)
+{
+    char p[FG_ERROR_FIELD_MAX], f[FG_ERROR_FIELD_MAX];
+    const unsigned all_methods = (FG_METHOD_TRACE << 1) - 1;
+    int rc;
+
+    snprintf(p, sizeof(p), "routes[%zu]", i);
+    if ((rc = check_range(err, p, "timeout", r->timeout_ms, 0, FG_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, p, "auth", (uint64_t)r->auth, 0, FG_AUTH_REQUIRED)) != 0 ||
+        (rc = check_range(err, p, "priority", (uint64_t)((int64_t)r->priority - FG_PRIORITY_MIN),
+                          0, (uint64_t)(FG_PRIORITY_MAX - FG_PRIORITY_MIN))) != 0)
+        return rc;
+    if (r->methods & ~all_methods) {
+        snprintf(f, sizeof(f), "routes[%zu].methods", i);
+        return fg_error_set(err, f, "unknown method bits");
+    }
+    if (r->n_hosts > FG_MAX_LIST) {
+        snprintf(f, sizeof(f), "routes[%zu].hosts", i);
+        return fg_error_set(err, f, "at most %d hosts", FG_MAX_LIST);
+    }
+    for (size_t h = 0; h < r->n_hosts; h++) {
+        snprintf(f, sizeof(f), "routes[%zu].hosts[%zu]", i, h);
+        if ((rc = check_problem(err, f, fg__host_pattern_problem(r->hosts[h]))) != 0)
+            return rc;
+    }
+    snprintf(p, sizeof(p), "routes[%zu].requestHeaders", i);
+    if ((rc = check_header_ops(&r->request_headers, p, err)) != 0)
+        return rc;
+    snprintf(p, sizeof(p), "routes[%zu].responseHeaders", i);
+    return check_header_ops(&r->response_headers, p, err);
+}
+
 static int check_rate_limit(const fg_rate_limit_t *rl, const char *field, fg_error_t *err)
 {
     char f[FG_ERROR_FIELD_MAX];
@@ -138,14 +263,9 @@ static int check_upstreams(const fg_config_t *cfg, name_set_t *names, fg_error_t
                 return fg_error_set(err, f, "must be between 1 and %d", FG_WEIGHT_MAX);
             }
         }
-        if (u->timeout_ms < 1 || u->timeout_ms > FG_TIMEOUT_MAX_MS) {
-            snprintf(f, sizeof(f), "upstreams[%zu].timeout", i);
-            return fg_error_set(err, f, "must be between 1 and %u", FG_TIMEOUT_MAX_MS);
-        }
-        if (u->retries > FG_RETRIES_MAX) {
-            snprintf(f, sizeof(f), "upstreams[%zu].retries", i);
-            return fg_error_set(err, f, "must be between 0 and %d", FG_RETRIES_MAX);
-        }
+        int rc = check_upstream_tuning(u, i, err);
+        if (rc != 0)
+            return rc;
     }
     /* Fallbacks second: they may name an upstream defined later in the list. */
     for (size_t i = 0; i < cfg->n_upstreams; i++) {
@@ -153,6 +273,8 @@ static int check_upstreams(const fg_config_t *cfg, name_set_t *names, fg_error_t
         if (!u->fallback)
             continue;
         snprintf(f, sizeof(f), "upstreams[%zu].fallback", i);
+        if (!fg_name_valid(u->fallback))
+            return fg_error_set(err, f, "unknown upstream");
         if (strcmp(u->fallback, u->name) == 0)
             return fg_error_set(err, f, "must name another upstream, not itself");
         if (!set_has(names, u->fallback))
@@ -197,7 +319,9 @@ static int check_routes(const fg_config_t *cfg, const name_set_t *upstreams, fg_
         if (rc)
             break;
         snprintf(f, sizeof(f), "routes[%zu].rateLimit", i);
-        rc = check_rate_limit(&r->rate_limit, f, err);
+        if ((rc = check_rate_limit(&r->rate_limit, f, err)) != 0)
+            break;
+        rc = check_route_fields(r, i, err);
     }
     set_free(&ids);
     return rc;
@@ -261,8 +385,35 @@ static int check_settings(const fg_config_t *cfg, fg_error_t *err)
         if ((rc = check_rate_limit(&limit, f, err)) != 0)
             return rc;
     }
-    if (cfg->proxy.port == 0)
-        return fg_error_set(err, "proxy.port", "must be between 1 and 65535");
+    const fg_proxy_conf_t *px = &cfg->proxy;
+    if ((rc = check_range(err, "proxy", "port", px->port, 1, 65535)) != 0 ||
+        (rc = check_range(err, "proxy.timeout", "request", px->request_timeout_ms, 1,
+                          FG_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, "proxy.timeout", "connect", px->connect_timeout_ms, 1,
+                          FG_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, "proxy.timeout", "idle", px->idle_timeout_ms, 1,
+                          FG_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, "rateLimit", "backend", (uint64_t)cfg->rate_limit.backend, 0,
+                          FG_RL_REDIS)) != 0)
+        return rc;
+    const fg_logging_conf_t *lg = &cfg->logging;
+    if (!(lg->success_rate >= 0 && lg->success_rate <= 1))
+        return fg_error_set(err, "logging.sampling.successRate", "must be between 0 and 1");
+    if (!(lg->error_rate >= 0 && lg->error_rate <= 1))
+        return fg_error_set(err, "logging.sampling.errorRate", "must be between 0 and 1");
+    if (lg->level && strcmp(lg->level, "debug") != 0 && strcmp(lg->level, "info") != 0 &&
+        strcmp(lg->level, "warn") != 0 && strcmp(lg->level, "error") != 0)
+        return fg_error_set(err, "logging.level", "must be \"debug\", \"info\", \"warn\" or \"error\"");
+    if (lg->format && strcmp(lg->format, FG_DEFAULT_LOG_FORMAT) != 0)
+        return fg_error_set(err, "logging.format", "must be \"json\"");
+    if ((rc = check_problem(err, "metrics.path", status_path_problem(cfg->metrics.path))) != 0)
+        return rc;
+    if (cfg->security.auth.header &&
+        (rc = check_problem(err, "security.auth.header",
+                            fg__header_name_problem(cfg->security.auth.header))) != 0)
+        return rc;
+    if (cfg->security.auth.type && strcmp(cfg->security.auth.type, FG_DEFAULT_AUTH_TYPE) != 0)
+        return fg_error_set(err, "security.auth.type", "must be \"apiKey\"");
     if (cfg->proxy.max_body_size == 0 || cfg->proxy.max_body_size > FG_MAX_BODY_SIZE_LIMIT)
         return fg_error_set(err, "proxy.maxBodySize", "must be between 1 byte and 1tb");
     return check_keys(&cfg->security.auth, err);
