@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fg_config_internal.h"
 #include "fg_frame.h"
 
 #define JSON_INT_MAX 9007199254740991.0 /* 2^53 - 1: the largest integer JSON keeps exact */
@@ -83,9 +84,11 @@ static int get_str(const cJSON *obj, const char *key, char *buf, size_t size, bo
 
 /* ---- encoding helpers ----------------------------------------------------------------- */
 
+/* Printed with the canonical printer, not cJSON_PrintUnformatted: cJSON writes integers
+ * above ~10^15 with 15 significant digits and so changes them, and versions must survive. */
 static char *print_and_delete(cJSON *o)
 {
-    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    char *text = o ? fg__json_canonical_print(o) : NULL;
     cJSON_Delete(o);
     return text;
 }
