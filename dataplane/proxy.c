@@ -1,0 +1,855 @@
+/* proxy.c - one request through the gateway: route, upstream, forward, stream back, finish.
+ *
+ * The request is driven by events on two bufferevents (client, upstream) and one timer. Each
+ * callback checks for its failure first, does one step, and arms what comes next; every failure
+ * and every success ends in proxy_finish(). llhttp callbacks never finish a request: they pause
+ * the parser and the code that called llhttp acts once it has returned, so no parser or buffer
+ * is torn down under llhttp's feet.
+ *
+ * Framing is normalised in both directions, never passed through: a request body goes up with
+ * the Content-Length llhttp validated or re-chunked from the decoded chunks; a response goes
+ * down with its Content-Length, or re-chunked (chunked and close-delimited bodies, for HTTP/1.1
+ * clients), or close-delimited (HTTP/1.0 clients). What the upstream sees as one message is
+ * exactly what llhttp parsed as one message. */
+#include "proxy.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "fg_log.h"
+#include "fg_time.h"
+
+/* The JSON errors a request can end with. Static text only: request data is never echoed. */
+typedef struct error_def {
+    int status;
+    const char *code;
+    const char *message;
+} error_def_t;
+
+static const error_def_t error_defs[] = {
+    {400, "bad_request", "the request is malformed"},
+    {404, "no_route", "no route matches the request"},
+    {405, "method_not_allowed", "the method is not supported"},
+    {408, "request_timeout", "the request was not received in time"},
+    {413, "payload_too_large", "the request body exceeds the size limit"},
+    {431, "header_too_large", "the request head exceeds the size limit"},
+    {500, "internal_error", "internal error"},
+    {502, "bad_gateway", "the upstream refused or broke the connection"},
+    {503, "not_ready", "no configuration has been applied yet"},
+    {504, "gateway_timeout", "the upstream did not respond in time"},
+};
+
+static const error_def_t *error_lookup(int status)
+{
+    for (size_t i = 0; i < sizeof error_defs / sizeof error_defs[0]; i++)
+        if (error_defs[i].status == status)
+            return &error_defs[i];
+    return &error_defs[6]; /* 500 */
+}
+
+static void on_request_timer(evutil_socket_t fd, short what, void *arg);
+static void on_up_read(struct bufferevent *bev, void *arg);
+static void on_up_write(struct bufferevent *bev, void *arg);
+static void on_up_event(struct bufferevent *bev, short what, void *arg);
+static int on_resp_head(void *ctx, http1_head_t *head);
+static int on_resp_body(void *ctx, const char *at, size_t len);
+static int on_resp_complete(void *ctx);
+
+static const http1_callbacks_t resp_callbacks = {
+    .on_head = on_resp_head,
+    .on_body = on_resp_body,
+    .on_complete = on_resp_complete,
+};
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+void proxy_bev_flush(struct bufferevent *bev)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
+        return;
+    /* A failed write (EPIPE, ECONNRESET) leaves the data queued: libevent's write event then
+     * retries it and reports the error through the event callback, asynchronously. */
+    (void)evbuffer_write(out, bufferevent_getfd(bev));
+    if (evbuffer_get_length(out) > 0)
+        bufferevent_enable(bev, EV_WRITE);
+}
+
+static void timer_arm(struct event *ev, uint32_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(ev, &tv);
+}
+
+static void request_reset(dp_request_t *r)
+{
+    dp_conn_t *c = r->conn;
+    struct event *timer = r->timer;
+    memset(r, 0, sizeof *r);
+    r->conn = c;
+    r->timer = timer;
+}
+
+int proxy_request_setup(dp_request_t *r, dp_conn_t *c, struct event_base *base)
+{
+    memset(r, 0, sizeof *r);
+    r->conn = c;
+    r->timer = evtimer_new(base, on_request_timer, r);
+    return r->timer ? 0 : -ENOMEM;
+}
+
+void proxy_request_teardown(dp_request_t *r)
+{
+    if (r->timer)
+        event_free(r->timer);
+    r->timer = NULL;
+}
+
+static struct evbuffer *client_out(const dp_request_t *r)
+{
+    return bufferevent_get_output(r->conn->bev);
+}
+
+static struct evbuffer *up_out(const dp_request_t *r)
+{
+    return bufferevent_get_output(upstream_bev(r->up));
+}
+
+static bool client_is_http11(const dp_request_t *r)
+{
+    return r->head->major > 1 || (r->head->major == 1 && r->head->minor >= 1);
+}
+
+/* Can the connection carry another request once this response is out? Only if the rest of
+ * the request body is read or small enough to read and drop (never after Expect:
+ * 100-continue, whose client may be holding its body back: RFC 9110 §10.1.1). */
+static bool request_can_settle(const dp_request_t *r)
+{
+    if (r->req_done)
+        return true;
+    switch (r->head->framing) {
+    case HTTP1_BODY_NONE:
+        return true;
+    case HTTP1_BODY_LENGTH:
+        return !r->head->expect_continue &&
+               r->head->content_length - r->req_body_bytes <= DP_DISCARD_BODY_MAX;
+    default:
+        return false;
+    }
+}
+
+/* ---- finishing ------------------------------------------------------------------------- */
+
+/* Everything about a finished request is here: the hook for the access log and metrics
+ * (issue 7). Nothing is logged per request above debug level. */
+static void request_finished(const dp_request_t *r, int status)
+{
+    if (!fg_log_enabled(FG_LOG_DEBUG))
+        return;
+    char st[8], ms[24], in[24], out[24];
+    snprintf(st, sizeof st, "%d", status ? status : r->status);
+    snprintf(ms, sizeof ms, "%llu", (unsigned long long)(fg_now_ms() - r->start_ms));
+    snprintf(in, sizeof in, "%llu", (unsigned long long)r->req_body_bytes);
+    snprintf(out, sizeof out, "%llu", (unsigned long long)r->resp_body_bytes);
+    char path[256];
+    size_t pl = r->path_len < sizeof path - 1 ? r->path_len : sizeof path - 1;
+    if (r->path)
+        memcpy(path, r->path, pl);
+    path[r->path ? pl : 0] = '\0';
+    fg_log(FG_LOG_DEBUG, "request", "method",
+           r->head ? llhttp_method_name((llhttp_method_t)r->head->method) : "-", "path", path,
+           "route", r->route ? r->route->id : NULL, "status", st, "duration_ms", ms,
+           "bytes_in", in, "bytes_out", out, "upstream_reused", r->up_reused ? "true" : "false",
+           "client", r->conn->peer_ip, NULL);
+}
+
+void proxy_finish(dp_request_t *r, int status)
+{
+    dp_conn_t *c = r->conn;
+    llhttp_errno_t perr = llhttp_get_errno(&c->parser.ll);
+    bool parser_ok = perr == HPE_OK || perr == HPE_PAUSED;
+    bool keep;
+
+    if (status == 0) {
+        keep = !r->resp_close;
+    } else if (status == 499 || r->resp_started) {
+        keep = false; /* the client left, or its response is cut short: it sees the close */
+    } else {
+        keep = r->head && parser_ok && r->head->keep_alive && server_conn_may_keep_alive(c) &&
+               request_can_settle(r);
+        const error_def_t *e = error_lookup(status);
+        if (http1_write_error(client_out(r), status, e->code, e->message, !keep) < 0)
+            keep = false;
+        r->status = status;
+    }
+    keep = keep && !c->client_eof;
+
+    evtimer_del(r->timer);
+    if (r->up) {
+        bool reusable = status == 0 && r->resp_done && r->up_keep_alive;
+        struct bufferevent *ub = upstream_bev(r->up);
+        if (ub && !reusable)
+            bufferevent_setcb(ub, NULL, NULL, NULL, NULL);
+        upstream_release(r->up, reusable);
+        r->up = NULL;
+    }
+    request_finished(r, status);
+    generation_release(r->gen);
+    request_reset(r);
+    server_conn_flush(c);
+    server_conn_request_done(c, keep);
+}
+
+/* ---- target, path, route --------------------------------------------------------------- */
+
+/* Issue 6 puts the balancer here; until then every upstream has its first target. */
+static const fg_target_t *pick_target(const dp_request_t *r)
+{
+    return &r->upstream->targets[0];
+}
+
+/* Remove dot segments (RFC 3986 §5.2.4) after decoding "%2e", so "/public/../admin" is routed
+ * (and forwarded) as "/admin": the route that matched is the route the upstream sees. Other
+ * escapes stay as they are. Paths without '%' or "/." are returned untouched, uncopied. */
+static int normalize_path(fg_arena_t *arena, const char **pp, size_t *pn)
+{
+    const char *p = *pp;
+    size_t n = *pn;
+    size_t i;
+    for (i = 1; i < n; i++)
+        if (p[i] == '%' || (p[i] == '.' && p[i - 1] == '/'))
+            break;
+    if (i >= n)
+        return 0;
+    char *b = fg_arena_alloc(arena, n + 1);
+    if (!b)
+        return -ENOMEM;
+    size_t m = 0;
+    for (i = 0; i < n; i++) {
+        if (p[i] == '%' && i + 2 < n && p[i + 1] == '2' && (p[i + 2] == 'e' || p[i + 2] == 'E')) {
+            b[m++] = '.';
+            i += 2;
+        } else {
+            b[m++] = p[i];
+        }
+    }
+    /* In place: the write position never passes the read position. */
+    size_t o = 0;
+    i = 0;
+    while (i < m) {
+        size_t j = i + 1;
+        while (j < m && b[j] != '/')
+            j++;
+        const char *seg = b + i + 1;
+        size_t sl = j - i - 1;
+        bool last = j >= m;
+        if (sl == 1 && seg[0] == '.') {
+            if (last)
+                b[o++] = '/';
+        } else if (sl == 2 && seg[0] == '.' && seg[1] == '.') {
+            while (o > 0 && b[o - 1] != '/')
+                o--;
+            if (o > 0)
+                o--;
+            if (last)
+                b[o++] = '/';
+        } else {
+            b[o++] = '/';
+            memmove(b + o, seg, sl);
+            o += sl;
+        }
+        i = j;
+    }
+    if (o == 0)
+        b[o++] = '/';
+    b[o] = '\0';
+    *pp = b;
+    *pn = o;
+    return 0;
+}
+
+/* Split the request-target into path and query; accept origin-form and absolute-form. */
+static int parse_target(dp_request_t *r)
+{
+    const http1_head_t *h = r->head;
+    const char *u = h->buf + h->url_off;
+    size_t n = h->url_len;
+    const char *hash = memchr(u, '#', n);
+    if (hash)
+        n = (size_t)(hash - u);
+    if (n == 0)
+        return -EINVAL;
+    if (u[0] != '/') {
+        size_t skip = 0;
+        if (n > 7 && http1_caseeq(u, 7, "http://", 7))
+            skip = 7;
+        else if (n > 8 && http1_caseeq(u, 8, "https://", 8))
+            skip = 8;
+        else
+            return -EINVAL; /* authority-form and asterisk-form are not proxied */
+        size_t k = skip;
+        while (k < n && u[k] != '/' && u[k] != '?')
+            k++;
+        if (k == n || u[k] == '?') {
+            r->path = "/";
+            r->path_len = 1;
+            if (k < n) {
+                r->query = u + k + 1;
+                r->query_len = n - k - 1;
+            }
+            return 0;
+        }
+        u += k;
+        n -= k;
+    }
+    const char *q = memchr(u, '?', n);
+    r->path = u;
+    r->path_len = q ? (size_t)(q - u) : n;
+    if (q) {
+        r->query = q + 1;
+        r->query_len = n - r->path_len - 1;
+    }
+    return normalize_path(r->conn->arena, &r->path, &r->path_len);
+}
+
+/* The Host header without its port, for host-based routes. */
+static void routing_host(const http1_head_t *h, const char **host, size_t *len)
+{
+    *host = NULL;
+    *len = 0;
+    if (h->host < 0)
+        return;
+    const http1_header_t *hd = &h->headers[h->host];
+    const char *v = HTTP1_VALUE(h, hd);
+    size_t n = hd->value_len;
+    const char *end;
+    if (n && v[0] == '[')
+        n = (end = memchr(v, ']', n)) ? (size_t)(end - v) + 1 : n;
+    else if ((end = memchr(v, ':', n)))
+        n = (size_t)(end - v);
+    *host = v;
+    *len = n;
+}
+
+/* stripPrefix: "/api/*" with stripPrefix forwards "/api/users" as "/users". */
+static void strip_route_prefix(dp_request_t *r)
+{
+    const fg_route_t *rt = r->route;
+    size_t rl = strlen(rt->path);
+    if (!rt->strip_prefix || !rt->prefix || rl < 2)
+        return;
+    size_t base = rl - 2;
+    if (base > r->path_len)
+        return;
+    r->path += base;
+    r->path_len -= base;
+    if (r->path_len == 0) {
+        r->path = "/";
+        r->path_len = 1;
+    }
+}
+
+/* ---- request head upstream ------------------------------------------------------------- */
+
+#define PUT(p, s, n) (memcpy((p), (s), (n)), (p) += (n))
+#define PUTS(p, lit) PUT(p, lit, sizeof(lit) - 1)
+
+/* Request line, the client's end-to-end headers, Host and X-Forwarded-*, framing; sized
+ * first, then written straight into the upstream's output buffer with one reservation. */
+static int write_request_head(dp_request_t *r)
+{
+    const http1_head_t *h = r->head;
+    const char *method = llhttp_method_name((llhttp_method_t)h->method);
+    size_t mlen = strlen(method);
+    const char *base = r->target->parsed.path ? r->target->parsed.path : "";
+    size_t base_len = strlen(base);
+    size_t hh_len;
+    const char *hh = upstream_host_header(r->pool, &hh_len);
+    const http1_header_t *host = h->host >= 0 ? &h->headers[h->host] : NULL;
+    char num[24];
+    size_t num_len = 0;
+    if (h->framing == HTTP1_BODY_LENGTH)
+        num_len = http1_u64_to_dec(h->content_length, num);
+
+    size_t total = mlen + 1 + base_len + r->path_len + (r->query ? 1 + r->query_len : 0) +
+                   sizeof(" HTTP/1.1\r\nHost: \r\n") + hh_len +
+                   sizeof("X-Forwarded-For: \r\n") + r->conn->peer_ip_len +
+                   sizeof("X-Forwarded-Proto: http\r\n") +
+                   (host ? sizeof("X-Forwarded-Host: \r\n") + host->value_len : 0) +
+                   sizeof("Transfer-Encoding: chunked\r\n") + sizeof("Content-Length: \r\n") +
+                   num_len + 2;
+    for (uint32_t i = 0; i < h->n_headers; i++) {
+        const http1_header_t *hd = &h->headers[i];
+        if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)))
+            total += hd->name_len + hd->value_len + 4;
+    }
+
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(up_out(r), (ev_ssize_t)total, &v, 1) < 1)
+        return -ENOMEM;
+    char *p = v.iov_base;
+    PUT(p, method, mlen);
+    *p++ = ' ';
+    PUT(p, base, base_len);
+    PUT(p, r->path, r->path_len);
+    if (r->query) {
+        *p++ = '?';
+        PUT(p, r->query, r->query_len);
+    }
+    PUTS(p, " HTTP/1.1\r\nHost: ");
+    PUT(p, hh, hh_len);
+    PUTS(p, "\r\n");
+    for (uint32_t i = 0; i < h->n_headers; i++) {
+        const http1_header_t *hd = &h->headers[i];
+        if (hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE))
+            continue;
+        PUT(p, HTTP1_NAME(h, hd), hd->name_len);
+        PUTS(p, ": ");
+        PUT(p, HTTP1_VALUE(h, hd), hd->value_len);
+        PUTS(p, "\r\n");
+    }
+    /* Issue 5 keeps a trusted proxy's X-Forwarded-For chain; until then it is replaced. */
+    PUTS(p, "X-Forwarded-For: ");
+    PUT(p, r->conn->peer_ip, r->conn->peer_ip_len);
+    PUTS(p, "\r\nX-Forwarded-Proto: http\r\n");
+    if (host) {
+        PUTS(p, "X-Forwarded-Host: ");
+        PUT(p, HTTP1_VALUE(h, host), host->value_len);
+        PUTS(p, "\r\n");
+    }
+    if (h->framing == HTTP1_BODY_CHUNKED) {
+        PUTS(p, "Transfer-Encoding: chunked\r\n");
+    } else if (h->framing == HTTP1_BODY_LENGTH) {
+        PUTS(p, "Content-Length: ");
+        PUT(p, num, num_len);
+        PUTS(p, "\r\n");
+    }
+    PUTS(p, "\r\n");
+    v.iov_len = (size_t)(p - (char *)v.iov_base);
+    return evbuffer_commit_space(up_out(r), &v, 1) == 0 ? 0 : -ENOMEM;
+}
+
+/* ---- response head downstream ---------------------------------------------------------- */
+
+/* Status line and end-to-end headers of a response (final or interim), with the framing and
+ * connection headers this hop needs. */
+static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool interim)
+{
+    bool http11 = client_is_http11(r);
+    bool no_body = rh->framing == HTTP1_BODY_NONE;
+    /* HEAD and 304 describe the representation's length: keep the upstream's value. */
+    bool keep_cl = no_body && rh->status != 204 && rh->status / 100 != 1;
+    const char *reason = rh->reason_len ? rh->buf + rh->reason_off : http1_reason(rh->status);
+    size_t reason_len = rh->reason_len ? rh->reason_len : strlen(reason);
+    char num[24];
+    size_t num_len = 0;
+    const char *conn_hdr = NULL;
+
+    if (!interim) {
+        bool keep = r->head->keep_alive && server_conn_may_keep_alive(r->conn) &&
+                    request_can_settle(r) && !r->conn->client_eof;
+        if (rh->framing == HTTP1_BODY_LENGTH) {
+            num_len = http1_u64_to_dec(rh->content_length, num);
+        } else if (rh->framing == HTTP1_BODY_CHUNKED || rh->framing == HTTP1_BODY_EOF) {
+            if (http11)
+                r->resp_chunked = true;
+            else
+                keep = false; /* an HTTP/1.0 client reads to EOF */
+        }
+        r->resp_close = !keep;
+        if (!keep)
+            conn_hdr = "Connection: close\r\n";
+        else if (!http11)
+            conn_hdr = "Connection: keep-alive\r\n";
+    }
+
+    size_t total = sizeof("HTTP/1.1 000 \r\n") + reason_len + sizeof("Content-Length: \r\n") +
+                   num_len + sizeof("Transfer-Encoding: chunked\r\n") +
+                   sizeof("Connection: keep-alive\r\n") + 2;
+    for (uint32_t i = 0; i < rh->n_headers; i++) {
+        const http1_header_t *hd = &rh->headers[i];
+        total += hd->name_len + hd->value_len + 4;
+    }
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(client_out(r), (ev_ssize_t)total, &v, 1) < 1)
+        return -ENOMEM;
+    char *p = v.iov_base;
+    PUTS(p, "HTTP/1.1 ");
+    *p++ = (char)('0' + rh->status / 100 % 10);
+    *p++ = (char)('0' + rh->status / 10 % 10);
+    *p++ = (char)('0' + rh->status % 10);
+    *p++ = ' ';
+    PUT(p, reason, reason_len);
+    PUTS(p, "\r\n");
+    for (uint32_t i = 0; i < rh->n_headers; i++) {
+        const http1_header_t *hd = &rh->headers[i];
+        if (hd->flags & HTTP1_HF_HOP)
+            continue;
+        if ((hd->flags & HTTP1_HF_FRAMING) && !(keep_cl && hd->token == HTTP1_H_CONTENT_LENGTH))
+            continue;
+        PUT(p, HTTP1_NAME(rh, hd), hd->name_len);
+        PUTS(p, ": ");
+        PUT(p, HTTP1_VALUE(rh, hd), hd->value_len);
+        PUTS(p, "\r\n");
+    }
+    if (num_len) {
+        PUTS(p, "Content-Length: ");
+        PUT(p, num, num_len);
+        PUTS(p, "\r\n");
+    } else if (r->resp_chunked && !interim) {
+        PUTS(p, "Transfer-Encoding: chunked\r\n");
+    }
+    if (conn_hdr)
+        PUT(p, conn_hdr, strlen(conn_hdr));
+    PUTS(p, "\r\n");
+    v.iov_len = (size_t)(p - (char *)v.iov_base);
+    return evbuffer_commit_space(client_out(r), &v, 1) == 0 ? 0 : -ENOMEM;
+}
+
+/* ---- response parser callbacks (inside llhttp: no finishing here) ---------------------- */
+
+static int on_resp_head(void *ctx, http1_head_t *head)
+{
+    dp_request_t *r = ctx;
+    if (head->status == 101 || head->status < 100) {
+        r->resp.error_status = 502; /* we never ask for an upgrade */
+        return HTTP1_CB_ERROR;
+    }
+    if (head->status / 100 == 1) {
+        /* 100 Continue, 103 Early Hints: relayed to HTTP/1.1 clients, dropped for 1.0. */
+        if (client_is_http11(r) && write_response_head(r, head, true) < 0)
+            return HTTP1_CB_ERROR;
+        return HTTP1_CB_OK;
+    }
+    if (write_response_head(r, head, false) < 0)
+        return HTTP1_CB_ERROR;
+    r->resp_started = true;
+    r->status = head->status;
+    return HTTP1_CB_OK;
+}
+
+static int on_resp_body(void *ctx, const char *at, size_t len)
+{
+    dp_request_t *r = ctx;
+    struct evbuffer *out = client_out(r);
+    if (r->resp_chunked) {
+        char hdr[20];
+        size_t hl = http1_chunk_header(len, hdr);
+        if (evbuffer_add(out, hdr, hl) || evbuffer_add(out, at, len) ||
+            evbuffer_add(out, "\r\n", 2))
+            return HTTP1_CB_ERROR;
+    } else if (evbuffer_add(out, at, len)) {
+        return HTTP1_CB_ERROR;
+    }
+    r->resp_body_bytes += len;
+    return 0;
+}
+
+static int on_resp_complete(void *ctx)
+{
+    dp_request_t *r = ctx;
+    if (r->resp.head.status / 100 == 1)
+        return HTTP1_CB_OK; /* interim: the final response follows */
+    r->resp_done = true;
+    /* An upstream that answered before reading the whole request body would read the rest
+     * as a new request: such a connection is never reused. */
+    r->up_keep_alive = http1_parser_keep_alive(&r->resp) && r->req_done;
+    if (r->resp_chunked && evbuffer_add(client_out(r), "0\r\n\r\n", 5))
+        return HTTP1_CB_ERROR;
+    return HTTP1_CB_PAUSE;
+}
+
+/* ---- upstream connection --------------------------------------------------------------- */
+
+static void request_connect(dp_request_t *r, bool allow_idle);
+
+static bool can_retry(const dp_request_t *r)
+{
+    return r->up_reused && !r->retried && r->req_body_bytes == 0 && r->resp_in_bytes == 0 &&
+           !r->resp_started;
+}
+
+/* The keep-alive race: a pooled connection the upstream closed just as we picked it. Nothing
+ * of the request body was consumed, so it can go again, once, on a fresh connection. */
+static void request_retry(dp_request_t *r)
+{
+    r->retried = true;
+    struct bufferevent *ub = upstream_bev(r->up);
+    bufferevent_setcb(ub, NULL, NULL, NULL, NULL);
+    upstream_release(r->up, false);
+    r->up = NULL;
+    request_connect(r, false);
+}
+
+/* The upstream connection is ready: send the head and let the body flow. */
+static void exchange_begin(dp_request_t *r)
+{
+    dp_conn_t *c = r->conn;
+    struct bufferevent *ub = upstream_bev(r->up);
+    r->phase = DP_REQ_EXCHANGE;
+    bufferevent_setcb(ub, on_up_read, on_up_write, on_up_event, r);
+    bufferevent_setwatermark(ub, EV_WRITE, DP_LOW_WATERMARK, 0);
+    bufferevent_enable(ub, EV_READ);
+    http1_parser_init(&r->resp, HTTP_RESPONSE, &resp_callbacks, r, c->arena);
+    r->resp.skip_body = r->head->method == HTTP_HEAD;
+    if (write_request_head(r) < 0) {
+        proxy_finish(r, 500);
+        return;
+    }
+    /* A retried request that was already complete had an empty body: end it again. */
+    if (r->req_done && r->head->framing == HTTP1_BODY_CHUNKED)
+        evbuffer_add(up_out(r), "0\r\n\r\n", 5);
+    proxy_bev_flush(ub);
+    r->last_io_ms = fg_now_ms();
+    timer_arm(r->timer, r->io_timeout_ms);
+    server_conn_unhold(c, DP_HOLD_UPSTREAM); /* may parse body now: nothing after this */
+}
+
+static void on_upstream_ready(up_conn_t *up, int err, void *arg)
+{
+    dp_request_t *r = arg;
+    if (err < 0) {
+        r->up = NULL; /* already freed by upstream.c */
+        proxy_finish(r, 502);
+        return;
+    }
+    exchange_begin(r);
+}
+
+static void request_connect(dp_request_t *r, bool allow_idle)
+{
+    if (allow_idle && (r->up = upstream_take_idle(r->pool))) {
+        r->up_reused = true;
+        exchange_begin(r);
+        return;
+    }
+    r->up_reused = false;
+    r->phase = DP_REQ_CONNECT;
+    server_conn_hold(r->conn, DP_HOLD_UPSTREAM);
+    r->up = upstream_connect(r->pool, on_upstream_ready, r);
+    if (!r->up) {
+        proxy_finish(r, 502);
+        return;
+    }
+    uint32_t ms = r->gen->config->proxy.connect_timeout_ms;
+    timer_arm(r->timer, ms ? ms : FG_DEFAULT_CONNECT_TIMEOUT_MS);
+}
+
+void proxy_start(dp_request_t *r)
+{
+    dp_conn_t *c = r->conn;
+    request_reset(r);
+    r->head = &c->parser.head;
+    r->start_ms = fg_now_ms();
+    if (r->head->method == HTTP_CONNECT) {
+        proxy_finish(r, 405);
+        return;
+    }
+    dp_generation_t *g = generation_current();
+    if (!g) {
+        proxy_finish(r, 503);
+        return;
+    }
+    r->gen = generation_acquire(g);
+    const fg_config_t *cfg = g->config;
+    if (parse_target(r) < 0) {
+        proxy_finish(r, 400);
+        return;
+    }
+    const char *host;
+    size_t host_len;
+    routing_host(r->head, &host, &host_len);
+    const char *method = llhttp_method_name((llhttp_method_t)r->head->method);
+    r->route = router_match(g->router, method, strlen(method), host, host_len, r->path,
+                            r->path_len);
+    if (!r->route) {
+        proxy_finish(r, 404);
+        return;
+    }
+    r->upstream = g->route_upstream[r->route - cfg->routes];
+    r->max_body = cfg->proxy.max_body_size;
+    if (r->head->framing == HTTP1_BODY_LENGTH && r->max_body &&
+        r->head->content_length > r->max_body) {
+        proxy_finish(r, 413);
+        return;
+    }
+    strip_route_prefix(r);
+    r->target = pick_target(r);
+    if (r->target->parsed.tls) {
+        /* https upstreams arrive with TLS (issue 3). */
+        fg_log(FG_LOG_WARN, "https upstreams are not supported yet", "upstream",
+               r->upstream->name, NULL);
+        proxy_finish(r, 502);
+        return;
+    }
+    r->pool = upstream_pool_get(&r->target->parsed);
+    if (!r->pool) {
+        proxy_finish(r, 500);
+        return;
+    }
+    r->io_timeout_ms = r->route->timeout_ms       ? r->route->timeout_ms
+                       : r->upstream->timeout_ms ? r->upstream->timeout_ms
+                                                 : FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
+    request_connect(r, true);
+}
+
+/* ---- request body ---------------------------------------------------------------------- */
+
+int proxy_request_body(dp_request_t *r, const char *at, size_t len)
+{
+    if (r->max_body && r->req_body_bytes + len > r->max_body) {
+        r->conn->parser.error_status = 413; /* chunked bodies are only known mid-stream */
+        r->conn->parser.error_reason = "body too large";
+        return -1;
+    }
+    if (r->phase != DP_REQ_EXCHANGE || !r->up) {
+        r->conn->parser.error_status = 500;
+        return -1;
+    }
+    r->req_body_bytes += len;
+    struct evbuffer *out = up_out(r);
+    if (r->head->framing == HTTP1_BODY_CHUNKED) {
+        char hdr[20];
+        size_t hl = http1_chunk_header(len, hdr);
+        if (evbuffer_add(out, hdr, hl) || evbuffer_add(out, at, len) ||
+            evbuffer_add(out, "\r\n", 2))
+            return -1;
+    } else if (evbuffer_add(out, at, len)) {
+        return -1;
+    }
+    return 0;
+}
+
+void proxy_request_flush(dp_request_t *r)
+{
+    if (r->phase != DP_REQ_EXCHANGE || !r->up)
+        return;
+    struct bufferevent *ub = upstream_bev(r->up);
+    proxy_bev_flush(ub);
+    r->last_io_ms = fg_now_ms();
+    if (evbuffer_get_length(bufferevent_get_output(ub)) > DP_HIGH_WATERMARK)
+        server_conn_hold(r->conn, DP_HOLD_BACKPRESSURE);
+}
+
+void proxy_request_end(dp_request_t *r)
+{
+    r->req_done = true;
+    if (r->phase != DP_REQ_EXCHANGE || !r->up)
+        return; /* a retry is connecting: exchange_begin ends the body */
+    if (r->head->framing == HTTP1_BODY_CHUNKED && evbuffer_add(up_out(r), "0\r\n\r\n", 5)) {
+        proxy_finish(r, 500);
+        return;
+    }
+    proxy_request_flush(r);
+}
+
+/* ---- upstream events ------------------------------------------------------------------- */
+
+#define PEEK_IOV 8
+
+static void on_up_read(struct bufferevent *bev, void *arg)
+{
+    dp_request_t *r = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    http1_result_t rc = HTTP1_OK;
+    r->last_io_ms = fg_now_ms();
+    while (rc == HTTP1_OK && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec iov[PEEK_IOV];
+        int n = evbuffer_peek(in, -1, NULL, iov, PEEK_IOV);
+        size_t total = 0;
+        for (int i = 0; i < n && i < PEEK_IOV && rc == HTTP1_OK; i++) {
+            size_t used = 0;
+            rc = http1_parser_execute(&r->resp, iov[i].iov_base, iov[i].iov_len, &used);
+            total += used;
+        }
+        r->resp_in_bytes += total;
+        evbuffer_drain(in, total);
+    }
+    if (rc == HTTP1_ERROR) {
+        server_conn_flush(r->conn);
+        proxy_finish(r, 502);
+        return;
+    }
+    if (rc == HTTP1_PAUSED) { /* the final response is complete */
+        if (evbuffer_get_length(in) > 0)
+            r->up_keep_alive = false; /* bytes after the response: not a sane connection */
+        proxy_finish(r, 0);
+        return;
+    }
+    server_conn_flush(r->conn);
+    if (evbuffer_get_length(client_out(r)) > DP_HIGH_WATERMARK) {
+        bufferevent_disable(bev, EV_READ);
+        r->up_paused = true;
+    }
+}
+
+static void on_up_write(struct bufferevent *bev, void *arg)
+{
+    dp_request_t *r = arg;
+    r->last_io_ms = fg_now_ms();
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        bufferevent_disable(bev, EV_WRITE); /* back to direct writes */
+    if (r->conn->hold & DP_HOLD_BACKPRESSURE)
+        server_conn_unhold(r->conn, DP_HOLD_BACKPRESSURE); /* may finish: nothing after */
+}
+
+static void on_up_event(struct bufferevent *bev, short what, void *arg)
+{
+    dp_request_t *r = arg;
+    if ((what & BEV_EVENT_EOF) && r->resp_started && r->resp.head.framing == HTTP1_BODY_EOF) {
+        if (http1_parser_finish(&r->resp) == HTTP1_PAUSED) {
+            r->up_keep_alive = false;
+            proxy_finish(r, 0);
+        } else {
+            proxy_finish(r, 502);
+        }
+        return;
+    }
+    if (can_retry(r)) {
+        request_retry(r);
+        return;
+    }
+    if (fg_log_enabled(FG_LOG_DEBUG))
+        fg_log(FG_LOG_DEBUG, "upstream connection failed", "upstream", r->upstream->name,
+               "event", (what & BEV_EVENT_EOF) ? "eof" : "error", NULL);
+    proxy_finish(r, 502);
+}
+
+/* ---- client events --------------------------------------------------------------------- */
+
+void proxy_client_drained(dp_request_t *r)
+{
+    r->last_io_ms = fg_now_ms();
+    if (r->up_paused && r->up) {
+        r->up_paused = false;
+        bufferevent_enable(upstream_bev(r->up), EV_READ);
+    }
+}
+
+void proxy_client_gone(dp_request_t *r)
+{
+    proxy_finish(r, 499);
+}
+
+/* ---- timer ----------------------------------------------------------------------------- */
+
+static void on_request_timer(evutil_socket_t fd, short what, void *arg)
+{
+    dp_request_t *r = arg;
+    if (r->phase == DP_REQ_CONNECT) {
+        proxy_finish(r, 504);
+        return;
+    }
+    /* Inactivity: progress only stamps last_io_ms; the timer re-arms itself lazily. */
+    uint64_t idle = fg_now_ms() - r->last_io_ms;
+    if (idle < r->io_timeout_ms) {
+        timer_arm(r->timer, (uint32_t)(r->io_timeout_ms - idle));
+        return;
+    }
+    bool client_stalled =
+        r->up_paused || (!r->req_done && !(r->conn->hold & DP_HOLD_BACKPRESSURE) &&
+                         evbuffer_get_length(up_out(r)) == 0);
+    proxy_finish(r, client_stalled ? 408 : 504);
+}

@@ -1,0 +1,640 @@
+/* server.c - the client side of the data plane: listener, connections, request parsing.
+ *
+ * A connection reads into its bufferevent's input (at most DP_CLIENT_READ_MAX buffered, then
+ * libevent stops reading), and conn_process() feeds that input to the request parser, one
+ * request at a time. The parser pauses after each head (the body waits until the proxy has an
+ * upstream for it) and after each message (the next pipelined request waits, unparsed, until
+ * this one is finished); bytes already read stay in the buffer across both pauses.
+ *
+ * Re-entrancy: the proxy calls back into the connection (unhold, request done) from inside the
+ * parse loop as well as from upstream callbacks. conn_process() runs at most once per
+ * connection at a time: a nested call only flags more work for the running loop, and a
+ * connection closed inside the loop is freed when the loop unwinds. This keeps a client that
+ * pipelines a thousand requests from recursing a thousand frames deep.
+ *
+ * Timeouts, one timer per connection: DP_CLIENT_HEADER_TIMEOUT_MS from accept (or from the
+ * first byte of a later request) to the end of the head; proxy.idle_timeout_ms between
+ * requests; DP_LINGER_TIMEOUT_MS for a lingering close. While a request is in the proxy, the
+ * proxy's own timer runs instead. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "fg_log.h"
+#include "proxy.h"
+
+#define DP_LISTEN_BACKLOG 511 /* nginx's default */
+#define PEEK_IOV 8
+
+typedef enum conn_timer_kind {
+    TIMER_NONE = 0,
+    TIMER_IDLE,   /* keep-alive: waiting for the next request */
+    TIMER_HEADER, /* reading a head (or dropping a small unread body) */
+    TIMER_LINGER, /* lingering close */
+} conn_timer_kind_t;
+
+struct dp_server {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    dp_conn_t *conns; /* open connections */
+    size_t n_conns;
+    dp_conn_t *free_list; /* closed connection structs, kept with their arena and timers */
+    size_t n_free;
+    bool draining; /* stop_accepting was called: every connection closes after its request */
+    bool freeing;
+    const struct timeval *header_tv; /* common timeouts: O(1) timer queues */
+    const struct timeval *linger_tv;
+    const struct timeval *idle_tv;
+    uint32_t idle_ms; /* the value idle_tv was made for */
+};
+
+static void conn_process(dp_conn_t *c);
+static void conn_close(dp_conn_t *c);
+static void conn_close_graceful(dp_conn_t *c);
+
+static int on_req_head(void *ctx, http1_head_t *head);
+static int on_req_body(void *ctx, const char *at, size_t len);
+static int on_req_complete(void *ctx);
+
+static const http1_callbacks_t req_callbacks = {
+    .on_head = on_req_head,
+    .on_body = on_req_body,
+    .on_complete = on_req_complete,
+};
+
+/* ---- timers ---------------------------------------------------------------------------- */
+
+static const struct timeval *common_tv(struct event_base *base, uint32_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return event_base_init_common_timeout(base, &tv);
+}
+
+/* The keep-alive timeout of the current generation (proxy.idle_timeout_ms). */
+static const struct timeval *idle_tv(dp_server_t *s)
+{
+    dp_generation_t *g = generation_current();
+    uint32_t ms = g && g->config->proxy.idle_timeout_ms ? g->config->proxy.idle_timeout_ms
+                                                         : FG_DEFAULT_IDLE_TIMEOUT_MS;
+    if (ms != s->idle_ms || !s->idle_tv) {
+        const struct timeval *tv = common_tv(s->base, ms);
+        if (tv) {
+            s->idle_tv = tv;
+            s->idle_ms = ms;
+        }
+    }
+    return s->idle_tv;
+}
+
+static void conn_timer(dp_conn_t *c, conn_timer_kind_t kind)
+{
+    if (c->timer_kind == kind)
+        return;
+    c->timer_kind = (uint8_t)kind;
+    switch (kind) {
+    case TIMER_NONE:
+        evtimer_del(c->timer);
+        break;
+    case TIMER_IDLE:
+        evtimer_add(c->timer, idle_tv(c->server));
+        break;
+    case TIMER_HEADER:
+        evtimer_add(c->timer, c->server->header_tv);
+        break;
+    case TIMER_LINGER:
+        evtimer_add(c->timer, c->server->linger_tv);
+        break;
+    }
+}
+
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    dp_conn_t *c = arg;
+    conn_timer_kind_t kind = c->timer_kind;
+    c->timer_kind = TIMER_NONE;
+    if (kind == TIMER_HEADER && c->state == DP_CONN_HEAD) {
+        proxy_finish(&c->req, 408);
+        return;
+    }
+    conn_close(c); /* idle, linger, or a body to discard that never came */
+}
+
+/* ---- connection structs ---------------------------------------------------------------- */
+
+static void conn_destroy(dp_conn_t *c)
+{
+    proxy_request_teardown(&c->req);
+    if (c->timer)
+        event_free(c->timer);
+    fg_arena_free(c->arena);
+    free(c);
+}
+
+static dp_conn_t *conn_alloc(dp_server_t *s)
+{
+    dp_conn_t *c = s->free_list;
+    if (c) {
+        s->free_list = c->next;
+        s->n_free--;
+    } else {
+        c = calloc(1, sizeof *c);
+        if (!c)
+            return NULL;
+        c->arena = fg_arena_new(DP_REQUEST_ARENA_CHUNK);
+        c->timer = evtimer_new(s->base, on_conn_timer, c);
+        if (!c->arena || !c->timer || proxy_request_setup(&c->req, c, s->base) < 0) {
+            conn_destroy(c);
+            return NULL;
+        }
+    }
+    c->server = s;
+    c->prev = c->next = NULL;
+    c->bev = NULL;
+    c->state = DP_CONN_IDLE;
+    c->paused = DP_PAUSE_NONE;
+    c->hold = 0;
+    c->in_process = c->reprocess = c->dead = false;
+    c->client_eof = c->client_error = c->lingering = c->unread = false;
+    c->timer_kind = TIMER_NONE;
+    http1_parser_init(&c->parser, HTTP_REQUEST, &req_callbacks, c, c->arena);
+    return c;
+}
+
+/* Release a closed connection: it must have no request in the proxy. */
+static void conn_free(dp_conn_t *c)
+{
+    dp_server_t *s = c->server;
+    conn_timer(c, TIMER_NONE);
+    if (c->bev)
+        bufferevent_free(c->bev); /* closes the socket */
+    c->bev = NULL;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conns--;
+    fg_arena_reset(c->arena);
+    if (s->n_free < DP_CONN_FREELIST_MAX && !s->freeing) {
+        c->next = s->free_list;
+        s->free_list = c;
+        s->n_free++;
+    } else {
+        conn_destroy(c);
+    }
+}
+
+static void conn_close(dp_conn_t *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    if (!c->in_process)
+        conn_free(c);
+}
+
+/* The last response is out. Close now when nothing of the client's is pending; otherwise send
+ * our FIN and read and drop whatever the client still sends until it closes or the linger
+ * timer fires, so that closing with unread data does not become an RST that could destroy the
+ * response in flight. */
+static void conn_after_flush(dp_conn_t *c)
+{
+    if (c->lingering || c->dead)
+        return;
+    if (c->client_eof || !c->unread) {
+        conn_close(c);
+        return;
+    }
+    c->lingering = true;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    conn_timer(c, TIMER_LINGER);
+}
+
+static void conn_close_graceful(dp_conn_t *c)
+{
+    if (c->dead || c->state == DP_CONN_CLOSING)
+        return;
+    if (c->client_error || c->server->freeing) {
+        conn_close(c);
+        return;
+    }
+    c->unread = c->paused != DP_PAUSE_END ||
+                evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+    c->state = DP_CONN_CLOSING;
+    c->hold = 0;
+    proxy_bev_flush(c->bev);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_after_flush(c);
+    else
+        conn_timer(c, TIMER_IDLE); /* a send timeout for the last response */
+}
+
+/* ---- the parse loop -------------------------------------------------------------------- */
+
+static int on_req_head(void *ctx, http1_head_t *head)
+{
+    dp_conn_t *c = ctx;
+    c->paused = DP_PAUSE_HEAD;
+    return HTTP1_CB_PAUSE;
+}
+
+static int on_req_body(void *ctx, const char *at, size_t len)
+{
+    dp_conn_t *c = ctx;
+    if (c->state == DP_CONN_REQUEST)
+        return proxy_request_body(&c->req, at, len) == 0 ? 0 : HTTP1_CB_ERROR;
+    return 0; /* DP_CONN_DISCARD: the response is out, the body goes nowhere */
+}
+
+static int on_req_complete(void *ctx)
+{
+    dp_conn_t *c = ctx;
+    c->paused = DP_PAUSE_END;
+    return HTTP1_CB_PAUSE;
+}
+
+/* Feed buffered input to the parser, chain by chain (no pullup). With nothing buffered it
+ * still runs llhttp once, so a body-less message completes right after its head resumes. */
+static http1_result_t conn_feed(dp_conn_t *c, struct evbuffer *in)
+{
+    size_t used;
+    if (evbuffer_get_length(in) == 0)
+        return http1_parser_execute(&c->parser, NULL, 0, &used);
+    http1_result_t rc = HTTP1_OK;
+    while (rc == HTTP1_OK && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec iov[PEEK_IOV];
+        int n = evbuffer_peek(in, -1, NULL, iov, PEEK_IOV);
+        size_t total = 0;
+        for (int i = 0; i < n && i < PEEK_IOV && rc == HTTP1_OK; i++) {
+            used = 0;
+            rc = http1_parser_execute(&c->parser, iov[i].iov_base, iov[i].iov_len, &used);
+            total += used;
+        }
+        evbuffer_drain(in, total);
+    }
+    return rc;
+}
+
+static void conn_next_request(dp_conn_t *c)
+{
+    c->state = DP_CONN_IDLE;
+    c->paused = DP_PAUSE_NONE;
+    http1_parser_resume(&c->parser);
+    fg_arena_reset(c->arena);
+}
+
+static void conn_parse_error(dp_conn_t *c)
+{
+    int status = c->parser.error_status ? c->parser.error_status : 400;
+    if (c->state == DP_CONN_DISCARD) {
+        conn_close(c);
+        return;
+    }
+    if (c->state != DP_CONN_REQUEST)
+        conn_timer(c, TIMER_NONE);
+    proxy_finish(&c->req, status); /* a dead parser: the connection closes after the answer */
+}
+
+/* Do as much as the connection's state allows with what is buffered. */
+static void conn_step(dp_conn_t *c)
+{
+    for (;;) {
+        if (c->dead || c->state == DP_CONN_CLOSING || c->hold || c->paused == DP_PAUSE_END)
+            return;
+        struct evbuffer *in = bufferevent_get_input(c->bev);
+        if (c->paused == DP_PAUSE_HEAD) {
+            http1_parser_resume(&c->parser);
+            c->paused = DP_PAUSE_NONE;
+        } else if (evbuffer_get_length(in) == 0) {
+            if (c->state == DP_CONN_IDLE)
+                conn_timer(c, c->server->draining ? TIMER_NONE : TIMER_IDLE);
+            if (c->state == DP_CONN_IDLE && c->server->draining)
+                conn_close(c);
+            return;
+        }
+        if (c->state == DP_CONN_IDLE)
+            c->state = DP_CONN_HEAD;
+
+        http1_result_t rc = conn_feed(c, in);
+        if (rc == HTTP1_ERROR) {
+            conn_parse_error(c);
+            return;
+        }
+        if (rc == HTTP1_OK) {
+            if (c->state == DP_CONN_HEAD || c->state == DP_CONN_DISCARD) {
+                conn_timer(c, TIMER_HEADER);
+            } else if (c->state == DP_CONN_REQUEST) {
+                proxy_request_flush(&c->req);
+                if (c->client_eof && !c->dead && c->state == DP_CONN_REQUEST)
+                    proxy_client_gone(&c->req); /* the body can never complete */
+            }
+            return;
+        }
+        if (c->paused == DP_PAUSE_HEAD) {
+            conn_timer(c, TIMER_NONE);
+            c->state = DP_CONN_REQUEST;
+            proxy_start(&c->req);
+        } else if (c->paused == DP_PAUSE_END) {
+            if (c->state == DP_CONN_REQUEST) {
+                proxy_request_end(&c->req);
+            } else if (c->state == DP_CONN_DISCARD) {
+                conn_timer(c, TIMER_NONE);
+                conn_next_request(c);
+            }
+        }
+    }
+}
+
+static void conn_process(dp_conn_t *c)
+{
+    if (c->in_process) {
+        c->reprocess = true;
+        return;
+    }
+    c->in_process = true;
+    do {
+        c->reprocess = false;
+        conn_step(c);
+    } while (c->reprocess && !c->dead);
+    c->in_process = false;
+    if (c->dead)
+        conn_free(c);
+}
+
+/* ---- called by proxy.c ----------------------------------------------------------------- */
+
+void server_conn_hold(dp_conn_t *c, unsigned why)
+{
+    /* Input keeps arriving up to DP_CLIENT_READ_MAX (the read watermark), so a client that
+     * closes while we wait is still noticed. */
+    c->hold |= why;
+}
+
+void server_conn_unhold(dp_conn_t *c, unsigned why)
+{
+    if (!(c->hold & why))
+        return;
+    c->hold &= ~why;
+    if (!c->hold)
+        conn_process(c);
+}
+
+void server_conn_flush(dp_conn_t *c)
+{
+    if (c->bev)
+        proxy_bev_flush(c->bev);
+}
+
+bool server_conn_may_keep_alive(const dp_conn_t *c)
+{
+    return !c->server->draining && !c->server->freeing;
+}
+
+void server_conn_request_done(dp_conn_t *c, bool keep_alive)
+{
+    c->hold = 0;
+    if (c->dead || c->state == DP_CONN_CLOSING)
+        return;
+    if (!keep_alive || c->server->freeing) {
+        conn_close_graceful(c);
+        return;
+    }
+    if (c->paused == DP_PAUSE_END) {
+        conn_next_request(c);
+    } else {
+        c->state = DP_CONN_DISCARD; /* the proxy judged the rest of the body small */
+        conn_timer(c, TIMER_HEADER);
+    }
+    conn_process(c);
+}
+
+/* ---- client events --------------------------------------------------------------------- */
+
+static void on_client_read(struct bufferevent *bev, void *arg)
+{
+    dp_conn_t *c = arg;
+    if (c->state == DP_CONN_CLOSING) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        c->unread = true;
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    conn_process(c);
+}
+
+static void on_client_write(struct bufferevent *bev, void *arg)
+{
+    dp_conn_t *c = arg;
+    bool empty = evbuffer_get_length(bufferevent_get_output(bev)) == 0;
+    if (empty)
+        bufferevent_disable(bev, EV_WRITE); /* back to direct writes */
+    if (c->state == DP_CONN_CLOSING) {
+        if (empty)
+            conn_after_flush(c);
+        return;
+    }
+    if (c->state == DP_CONN_REQUEST)
+        proxy_client_drained(&c->req);
+}
+
+static void on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+    dp_conn_t *c = arg;
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR))
+        c->client_eof = true;
+    else
+        c->client_error = true;
+    if (c->state == DP_CONN_REQUEST) {
+        /* A half-close after a complete request still gets its response (RFC 9112 §9.6).
+         * Input not parsed yet (paused at the head, held) may still complete the request:
+         * conn_step decides once it has run out of input. Anything else ends the request. */
+        if (c->client_error)
+            proxy_client_gone(&c->req);
+        else if (c->paused == DP_PAUSE_NONE && !c->hold)
+            proxy_client_gone(&c->req);
+        return;
+    }
+    conn_close(c);
+}
+
+/* ---- listener -------------------------------------------------------------------------- */
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int socklen, void *arg)
+{
+    dp_server_t *s = arg;
+    if (s->draining) {
+        close(fd);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    dp_conn_t *c = conn_alloc(s);
+    if (!c) {
+        close(fd);
+        fg_log(FG_LOG_ERROR, "out of memory accepting a connection", NULL);
+        return;
+    }
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        close(fd);
+        conn_destroy(c);
+        return;
+    }
+    const void *addr = sa->sa_family == AF_INET6
+                           ? (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr
+                           : (const void *)&((struct sockaddr_in *)sa)->sin_addr;
+    if (!inet_ntop(sa->sa_family, addr, c->peer_ip, sizeof c->peer_ip))
+        strcpy(c->peer_ip, "unknown");
+    c->peer_ip_len = (uint8_t)strlen(c->peer_ip);
+
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+
+    bufferevent_setcb(c->bev, on_client_read, on_client_write, on_client_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, DP_CLIENT_READ_MAX);
+    bufferevent_setwatermark(c->bev, EV_WRITE, DP_LOW_WATERMARK, 0);
+    bufferevent_disable(c->bev, EV_WRITE); /* writes go out directly (proxy_bev_flush) */
+    bufferevent_enable(c->bev, EV_READ);
+    conn_timer(c, TIMER_HEADER); /* the first request is due within the header timeout */
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    int err = EVUTIL_SOCKET_ERROR();
+    fg_log(FG_LOG_WARN, "accept failed", "error", evutil_socket_error_to_string(err), NULL);
+}
+
+/* "host:port", "[v6]:port", "localhost:port", ":port" / "*:port" (every address). */
+static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *len)
+{
+    char buf[128];
+    if (!spec || strlen(spec) >= sizeof buf - 16)
+        return -EINVAL;
+    if (spec[0] == ':')
+        snprintf(buf, sizeof buf, "0.0.0.0%s", spec);
+    else if (strncmp(spec, "*:", 2) == 0)
+        snprintf(buf, sizeof buf, "0.0.0.0%s", spec + 1);
+    else if (strncmp(spec, "localhost:", 10) == 0)
+        snprintf(buf, sizeof buf, "127.0.0.1%s", spec + 9);
+    else
+        snprintf(buf, sizeof buf, "%s", spec);
+    if (!strrchr(buf, ':') || buf[strlen(buf) - 1] == ':')
+        return -EINVAL; /* a port is required */
+    *len = (int)sizeof *ss;
+    if (evutil_parse_sockaddr_port(buf, (struct sockaddr *)ss, len) < 0)
+        return -EINVAL;
+    return 0;
+}
+
+dp_server_t *server_start(struct event_base *base, const dp_server_conf_t *conf, fg_error_t *err)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    if (!conf || parse_listen(conf->listen, &ss, &sslen) < 0) {
+        fg_error_set(err, "listen", "bad listen address \"%s\" (want host:port)",
+                     conf && conf->listen ? conf->listen : "");
+        return NULL;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a vanished peer is an error return, not a signal */
+    if (upstream_init(base) < 0) {
+        fg_error_setc(err, -ENOMEM, "", "out of memory");
+        return NULL;
+    }
+    dp_server_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        fg_error_setc(err, -ENOMEM, "", "out of memory");
+        return NULL;
+    }
+    s->base = base;
+    s->header_tv = common_tv(base, DP_CLIENT_HEADER_TIMEOUT_MS);
+    s->linger_tv = common_tv(base, DP_LINGER_TIMEOUT_MS);
+    if (!s->header_tv || !s->linger_tv) {
+        free(s);
+        fg_error_setc(err, -ENOMEM, "", "out of memory");
+        return NULL;
+    }
+    /* SO_REUSEPORT lets --workers processes share the port (the kernel balances accepts). */
+    s->listener = evconnlistener_new_bind(
+        base, on_accept, s,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+            LEV_OPT_CLOSE_ON_EXEC,
+        DP_LISTEN_BACKLOG, (struct sockaddr *)&ss, sslen);
+    if (!s->listener) {
+        int e = errno;
+        fg_error_setc(err, e ? -e : -EADDRINUSE, "listen", "cannot listen on %s: %s",
+                      conf->listen, strerror(e ? e : EADDRINUSE));
+        free(s);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(s->listener, on_accept_error);
+    return s;
+}
+
+void server_stop_accepting(dp_server_t *s)
+{
+    if (!s || s->draining)
+        return;
+    s->draining = true;
+    evconnlistener_disable(s->listener);
+    /* Idle keep-alive connections have nothing in flight: close them now. The others close
+     * after their current response (server_conn_may_keep_alive says no). */
+    dp_conn_t *c = s->conns;
+    while (c) {
+        dp_conn_t *next = c->next;
+        if (c->state == DP_CONN_IDLE &&
+            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+            conn_close(c);
+        c = next;
+    }
+}
+
+size_t server_active_connections(const dp_server_t *s)
+{
+    return s ? s->n_conns : 0;
+}
+
+void server_free(dp_server_t *s)
+{
+    if (!s)
+        return;
+    s->freeing = true;
+    while (s->conns) {
+        dp_conn_t *c = s->conns;
+        if (c->state == DP_CONN_REQUEST)
+            proxy_finish(&c->req, 499); /* ends in conn_close via request_done */
+        else
+            conn_close(c);
+        if (s->conns == c) /* not freed (cannot happen outside the loop): force it */
+            conn_free(c);
+    }
+    while (s->free_list) {
+        dp_conn_t *c = s->free_list;
+        s->free_list = c->next;
+        conn_destroy(c);
+    }
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    upstream_shutdown();
+    free(s);
+}

@@ -1,0 +1,505 @@
+/* upstream.c - per-target keep-alive pools, non-blocking connects, evdns resolution.
+ *
+ * Pools live in one process-wide hash table keyed by (tls, host, port) and are never freed
+ * before upstream_shutdown(): their number is bounded by the targets ever configured, and
+ * keeping them is what lets idle connections survive a generation swap. Idle connections are
+ * a LIFO list so the warmest one is reused first and the surplus ages out at the tail. While
+ * idle, a connection's bufferevent belongs to this module (read enabled, idle timeout armed);
+ * once handed out, callbacks and timeouts are cleared and the caller owns it. */
+#include "upstream.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/dns.h>
+#include <event2/util.h>
+
+#include "fg_log.h"
+#include "fg_time.h"
+
+#define POOL_BUCKETS_INIT 64
+
+typedef enum addr_state {
+    ADDR_NONE = 0,  /* never resolved, or the cached answer expired */
+    ADDR_RESOLVING, /* an evdns lookup is in flight */
+    ADDR_OK,        /* addrs[] valid (literals forever, names until UP_DNS_TTL_MS) */
+    ADDR_FAILED,    /* the last lookup failed; the next connect retries it */
+} addr_state_t;
+
+typedef enum conn_state {
+    UC_RESOLVING,  /* waiting in pool->waiters for an address */
+    UC_CONNECTING, /* TCP handshake in progress */
+    UC_BUSY,       /* owned by a caller */
+    UC_IDLE,       /* in pool->idle */
+} conn_state_t;
+
+struct up_conn {
+    up_pool_t *pool;
+    struct bufferevent *bev;
+    TAILQ_ENTRY(up_conn) link; /* pool->idle or pool->waiters */
+    conn_state_t state;
+    int addr_index; /* address being tried / used */
+    int attempts;   /* addresses tried by this connect */
+    bool reused;
+    up_ready_cb cb;
+    void *arg;
+};
+
+TAILQ_HEAD(conn_list, up_conn);
+
+struct up_pool {
+    up_pool_t *hash_next;
+    uint32_t hash;
+    bool tls;
+    uint16_t port;
+    char *host;
+    char *host_header; /* Host value sent upstream */
+    size_t host_header_len;
+    bool literal; /* host is an IP literal: addrs never expire */
+    addr_state_t addr_state;
+    uint64_t resolved_at_ms;
+    bool in_resolve_call; /* inside evdns_getaddrinfo(): its callback must not dispatch */
+    struct evdns_getaddrinfo_request *dns_req;
+    struct sockaddr_storage addrs[UP_MAX_ADDRS];
+    socklen_t addr_lens[UP_MAX_ADDRS];
+    int n_addrs;
+    int addr_pref; /* index of the address that last connected */
+    struct conn_list idle;
+    size_t n_idle;
+    struct conn_list waiters;
+    uint64_t connects;
+};
+
+static struct {
+    struct event_base *base;
+    struct evdns_base *dns;
+    const struct timeval *idle_tv; /* common timeout: O(1) queue for every idle connection */
+    up_pool_t **buckets;
+    size_t n_buckets, n_pools;
+} up;
+
+static void conn_free(up_conn_t *c);
+static int conn_start(up_conn_t *c);
+
+int upstream_init(struct event_base *base)
+{
+    if (up.base)
+        return 0;
+    up.buckets = calloc(POOL_BUCKETS_INIT, sizeof *up.buckets);
+    if (!up.buckets)
+        return -ENOMEM;
+    up.n_buckets = POOL_BUCKETS_INIT;
+    up.base = base;
+    struct timeval tv = {UP_POOL_IDLE_TIMEOUT_MS / 1000, (UP_POOL_IDLE_TIMEOUT_MS % 1000) * 1000};
+    up.idle_tv = event_base_init_common_timeout(base, &tv);
+    if (!up.idle_tv) {
+        static struct timeval plain;
+        plain = tv;
+        up.idle_tv = &plain;
+    }
+    return 0;
+}
+
+/* ---- pool table ------------------------------------------------------------------------ */
+
+static uint32_t pool_hash(bool tls, const char *host, uint16_t port)
+{
+    uint32_t h = 2166136261u ^ port ^ (tls ? 0x80000000u : 0);
+    for (const char *p = host; *p; p++) {
+        h ^= (unsigned char)*p;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static int table_grow(void)
+{
+    size_t nb = up.n_buckets * 2;
+    up_pool_t **b = calloc(nb, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    for (size_t i = 0; i < up.n_buckets; i++) {
+        up_pool_t *p = up.buckets[i];
+        while (p) {
+            up_pool_t *next = p->hash_next;
+            p->hash_next = b[p->hash & (nb - 1)];
+            b[p->hash & (nb - 1)] = p;
+            p = next;
+        }
+    }
+    free(up.buckets);
+    up.buckets = b;
+    up.n_buckets = nb;
+    return 0;
+}
+
+/* IP literals need no lookup: parse them now, synchronously and without touching DNS. */
+static void pool_parse_literal(up_pool_t *p)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)p->port);
+    if (getaddrinfo(p->host, port, &hints, &res) != 0 || !res)
+        return;
+    memcpy(&p->addrs[0], res->ai_addr, res->ai_addrlen);
+    p->addr_lens[0] = (socklen_t)res->ai_addrlen;
+    p->n_addrs = 1;
+    p->literal = true;
+    p->addr_state = ADDR_OK;
+    freeaddrinfo(res);
+}
+
+static up_pool_t *pool_new(bool tls, const char *host, uint16_t port, uint32_t h)
+{
+    up_pool_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->hash = h;
+    p->tls = tls;
+    p->port = port;
+    p->host = strdup(host);
+    bool v6 = strchr(host, ':') != NULL;
+    bool default_port = port == (tls ? 443 : 80);
+    size_t cap = strlen(host) + 16;
+    p->host_header = malloc(cap);
+    if (!p->host || !p->host_header) {
+        free(p->host);
+        free(p->host_header);
+        free(p);
+        return NULL;
+    }
+    int n = snprintf(p->host_header, cap, v6 ? "[%s]" : "%s", host);
+    if (!default_port)
+        n += snprintf(p->host_header + n, cap - (size_t)n, ":%u", (unsigned)port);
+    p->host_header_len = (size_t)n;
+    TAILQ_INIT(&p->idle);
+    TAILQ_INIT(&p->waiters);
+    pool_parse_literal(p);
+    return p;
+}
+
+up_pool_t *upstream_pool_get(const fg_url_t *url)
+{
+    if (!up.base || !url || !url->host)
+        return NULL;
+    uint32_t h = pool_hash(url->tls, url->host, url->port);
+    for (up_pool_t *p = up.buckets[h & (up.n_buckets - 1)]; p; p = p->hash_next)
+        if (p->hash == h && p->port == url->port && p->tls == url->tls &&
+            strcmp(p->host, url->host) == 0)
+            return p;
+    if (up.n_pools >= up.n_buckets && table_grow() < 0)
+        return NULL;
+    up_pool_t *p = pool_new(url->tls, url->host, url->port, h);
+    if (!p)
+        return NULL;
+    p->hash_next = up.buckets[h & (up.n_buckets - 1)];
+    up.buckets[h & (up.n_buckets - 1)] = p;
+    up.n_pools++;
+    return p;
+}
+
+const char *upstream_host_header(const up_pool_t *p, size_t *len)
+{
+    *len = p->host_header_len;
+    return p->host_header;
+}
+
+size_t upstream_idle_count(const up_pool_t *p) { return p->n_idle; }
+uint64_t upstream_connects(const up_pool_t *p) { return p->connects; }
+struct bufferevent *upstream_bev(const up_conn_t *c) { return c->bev; }
+bool upstream_conn_reused(const up_conn_t *c) { return c->reused; }
+
+/* ---- DNS ------------------------------------------------------------------------------- */
+
+static bool pool_addr_fresh(const up_pool_t *p)
+{
+    return p->addr_state == ADDR_OK &&
+           (p->literal || fg_now_ms() - p->resolved_at_ms < UP_DNS_TTL_MS);
+}
+
+static void conn_fail(up_conn_t *c, int err)
+{
+    up_ready_cb cb = c->cb;
+    void *arg = c->arg;
+    conn_free(c);
+    cb(NULL, err, arg);
+}
+
+/* Hand the new answer to every connection waiting for it. */
+static void pool_dispatch_waiters(up_pool_t *p)
+{
+    up_conn_t *c;
+    while ((c = TAILQ_FIRST(&p->waiters))) {
+        TAILQ_REMOVE(&p->waiters, c, link);
+        if (p->addr_state != ADDR_OK) {
+            conn_fail(c, -EHOSTUNREACH);
+            continue;
+        }
+        int rc = conn_start(c);
+        if (rc < 0)
+            conn_fail(c, rc);
+    }
+}
+
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    up_pool_t *p = arg;
+    if (result == EVUTIL_EAI_CANCEL)
+        return; /* shutdown: the pool is not to be touched */
+    p->dns_req = NULL;
+    if (result == 0 && res) {
+        int n = 0;
+        for (struct evutil_addrinfo *ai = res; ai && n < UP_MAX_ADDRS; ai = ai->ai_next) {
+            if (ai->ai_addrlen > sizeof p->addrs[0])
+                continue;
+            memcpy(&p->addrs[n], ai->ai_addr, ai->ai_addrlen);
+            p->addr_lens[n++] = (socklen_t)ai->ai_addrlen;
+        }
+        p->n_addrs = n;
+        p->addr_pref = 0;
+        p->addr_state = n ? ADDR_OK : ADDR_FAILED;
+        p->resolved_at_ms = fg_now_ms();
+    } else {
+        p->addr_state = ADDR_FAILED;
+        fg_log(FG_LOG_WARN, "upstream name lookup failed", "host", p->host, "error",
+               evutil_gai_strerror(result), NULL);
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (!p->in_resolve_call)
+        pool_dispatch_waiters(p);
+}
+
+static int dns_base(void)
+{
+    if (up.dns)
+        return 0;
+    /* Reads resolv.conf and the hosts file ("localhost" is answered from there). */
+    up.dns = evdns_base_new(up.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                         EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!up.dns) {
+        up.dns = evdns_base_new(up.base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (up.dns)
+            evdns_base_load_hosts(up.dns, NULL);
+    }
+    return up.dns ? 0 : -ENOMEM;
+}
+
+static void pool_resolve(up_pool_t *p)
+{
+    if (dns_base() < 0) {
+        p->addr_state = ADDR_FAILED;
+        return;
+    }
+    struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                    .ai_protocol = IPPROTO_TCP};
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)p->port);
+    p->addr_state = ADDR_RESOLVING;
+    p->in_resolve_call = true;
+    p->dns_req = evdns_getaddrinfo(up.dns, p->host, port, &hints, on_resolved, p);
+    p->in_resolve_call = false;
+}
+
+/* ---- connections ----------------------------------------------------------------------- */
+
+static void conn_free(up_conn_t *c)
+{
+    if (c->state == UC_IDLE) {
+        TAILQ_REMOVE(&c->pool->idle, c, link);
+        c->pool->n_idle--;
+    } else if (c->state == UC_RESOLVING) {
+        TAILQ_REMOVE(&c->pool->waiters, c, link);
+    }
+    if (c->bev)
+        bufferevent_free(c->bev); /* closes the socket (BEV_OPT_CLOSE_ON_FREE) */
+    free(c);
+}
+
+static void on_connect_event(struct bufferevent *bev, short what, void *arg)
+{
+    up_conn_t *c = arg;
+    up_pool_t *p = c->pool;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->state = UC_BUSY;
+        p->addr_pref = c->addr_index;
+        bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+        c->cb(c, 0, c->arg);
+        return;
+    }
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err == 0 || err == EAGAIN || err == EINPROGRESS)
+        err = ECONNREFUSED;
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    /* Next address of a multi-address name ("localhost" is ::1 and 127.0.0.1). */
+    if (c->attempts < p->n_addrs) {
+        c->addr_index = (c->addr_index + 1) % p->n_addrs;
+        int rc = conn_start(c);
+        if (rc == 0)
+            return;
+        err = -rc;
+    }
+    conn_fail(c, -err);
+}
+
+/* Open a socket to the next address to try and start the handshake. 0 or -errno. */
+static int conn_start(up_conn_t *c)
+{
+    up_pool_t *p = c->pool;
+    const struct sockaddr *sa = (const struct sockaddr *)&p->addrs[c->addr_index];
+    c->attempts++;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->bev = bufferevent_socket_new(up.base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev) {
+        close(fd);
+        return -ENOMEM;
+    }
+    /* Writes are flushed by the owner directly (see proxy_bev_flush): keep libevent's write
+     * event off except while connecting, which libevent arms by itself. */
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_set_max_single_read(c->bev, UP_READ_MAX);
+    bufferevent_setcb(c->bev, NULL, NULL, on_connect_event, c);
+    c->state = UC_CONNECTING;
+    if (bufferevent_socket_connect(c->bev, sa, (int)p->addr_lens[c->addr_index]) < 0) {
+        int err = errno ? errno : ECONNREFUSED;
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        return -err;
+    }
+    p->connects++;
+    return 0;
+}
+
+up_conn_t *upstream_connect(up_pool_t *p, up_ready_cb cb, void *arg)
+{
+    up_conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    c->pool = p;
+    c->cb = cb;
+    c->arg = arg;
+    if (!pool_addr_fresh(p)) {
+        c->state = UC_RESOLVING;
+        TAILQ_INSERT_TAIL(&p->waiters, c, link);
+        if (p->addr_state == ADDR_RESOLVING)
+            return c;
+        pool_resolve(p);
+        if (p->addr_state == ADDR_RESOLVING)
+            return c;
+        /* Answered synchronously (hosts file, cache) or failed at once: we are the only
+         * waiter, since no lookup was in flight. */
+        TAILQ_REMOVE(&p->waiters, c, link);
+        if (p->addr_state != ADDR_OK) {
+            free(c);
+            errno = EHOSTUNREACH;
+            return NULL;
+        }
+    }
+    c->addr_index = p->addr_pref < p->n_addrs ? p->addr_pref : 0;
+    int rc = conn_start(c);
+    if (rc < 0) {
+        free(c);
+        errno = -rc;
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- the idle pool --------------------------------------------------------------------- */
+
+/* An idle connection must stay silent: any byte is a protocol error, EOF/error/timeout ends
+ * it. Either way it is closed. */
+static void on_idle_read(struct bufferevent *bev, void *arg)
+{
+    conn_free(arg);
+}
+
+static void on_idle_event(struct bufferevent *bev, short what, void *arg)
+{
+    conn_free(arg);
+}
+
+up_conn_t *upstream_take_idle(up_pool_t *p)
+{
+    up_conn_t *c = TAILQ_FIRST(&p->idle);
+    if (!c)
+        return NULL;
+    TAILQ_REMOVE(&p->idle, c, link);
+    p->n_idle--;
+    c->state = UC_BUSY;
+    c->reused = true;
+    bufferevent_set_timeouts(c->bev, NULL, NULL);
+    bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+    return c;
+}
+
+void upstream_release(up_conn_t *c, bool reusable)
+{
+    if (!c)
+        return;
+    up_pool_t *p = c->pool;
+    if (c->state != UC_BUSY || !reusable || p->n_idle >= UP_POOL_MAX_IDLE ||
+        evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
+        evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) {
+        conn_free(c);
+        return;
+    }
+    c->state = UC_IDLE;
+    bufferevent_setcb(c->bev, on_idle_read, NULL, on_idle_event, c);
+    bufferevent_setwatermark(c->bev, EV_READ | EV_WRITE, 0, 0);
+    bufferevent_disable(c->bev, EV_WRITE);
+    bufferevent_set_timeouts(c->bev, up.idle_tv, NULL);
+    bufferevent_enable(c->bev, EV_READ);
+    TAILQ_INSERT_HEAD(&p->idle, c, link);
+    p->n_idle++;
+}
+
+void upstream_shutdown(void)
+{
+    if (!up.base)
+        return;
+    for (size_t i = 0; i < up.n_buckets; i++) {
+        up_pool_t *p = up.buckets[i];
+        while (p) {
+            up_pool_t *next = p->hash_next;
+            up_conn_t *c;
+            while ((c = TAILQ_FIRST(&p->idle)))
+                conn_free(c);
+            while ((c = TAILQ_FIRST(&p->waiters)))
+                conn_free(c); /* owners were released first; nothing to tell */
+            if (p->dns_req) {
+                /* The cancellation is reported through a deferred callback that still
+                 * points at the pool: leave this one pool allocated rather than risk it. */
+                evdns_getaddrinfo_cancel(p->dns_req);
+                p = next;
+                continue;
+            }
+            free(p->host);
+            free(p->host_header);
+            free(p);
+            p = next;
+        }
+    }
+    free(up.buckets);
+    if (up.dns)
+        evdns_base_free(up.dns, 0);
+    memset(&up, 0, sizeof up);
+}

@@ -1,0 +1,83 @@
+/* upstream.h - connections to upstream targets: per-target keep-alive pools, connect, DNS.
+ *
+ * A pool exists per target address (scheme, host, port) for the life of the process, not per
+ * generation: two generations, or two upstreams naming the same target, share its idle
+ * connections, and a config swap never drops them. A pool holds at most
+ * UP_POOL_MAX_IDLE idle connections, most recently used first; an idle connection that
+ * becomes readable (an unsolicited byte or the peer's FIN) or stays idle for
+ * UP_POOL_IDLE_TIMEOUT_MS is closed.
+ *
+ * Addresses: IP literals are parsed once when the pool is created; names are resolved with
+ * evdns (never the blocking resolver), cached for UP_DNS_TTL_MS, and connections that need an
+ * address wait in the pool until the answer arrives. A connect tries each resolved address in
+ * turn before it reports failure, and the pool remembers the address that worked.
+ *
+ * Ownership: a connection handed out by upstream_take_idle() or upstream_connect() belongs to
+ * the caller until upstream_release(). Its bufferevent is the caller's to read and write (and
+ * to set callbacks on) while it owns it. Connect callbacks are never invoked from inside
+ * upstream_connect(). */
+#ifndef DP_UPSTREAM_H
+#define DP_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "fg_config.h"
+
+#define UP_POOL_MAX_IDLE 64               /* idle keep-alive connections per target */
+#define UP_POOL_IDLE_TIMEOUT_MS 60000u    /* an idle connection older than this is closed */
+#define UP_DNS_TTL_MS 30000u              /* names are re-resolved after this */
+#define UP_MAX_ADDRS 8                    /* resolved addresses kept per target */
+#define UP_READ_MAX (64 * 1024)           /* bytes read from an upstream per wakeup */
+
+typedef struct up_pool up_pool_t;
+typedef struct up_conn up_conn_t;
+
+/** Connect outcome: err == 0, the connection is established and belongs to the caller; err < 0
+ *  (negative errno), the attempt failed and `c` is already freed: forget it. */
+typedef void (*up_ready_cb)(up_conn_t *c, int err, void *arg);
+
+/** Bind the module to the process's event loop. Idempotent. 0 or -ENOMEM. */
+int upstream_init(struct event_base *base);
+
+/** Close every idle connection, cancel lookups, free every pool. Connections still owned by
+ *  callers must have been released first. */
+void upstream_shutdown(void);
+
+/** The pool for a target URL, created on first use. NULL on ENOMEM. */
+up_pool_t *upstream_pool_get(const fg_url_t *url);
+
+/** The most recently used idle connection of `p`, or NULL. It may have been closed by the peer
+ *  a moment ago without the loop having noticed yet: callers retry such failures once. */
+up_conn_t *upstream_take_idle(up_pool_t *p);
+
+/** Start a new connection; `cb` runs once, later, unless the connection is released first.
+ *  NULL with errno set when it cannot even be started (ENOMEM, no socket). */
+up_conn_t *upstream_connect(up_pool_t *p, up_ready_cb cb, void *arg);
+
+/** Give a connection back. `reusable`: the last exchange ended cleanly at a message boundary
+ *  with nothing left in either buffer, so it may be pooled; otherwise (or when the pool is full
+ *  or the loop is shutting down) it is closed. Releasing a connection still connecting or
+ *  waiting for DNS cancels it. NULL is accepted. */
+void upstream_release(up_conn_t *c, bool reusable);
+
+/** The connection's bufferevent (NULL while it is still resolving). */
+struct bufferevent *upstream_bev(const up_conn_t *c);
+
+/** True when the connection came from the idle pool (it may have gone stale). */
+bool upstream_conn_reused(const up_conn_t *c);
+
+/** The Host header value for the pool's target ("host", "host:port", "[v6]:port"). */
+const char *upstream_host_header(const up_pool_t *p, size_t *len);
+
+/** Idle connections currently pooled for `p` (tests, metrics). */
+size_t upstream_idle_count(const up_pool_t *p);
+
+/** Connections opened for `p` since start (tests, metrics). */
+uint64_t upstream_connects(const up_pool_t *p);
+
+#endif
