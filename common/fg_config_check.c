@@ -155,6 +155,16 @@ const char *fg__hash_on_problem(const char *hash_on)
     return NULL;
 }
 
+bool fg__double_is_integer(double v)
+{
+    if (v != v || v - v != 0) /* NaN, or an infinity (inf - inf is NaN) */
+        return false;
+    /* Every double of magnitude 2^53 or more is an integer; below that the cast is exact. */
+    if (v >= 9007199254740992.0 || v <= -9007199254740992.0)
+        return true;
+    return (double)(int64_t)v == v;
+}
+
 bool fg__sha256_hex_valid(const char *s)
 {
     if (!s || strlen(s) != 64)

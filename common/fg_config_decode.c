@@ -15,7 +15,6 @@
  * a 100,000-route config quadratic. */
 #include <ctype.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,7 +139,7 @@ static int dec_integer(dec_t *d, const cJSON *item, double lo, double hi, double
     if (!cJSON_IsNumber(item))
         return dec_fail(d, "must be an integer between %.0f and %.0f", lo, hi);
     double v = item->valuedouble;
-    if (!isfinite(v) || floor(v) != v)
+    if (!fg__double_is_integer(v))
         return dec_fail(d, "must be an integer between %.0f and %.0f", lo, hi);
     if (v < lo || v > hi)
         return dec_fail(d, "must be between %.0f and %.0f", lo, hi);
@@ -802,10 +801,10 @@ static int parse_size(const char *s, uint64_t *out)
         ulen--;
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (strlen(units[i].unit) == ulen && strncasecmp(unit, units[i].unit, ulen) == 0) {
-            double v = floor(strtod(numbuf, NULL) * units[i].mult);
+            double v = strtod(numbuf, NULL) * units[i].mult;
             if (v < 1 || v > (double)FG_MAX_BODY_SIZE_LIMIT)
                 return -ERANGE;
-            *out = (uint64_t)v;
+            *out = (uint64_t)v; /* truncation: the fraction of a byte is dropped */
             return 0;
         }
     }
@@ -1024,7 +1023,7 @@ static int get_rate(dec_t *d, const cJSON *obj, const char *key, double *out)
     const cJSON *it = member(obj, key);
     if (!it)
         return 0;
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) || it->valuedouble < 0 ||
+    if (!cJSON_IsNumber(it) || !(it->valuedouble >= 0) ||
         it->valuedouble > 1)
         return dec_fail_key(d, key, "must be a number between 0 and 1");
     *out = it->valuedouble == 0 ? 0 : it->valuedouble;
@@ -1098,7 +1097,7 @@ static int dec_version(dec_t *d, const cJSON *obj, const char **out)
     const cJSON *it = member(obj, "version");
     if (!it)
         return 0;
-    if (cJSON_IsNumber(it) && isfinite(it->valuedouble)) {
+    if (cJSON_IsNumber(it) && it->valuedouble - it->valuedouble == 0) { /* finite */
         char buf[40];
         snprintf(buf, sizeof(buf), "%.15g", it->valuedouble);
         if (strtod(buf, NULL) != it->valuedouble)

@@ -9,7 +9,6 @@
  * check path, say) is written as that default, which is what decoding its absence gives.
  * decode(canonical(c)) re-encodes to the same bytes; the unit tests hold us to that. */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,11 +500,11 @@ static void print_string(sbuf_t *b, const char *s)
 static void print_number(sbuf_t *b, double v)
 {
     char buf[40];
-    if (!isfinite(v)) {
+    if (v - v != 0) { /* NaN or infinite: not JSON */
         sb_puts(b, "null");
         return;
     }
-    if (floor(v) == v && fabs(v) < 9007199254740992.0) {
+    if (fg__double_is_integer(v) && v < 9007199254740992.0 && v > -9007199254740992.0) {
         snprintf(buf, sizeof(buf), "%" PRId64, (int64_t)v);
     } else {
         for (int prec = 1; prec <= 17; prec++) {

@@ -48,6 +48,9 @@ bool fg__sha256_hex_valid(const char *s);
 /** "GET" for FG_METHOD_GET, ...; NULL for anything but a single known bit. */
 const char *fg__method_name(unsigned bit);
 bool fg__utf8_valid(const char *s, size_t len);
+/** True for a finite double with no fractional part. Written without libm, which the
+ *  libraries do not link. */
+bool fg__double_is_integer(double v);
 
 /** Fill every setting of `cfg` (not its entity arrays) with its default. */
 void fg__config_defaults(fg_config_t *cfg);

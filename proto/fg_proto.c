@@ -12,7 +12,6 @@
 #include "fg_proto.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +54,7 @@ static int get_int(const cJSON *obj, const char *key, double lo, double hi, int6
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!it)
         return fg_error_set(err, key, "required");
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble) ||
-        floor(it->valuedouble) != it->valuedouble)
+    if (!cJSON_IsNumber(it) || !fg__double_is_integer(it->valuedouble))
         return fg_error_set(err, key, "must be an integer");
     if (it->valuedouble < lo || it->valuedouble > hi)
         return fg_error_set(err, key, "must be between %.0f and %.0f", lo, hi);
