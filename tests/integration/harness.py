@@ -295,6 +295,15 @@ class Client:
         return self.request("GET", path, **kw)
 
 
+def one_shot(port, method, path, timeout=2.0, **kw):
+    """One request on a fresh connection that is closed afterwards."""
+    cl = Client(port, timeout=timeout)
+    try:
+        return cl.request(method, path, **kw)
+    finally:
+        cl.close()
+
+
 def raw_request(port, data, timeout=HTTP_TIMEOUT, host="127.0.0.1"):
     """Send raw bytes (ignoring a send error: the server may answer early and close), then
     read one response. Returns Resp. For requests http.client would not send."""
@@ -447,7 +456,7 @@ class Cluster:
         def ready():
             if not ctl.alive():
                 raise AssertionError("flexgate-ctl exited with %r" % ctl.popen.returncode)
-            return Client(ctl.admin_port, timeout=2).get("/health/ready").status == 200
+            return one_shot(ctl.admin_port, "GET", "/health/ready").status == 200
 
         self.poll(ready, "flexgate-ctl /health/ready = 200", START_TIMEOUT)
 
@@ -507,14 +516,16 @@ class Cluster:
         dp.dp_id, dp.port, dp.status_port, dp.control = dp_id, port, status_port, socket_path
         self._track(dp).start()
         self.dps[dp_id] = dp
-        self._clients.pop(dp_id, None)
+        old = self._clients.pop(dp_id, None)
+        if old is not None:
+            old.close()
         self.wait_dp_live(dp)
         if wait_ready:
             self.wait_dp_ready(dp)
         return dp
 
     def status(self, dp, path):
-        return Client(dp.status_port, timeout=2).get(path)
+        return one_shot(dp.status_port, "GET", path)
 
     def wait_dp_live(self, dp):
         def live():

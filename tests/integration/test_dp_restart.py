@@ -71,7 +71,7 @@ class DpRestart(ClusterTest):
 
         def call():
             try:
-                result["resp"] = harness.Client(dp.port).get("/slow?ms=1500")
+                result["resp"] = harness.one_shot(dp.port, "GET", "/slow?ms=1500", timeout=10)
             except Exception as e:  # reported by the assertion below
                 result["error"] = e
 
@@ -88,7 +88,7 @@ class DpRestart(ClusterTest):
         self.assertEqual(rc, 0, "exit status after SIGTERM\n" + c.context())
         self.assertLess(time.monotonic() - t0, harness.STOP_GRACE + 2)
         with self.assertRaises(OSError, msg="listener closed after exit"):
-            harness.Client(dp.port, timeout=2).get("/slow?ms=0")
+            harness.one_shot(dp.port, "GET", "/slow?ms=0")
 
 
 if __name__ == "__main__":
