@@ -106,7 +106,8 @@ static cJSON *enc_breaker(const fg_breaker_conf_t *b)
                add_num(o, "successThreshold", b->success_threshold) &&
                add_num(o, "openDuration", b->open_duration_ms) &&
                add_num(o, "halfOpenRequests", b->half_open_requests) &&
-               add_num(o, "minRequests", b->min_requests) && add_num(o, "windowMs", b->window_ms))) {
+               add_num(o, "minRequests", b->min_requests) &&
+               add_num(o, "windowMs", b->window_ms))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -410,7 +411,8 @@ cJSON *fg_config_encode(const fg_config_t *cfg)
               add_item(o, "rateLimit", enc_rate_limit_conf(&cfg->rate_limit)) &&
               add_item(o, "logging", enc_logging(&cfg->logging)) &&
               add_item(o, "metrics", enc_metrics(&cfg->metrics)) &&
-              add_item(o, "upstreams", enc_upstreams(cfg)) && add_item(o, "routes", enc_routes(cfg));
+              add_item(o, "upstreams", enc_upstreams(cfg)) &&
+              add_item(o, "routes", enc_routes(cfg));
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

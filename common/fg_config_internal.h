@@ -20,7 +20,7 @@
 #define FG_PRIORITY_MIN (-1000000)
 #define FG_PRIORITY_MAX 1000000
 #define FG_WEIGHT_MAX 1000                      /* upstream target weight */
-#define FG_BREAKER_COUNT_MAX 100000u            /* successThreshold, halfOpenRequests, minRequests */
+#define FG_BREAKER_COUNT_MAX 100000u /* successThreshold, halfOpenRequests, minRequests */
 #define FG_HC_THRESHOLD_MAX 100u                /* healthy/unhealthy thresholds */
 #define FG_HOST_MAX_LEN 253                     /* a DNS name */
 #define FG_HEADER_NAME_MAX_LEN 256

@@ -23,6 +23,8 @@ typedef struct name_set {
     size_t mask;
 } name_set_t;
 
+#define NAME_RULE "must be 1 to 64 characters of letters, digits, '.', '_' or '-'"
+
 static uint64_t hash_name(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -241,7 +243,7 @@ static int check_upstreams(const fg_config_t *cfg, name_set_t *names, fg_error_t
         if (!u->name)
             return fg_error_set(err, f, "required");
         if (!fg_name_valid(u->name))
-            return fg_error_set(err, f, "must be 1 to 64 characters of letters, digits, '.', '_' or '-'");
+            return fg_error_set(err, f, NAME_RULE);
         if (!set_add(names, u->name, i, &first))
             return fg_error_set(err, f, "duplicate upstream name \"%s\" (also upstreams[%zu])",
                                 u->name, first);
@@ -301,7 +303,7 @@ static int check_routes(const fg_config_t *cfg, const name_set_t *upstreams, fg_
         if (!r->id)
             rc = fg_error_set(err, f, "required");
         else if (!fg_name_valid(r->id))
-            rc = fg_error_set(err, f, "must be 1 to 64 characters of letters, digits, '.', '_' or '-'");
+            rc = fg_error_set(err, f, NAME_RULE);
         else if (!set_add(&ids, r->id, i, &first))
             rc = fg_error_set(err, f, "duplicate route id \"%s\" (also routes[%zu])", r->id, first);
         if (rc)
@@ -346,7 +348,7 @@ static int check_keys(const fg_auth_conf_t *a, fg_error_t *err)
         const fg_api_key_t *k = &a->keys[i];
         snprintf(f, sizeof(f), "security.auth.keys[%zu].name", i);
         if (!fg_name_valid(k->name))
-            rc = fg_error_set(err, f, "must be 1 to 64 characters of letters, digits, '.', '_' or '-'");
+            rc = fg_error_set(err, f, NAME_RULE);
         else if (!set_add(&names, k->name, i, &first))
             rc = fg_error_set(err, f, "duplicate key name \"%s\" (also keys[%zu])", k->name, first);
         if (rc)
@@ -403,7 +405,8 @@ static int check_settings(const fg_config_t *cfg, fg_error_t *err)
         return fg_error_set(err, "logging.sampling.errorRate", "must be between 0 and 1");
     if (lg->level && strcmp(lg->level, "debug") != 0 && strcmp(lg->level, "info") != 0 &&
         strcmp(lg->level, "warn") != 0 && strcmp(lg->level, "error") != 0)
-        return fg_error_set(err, "logging.level", "must be \"debug\", \"info\", \"warn\" or \"error\"");
+        return fg_error_set(err, "logging.level",
+                            "must be \"debug\", \"info\", \"warn\" or \"error\"");
     if (lg->format && strcmp(lg->format, FG_DEFAULT_LOG_FORMAT) != 0)
         return fg_error_set(err, "logging.format", "must be \"json\"");
     if ((rc = check_problem(err, "metrics.path", status_path_problem(cfg->metrics.path))) != 0)

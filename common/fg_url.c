@@ -185,11 +185,14 @@ const char *fg__host_pattern_problem(const char *pattern)
     if (strncmp(pattern, "*.", 2) == 0)
         host = pattern + 2;
     size_t len = strlen(host);
+    const char *why;
     if (host[0] == '[' && len >= 2 && host[len - 1] == ']')
-        return ipv6_literal_problem(host + 1, len - 2) ? "must be a host name, \"*.suffix\" or an IP address" : NULL;
-    if (strchr(host, ':'))
-        return ipv6_literal_problem(host, len) ? "must be a host name, \"*.suffix\" or an IP address" : NULL;
-    return dns_host_problem(host, len) ? "must be a host name, \"*.suffix\" or an IP address" : NULL;
+        why = ipv6_literal_problem(host + 1, len - 2);
+    else if (strchr(host, ':'))
+        why = ipv6_literal_problem(host, len);
+    else
+        why = dns_host_problem(host, len);
+    return why ? "must be a host name, \"*.suffix\" or an IP address" : NULL;
 }
 
 const char *fg__ip_or_cidr_problem(const char *text)

@@ -144,7 +144,8 @@ int fg_hello_decode(const char *payload, size_t len, fg_hello_t *out, fg_error_t
 char *fg_ack_encode(const fg_ack_t *m, int nack)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o && !(put_num(o, "version", (double)m->version) && (!nack || put_str(o, "error", m->error)))) {
+    if (o && !(put_num(o, "version", (double)m->version) &&
+               (!nack || put_str(o, "error", m->error)))) {
         cJSON_Delete(o);
         return NULL;
     }
