@@ -167,6 +167,23 @@ static int on_span(llhttp_t *ll, const char *at, size_t n)
     return head_append(PARSER(ll), at, n);
 }
 
+/* llhttp (loose build) accepts obsolete line folding: it hands the continuation line over as
+ * another span of the same value, minus the CRLF. A value's spans are otherwise contiguous,
+ * or split only where one execute call's input ended and the next began. Anything else is a
+ * fold, a classic desync vector in requests: refused (RFC 9112 §5.2). In responses the fold is
+ * replaced by the space that starts the continuation, which RFC 9112 also allows. */
+static int on_value_span(llhttp_t *ll, const char *at, size_t n)
+{
+    http1_parser_t *p = PARSER(ll);
+    if (p->value_spans++ > 0 && ll->type == HTTP_REQUEST &&
+        !(at == p->exec_start && p->span_at_end)) {
+        fail(p, 400, "obsolete line folding");
+        return HPE_USER;
+    }
+    p->span_at_end = at + n == p->exec_end;
+    return head_append(p, at, n);
+}
+
 static int on_url_complete(llhttp_t *ll)
 {
     http1_parser_t *p = PARSER(ll);
@@ -210,6 +227,7 @@ static int on_field_complete(llhttp_t *ll)
     hd->token = HTTP1_H_OTHER;
     hd->flags = 0;
     p->span_off = p->len;
+    p->value_spans = 0;
     return 0;
 }
 
@@ -344,7 +362,7 @@ static const llhttp_settings_t settings = {
     .on_url = on_span,
     .on_status = on_span,
     .on_header_field = on_span,
-    .on_header_value = on_span,
+    .on_header_value = on_value_span,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
@@ -373,6 +391,8 @@ http1_result_t http1_parser_execute(http1_parser_t *p, const char *data, size_t 
 {
     if (!data)
         data = "";
+    p->exec_start = data;
+    p->exec_end = data + len;
     llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
     if (e == HPE_OK) {
         *consumed = len;

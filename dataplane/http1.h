@@ -133,6 +133,9 @@ typedef struct http1_parser {
     uint32_t len, cap;     /* bytes used / allocated in head.buf */
     uint32_t hdr_cap;      /* entries allocated in head.headers */
     uint32_t span_off;     /* start of the span being accumulated */
+    uint32_t value_spans;  /* spans seen for the current header value */
+    bool span_at_end;      /* the last value span ended where its input ended */
+    const char *exec_start, *exec_end; /* input of the running execute call */
     bool in_head;          /* between message begin and headers complete */
     bool skip_body;        /* response to HEAD: no body whatever the headers say */
     bool msg_keep_alive;   /* keep-alive verdict captured at message complete */

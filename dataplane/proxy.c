@@ -177,8 +177,9 @@ void proxy_finish(dp_request_t *r, int status)
     } else if (status == 499 || r->resp_started) {
         keep = false; /* the client left, or its response is cut short: it sees the close */
     } else {
-        keep = r->head && parser_ok && r->head->keep_alive && server_conn_may_keep_alive(c) &&
-               request_can_settle(r);
+        /* After CONNECT llhttp reads the stream as another protocol: never keep it. */
+        keep = r->head && parser_ok && r->head->keep_alive && r->head->method != HTTP_CONNECT &&
+               server_conn_may_keep_alive(c) && request_can_settle(r);
         const error_def_t *e = error_lookup(status);
         if (http1_write_error(client_out(r), status, e->code, e->message, !keep) < 0)
             keep = false;
