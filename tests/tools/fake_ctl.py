@@ -9,7 +9,7 @@ sends whatever SNAPSHOT payload a test hands it -- including ones a real flexgat
 would: a wrong checksum, or a config the validator refuses.
 
 Valid payloads are copied verbatim from a real control plane's SQLite `snapshots` table
-(version, checksum, created_at, config), read with sqlite3 in read-only mode.
+(version, checksum, created_at, config), read with sqlite3 (read-only when SQLite allows).
 
 As a module (tests/integration/test_snapshot_nack.py):
     ctl = FakeCtl(sock_path); ctl.start()
@@ -88,8 +88,12 @@ def _snapshot_columns(conn):
 
 def load_snapshots(db_path):
     """Every stored snapshot, oldest first, as Snapshot tuples (config as text)."""
-    uri = "file:%s?mode=ro" % os.path.abspath(db_path)
-    conn = sqlite3.connect(uri, uri=True, timeout=5)
+    try:
+        conn = sqlite3.connect("file:%s?mode=ro" % os.path.abspath(db_path), uri=True, timeout=5)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+    except sqlite3.Error:
+        # A WAL database may need its -shm file created, which read-only mode cannot do.
+        conn = sqlite3.connect(db_path, timeout=5)
     try:
         v, c, t, cfg = _snapshot_columns(conn)
         rows = conn.execute('SELECT "%s","%s","%s","%s" FROM snapshots ORDER BY "%s"'
@@ -150,6 +154,7 @@ class FakeCtl:
         self.threads = []
         self.connections = 0
         self.applied_version = 0  # what we answer in PONG: the last version ACKed to us
+        self.answer_pings = True  # False: stay silent (to test the peer's liveness timeout)
 
     def start(self):
         if os.path.exists(self.socket_path):
@@ -216,7 +221,7 @@ class FakeCtl:
             body = {"_raw": payload}
         if name == "ACK" and isinstance(body, dict) and isinstance(body.get("version"), int):
             self.applied_version = body["version"]
-        if name == "PING":
+        if name == "PING" and self.answer_pings:
             try:
                 conn.sendall(encode_frame(PONG, {"applied_version": self.applied_version}))
             except OSError:
@@ -262,6 +267,14 @@ class FakeCtl:
         return self.wait_for(
             lambda n, b: n in ("ACK", "NACK") and isinstance(b, dict) and b.get("version") == version,
             timeout, "ACK/NACK for version %d" % version, since)
+
+    def send_raw(self, data):
+        """Bytes as they are (a bad header, half a frame...) to the current connection."""
+        with self.cond:
+            conn = self.conn
+        if conn is None:
+            raise RuntimeError("fake ctl: no data plane connected")
+        conn.sendall(data)
 
     def send(self, msg_type, payload):
         with self.cond:

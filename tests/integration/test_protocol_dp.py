@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""test_protocol_dp.py - flexgate-dp's side of the snapshot protocol (proto/PROTOCOL.md).
+
+tests/tools/fake_ctl.py plays the control plane: the data plane PINGs it and answers its
+PINGs with PONG carrying the applied version; re-sent and lower versions are applied; an
+oversized frame header or an unknown message type makes it drop the connection and
+reconnect (with its applied version in HELLO), serving throughout; a control plane silent
+for 3 ping intervals (15 s) is dropped.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import ClusterTest, is_origin_json  # noqa: E402
+import fake_ctl  # noqa: E402
+
+PING_INTERVAL = 5.0
+SILENCE = 3 * PING_INTERVAL
+SLACK = 3.0
+
+
+class DpProtocol(ClusterTest):
+    label = "pdp"
+    expect_error_logs = True  # broken frames and a silent ctl are worth an error line
+
+    def setUp(self):
+        super().setUp()
+        c = self.c
+        c.start_origin("A")
+        ctl = c.start_ctl()
+        c.api_ok("POST", "/api/v1/upstreams", {"name": "backend", "url": c.origin_url("A")},
+                 expect=201)
+        c.api_ok("POST", "/api/v1/routes", {"id": "all", "path": "/*", "upstream": "backend"},
+                 expect=201)
+        ctl.stop()
+        self.snap = fake_ctl.latest_snapshot(ctl.db)
+        self.fake = fake_ctl.FakeCtl(os.path.join(c.tmp, "fake.sock")).start()
+        self.addCleanup(self.fake.close)
+        self.dp = c.start_dp("dp-a", socket_path=self.fake.socket_path, wait_ready=False)
+        self.fake.wait_hello(harness.START_TIMEOUT)
+        self.apply(self.snap.version)
+        self.applied_mark = self.fake.mark()
+
+    def apply(self, version, snap=None):
+        snap = snap or self.snap
+        mark = self.fake.mark()
+        self.fake.send_snapshot(fake_ctl.renumbered(snap, version))
+        kind, body = self.fake.wait_reply(version, since=mark)
+        self.assertEqual(kind, "ACK", body)
+        self.c.wait_dp_ready(self.dp, version=version)
+
+    def serving(self):
+        return is_origin_json(self.c.through("dp-a", "GET", "/x"), "A")
+
+    def test_ping_pong_and_reapply(self):
+        v = self.snap.version
+        fake = self.fake
+        # The data plane PINGs within one interval, with its applied version (a PING right
+        # after HELLO, before the snapshot, may say 0: only look at later ones).
+        kind, body = fake.wait_for(lambda n, b: n == "PING", PING_INTERVAL + SLACK,
+                                   "PING from dp", self.applied_mark)
+        self.assertEqual(body, {"applied_version": v})
+        # It answers our PING with a PONG at once.
+        mark = fake.mark()
+        fake.send(fake_ctl.PING, {"applied_version": v})
+        kind, body = fake.wait_for(lambda n, b: n == "PONG", 2.0, "PONG from dp", mark)
+        self.assertEqual(body.get("applied_version"), v)
+        # Same version and checksum again: ACKed (idempotent); a lower version is applied too.
+        self.apply(v)
+        self.apply(v - 1)
+        self.apply(v + 5)
+        self.assertTrue(self.serving())
+
+    def test_broken_frames_close_and_reconnect(self):
+        v = self.snap.version
+        fake = self.fake
+        for what, data in (("oversized header", b"\x04\x00\x00\x01\x02"),
+                           ("unknown type", fake_ctl.HEADER.pack(2, 9) + b"{}")):
+            with self.subTest(what):
+                mark, conns = fake.mark(), fake.connections
+                fake.send_raw(data)
+                fake.wait_for(lambda n, b: n == "CLOSED", 5.0, "dp to close after " + what, mark)
+                self.assertTrue(self.serving(), "serving after " + what)
+                hello = fake.wait_for(lambda n, b: n == "HELLO", harness.START_TIMEOUT,
+                                      "reconnect after " + what, mark)[1]
+                self.assertEqual(hello.get("applied_version"), v)
+                self.assertGreater(fake.connections, conns)
+        self.assertTrue(self.dp.alive())
+
+    def test_silent_control_plane_is_dropped(self):
+        v = self.snap.version
+        fake = self.fake
+        fake.answer_pings = False
+        t0 = time.monotonic()  # the last frame the dp got from us was the SNAPSHOT, just before
+        mark = fake.mark()
+        fake.wait_for(lambda n, b: n == "CLOSED", SILENCE + PING_INTERVAL + SLACK,
+                      "dp to drop a silent control plane", mark)
+        elapsed = time.monotonic() - t0
+        self.assertGreater(elapsed, SILENCE - PING_INTERVAL,
+                           "dropped after %.1fs, before 3 ping intervals" % elapsed)
+        self.assertTrue(self.serving())
+        fake.answer_pings = True
+        hello = fake.wait_for(lambda n, b: n == "HELLO", harness.START_TIMEOUT,
+                              "reconnect after the silence", mark)[1]
+        self.assertEqual(hello.get("applied_version"), v)
+
+
+if __name__ == "__main__":
+    harness.main()
