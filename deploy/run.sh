@@ -74,10 +74,14 @@ stop_all() {
 trap 'echo; echo "stopping..."; stop_all; exit 0' INT TERM
 trap stop_all EXIT
 
+# Each child runs in its own session, so a Ctrl-C reaches only this script, whose trap then
+# stops the children in order. (Were they in the terminal's process group, they would exit
+# on the SIGINT themselves, and bash ignores a SIGINT that its children survived by
+# handling it, so the trap would never run.)
 start() { # name logfile cmd...
   local name=$1 log=$2
   shift 2
-  "$@" >>"$log" 2>&1 &
+  setsid "$@" >>"$log" 2>&1 </dev/null &
   pids+=($!)
   names+=("$name")
 }
