@@ -11,6 +11,7 @@ bad_gateway (upstream refused; upstream closing mid-body), 504 gateway_timeout.
 
 import hashlib
 import http.client
+import json
 import os
 import socket
 import sys
@@ -46,6 +47,7 @@ class Proxy(unittest.TestCase):
                                   ("chunked", "/chunked", "backend"),
                                   ("status", "/status/*", "backend"),
                                   ("cmb", "/close-mid-body", "backend"),
+                                  ("eof", "/eof", "backend"),
                                   ("hang", "/hang", "slowup"), ("slow", "/slow", "slowup"),
                                   ("dead", "/dead/*", "dead")):
                 c.api_ok("POST", "/api/v1/routes", {"id": rid, "path": path, "upstream": up},
@@ -136,6 +138,50 @@ class Proxy(unittest.TestCase):
             self.assertEqual(len(r.body), n * size)
             self.assertEqual(hashlib.sha256(r.body).hexdigest(), r.header("X-Body-Sha256"))
         self.assertFalse(r.will_close)
+
+    def test_response_body_delimited_by_close(self):
+        # An upstream response with neither Content-Length nor chunking ends at EOF; the
+        # client must get all of it, framed so that it can tell where it ends.
+        for n in (0, 10, 300_000):
+            r = self.client().get("/eof?n=%d" % n)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(len(r.body), n)
+            self.assertEqual(hashlib.sha256(r.body).hexdigest(), r.header("X-Body-Sha256"))
+
+    def test_expect_100_continue(self):
+        # curl sends `Expect: 100-continue` before bodies over 1 MB and waits up to 1 s for
+        # the interim 100 (from the gateway itself, or relayed from the upstream).
+        body = os.urandom(50_000)
+        s = socket.create_connection(("127.0.0.1", self.c.dps["dp-a"].port), timeout=5)
+        self.addCleanup(s.close)
+        s.sendall(b"POST /api/expect HTTP/1.1\r\nHost: gw\r\nContent-Length: %d\r\n"
+                  b"Expect: 100-continue\r\n\r\n" % len(body))
+        f = s.makefile("rb")
+        s.settimeout(2.0)
+        try:
+            line = f.readline()
+        except socket.timeout:
+            self.fail("no `100 Continue` within 2 s of a request with `Expect: 100-continue` "
+                      "(curl stalls 1 s on every upload over 1 MB; nginx answers at once)")
+        s.settimeout(10.0)
+        if line.startswith(b"HTTP/1.1 100"):
+            while f.readline() not in (b"\r\n", b""):
+                pass
+        else:
+            self.fail("expected an interim 100 Continue, got %r" % line)
+        s.sendall(body)
+        head = f.readline()
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        length = None
+        for _ in range(100):
+            h = f.readline()
+            if h in (b"\r\n", b""):
+                break
+            if h.lower().startswith(b"content-length:"):
+                length = int(h.split(b":", 1)[1])
+        self.assertIsNotNone(length, "Content-Length on the final response")
+        got = json.loads(f.read(length))
+        self.assertEqual(got["body_sha256"], hashlib.sha256(body).hexdigest())
 
     def test_head_has_no_body_and_keeps_the_connection(self):
         cl = self.client()

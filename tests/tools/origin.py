@@ -2,7 +2,7 @@
 """origin.py - a real HTTP/1.1 origin server for FlexGate's demo (`make run`) and tests.
 
 Threaded, keep-alive (HTTP/1.1), Python standard library only. Every response carries a
-Content-Length except /chunked, which is chunked on purpose.
+Content-Length except /chunked and /eof, which on purpose are chunked and close-delimited.
 
     origin.py --listen 127.0.0.1:8081 --name demo
 
@@ -20,6 +20,8 @@ Behaviour by path (query strings are parsed; the raw target is echoed):
   /chunked?n=K&size=S  K chunks of S bytes (default 8 x 1024), Transfer-Encoding: chunked
   /bytes?n=N           N bytes of a fixed pattern (Content-Length)
   /close-mid-body      promises Content-Length 1000, sends 100 bytes, closes the connection
+  /eof?n=N             N pattern bytes with neither Content-Length nor chunking: the body
+                       ends when the origin closes the connection (RFC 9112 6.3 rule 8)
   /hang                reads the request and never answers (until the client goes or 10 min)
   /__stats             {"in_flight": requests being handled now (not counting this one),
                        "total": requests received so far} -- lets a test see that a request
@@ -208,6 +210,8 @@ class Handler(BaseHTTPRequestHandler):
                             {"X-Body-Sha256": hashlib.sha256(body).hexdigest()})
         elif path == "/close-mid-body":
             self.close_mid_body()
+        elif path == "/eof":
+            self.send_until_close(qint("n", 1024, BYTES_MAX))
         elif path == "/hang":
             self.hang()
         elif path == "/__stats":
@@ -246,6 +250,19 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def send_until_close(self, n):
+        body = pattern_bytes(n)
+        self.send_response(200)
+        self.send_header("X-Origin", self.server.name)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Connection", "close")
+        self.send_header("X-Body-Sha256", hashlib.sha256(body).hexdigest())
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self.wfile.flush()
+        self.close_connection = True
 
     def hang(self):
         # Never answer; return (and close) when the client goes away or after HANG_MAX_S.
