@@ -9,7 +9,9 @@ for 3 ping intervals (15 s) is dropped.
 """
 
 import os
+import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -20,6 +22,8 @@ import fake_ctl  # noqa: E402
 PING_INTERVAL = 5.0
 SILENCE = 3 * PING_INTERVAL
 SLACK = 3.0
+BACKOFF_MAX = 5.0      # s: the reconnect delay bound stops doubling here
+REFUSE_WINDOW = 12.0   # s: how long a listener turns every connection away
 
 
 class DpProtocol(ClusterTest):
@@ -106,6 +110,60 @@ class DpProtocol(ClusterTest):
         hello = fake.wait_for(lambda n, b: n == "HELLO", harness.START_TIMEOUT,
                               "reconnect after the silence", mark)[1]
         self.assertEqual(hello.get("applied_version"), v)
+
+    def test_reconnect_backoff(self):
+        """Connections accepted and closed at once (no frame: no session) are retried with a
+        growing delay capped at 5 s, not in a tight loop; a working control plane that comes
+        back is found within one capped delay."""
+        v = self.snap.version
+        path = self.fake.socket_path
+        self.fake.close()
+        accepts = []
+        stop = threading.Event()
+        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        lsock.bind(path)
+        lsock.listen(16)
+        lsock.settimeout(0.1)
+
+        def refuse():
+            while not stop.is_set():
+                try:
+                    conn, _ = lsock.accept()
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                accepts.append(time.monotonic())
+                conn.close()
+
+        t = threading.Thread(target=refuse, daemon=True)
+        t.start()
+        t0 = time.monotonic()
+        for _ in range(int(REFUSE_WINDOW / 0.25) + 1):
+            if time.monotonic() - t0 >= REFUSE_WINDOW:
+                break
+            self.assertTrue(self.serving(), "serving while the control plane is away")
+            time.sleep(0.25)  # pacing the serving checks, not synchronisation
+        stop.set()
+        t.join(2)
+        lsock.close()
+        os.unlink(path)
+        sys.stderr.write("reconnect attempts in %.0fs: %d\n" % (REFUSE_WINDOW, len(accepts)))
+        # Full jitter over 0.1, 0.2, ... 5 s bounds: a handful to a few dozen attempts.
+        self.assertGreaterEqual(len(accepts), 3, "reconnect attempts in %.0fs: %d"
+                                % (REFUSE_WINDOW, len(accepts)))
+        self.assertLessEqual(len(accepts), 40, "reconnect attempts in %.0fs: %d (no backoff?)"
+                             % (REFUSE_WINDOW, len(accepts)))
+        gaps = [b - a for a, b in zip(accepts, accepts[1:])]
+        self.assertLessEqual(max(gaps), BACKOFF_MAX + 1.0, "gap above the 5 s cap: %r" % gaps)
+
+        fake = fake_ctl.FakeCtl(path).start()
+        self.addCleanup(fake.close)
+        t1 = time.monotonic()
+        hello = fake.wait_hello(BACKOFF_MAX + SLACK)
+        self.assertLessEqual(time.monotonic() - t1, BACKOFF_MAX + 1.0)
+        self.assertEqual(hello.get("applied_version"), v)
+        self.assertTrue(self.serving())
 
 
 if __name__ == "__main__":
