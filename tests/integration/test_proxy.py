@@ -183,6 +183,51 @@ class Proxy(unittest.TestCase):
         got = json.loads(f.read(length))
         self.assertEqual(got["body_sha256"], hashlib.sha256(body).hexdigest())
 
+    def test_response_streams_before_the_upstream_finishes(self):
+        # 4 chunks 400 ms apart: the first bytes must reach the client long before the last
+        # one leaves the origin (a buffering proxy would deliver everything at ~1.2 s).
+        s = socket.create_connection(("127.0.0.1", self.c.dps["dp-a"].port), timeout=10)
+        self.addCleanup(s.close)
+        t0 = time.monotonic()
+        s.sendall(b"GET /chunked?n=4&size=100&delay_ms=400 HTTP/1.1\r\nHost: gw\r\n\r\n")
+        f = s.makefile("rb")
+        head = b""
+        for _ in range(100):
+            line = f.readline()
+            head += line
+            if line in (b"\r\n", b""):
+                break
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        first = f.read1(65536)
+        t_first = time.monotonic() - t0
+        self.assertTrue(first, "no body bytes")
+        self.assertLess(t_first, 0.8, "first body bytes after %.2fs: response buffered?" % t_first)
+
+    def test_request_streams_before_the_client_finishes(self):
+        # The origin starts handling the request (it is in flight there) while the client
+        # still holds back the second half of the body.
+        origin = harness.Client(self.c.origins["A"].port)
+        self.addCleanup(origin.close)
+        for chunked in (False, True):
+            with self.subTest(chunked=chunked):
+                s = socket.create_connection(("127.0.0.1", self.c.dps["dp-a"].port), timeout=10)
+                self.addCleanup(s.close)
+                half = os.urandom(64 * 1024)
+                if chunked:
+                    s.sendall(b"POST /api/stream HTTP/1.1\r\nHost: gw\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(half), half))
+                else:
+                    s.sendall(b"POST /api/stream HTTP/1.1\r\nHost: gw\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (2 * len(half), half))
+                self.c.poll(lambda: origin.get("/__stats").json()["in_flight"] >= 1,
+                            "the request to reach the origin before its body is complete",
+                            timeout=5)
+                s.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (len(half), half) if chunked else half)
+                r = harness.read_responses(s, ["POST"])[0]
+                self.assertTrue(is_origin_json(r, "A"), r)
+                self.assertEqual(r.json()["body_sha256"], hashlib.sha256(half + half).hexdigest())
+                s.close()
+
     def test_head_has_no_body_and_keeps_the_connection(self):
         cl = self.client()
         r = cl.request("HEAD", "/bytes?n=5000")

@@ -17,7 +17,9 @@ Behaviour by path (query strings are parsed; the raw target is echoed):
                        (tests use both to see upstream keep-alive)
   /status/NNN          that status (200..599), with the JSON above as body (none for 204/304)
   /slow?ms=N           sleeps N ms (capped at 60 s), then the JSON above
-  /chunked?n=K&size=S  K chunks of S bytes (default 8 x 1024), Transfer-Encoding: chunked
+  /chunked?n=K&size=S&delay_ms=D
+                       K chunks of S bytes (default 8 x 1024), Transfer-Encoding: chunked,
+                       D ms pause before each chunk after the first (default 0)
   /bytes?n=N           N bytes of a fixed pattern (Content-Length)
   /close-mid-body      promises Content-Length 1000, sends 100 bytes, closes the connection
   /eof?n=N             N pattern bytes with neither Content-Length nor chunking: the body
@@ -203,7 +205,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(ms / 1000.0)
             self.send_json(200, info)
         elif path == "/chunked":
-            self.send_chunked(qint("n", 8, CHUNKS_MAX), qint("size", 1024, CHUNK_SIZE_MAX))
+            self.send_chunked(qint("n", 8, CHUNKS_MAX), qint("size", 1024, CHUNK_SIZE_MAX),
+                              qint("delay_ms", 0, SLOW_MAX_MS))
         elif path == "/bytes":
             body = pattern_bytes(qint("n", 1024, BYTES_MAX))
             self.send_bytes(200, body, "application/octet-stream",
@@ -221,7 +224,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.send_json(200, info)
 
-    def send_chunked(self, n, size):
+    def send_chunked(self, n, size, delay_ms=0):
         body = pattern_bytes(n * size)
         self.send_response(200)
         self.send_header("X-Origin", self.server.name)
@@ -231,6 +234,8 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             for i in range(n):
+                if i and delay_ms:
+                    time.sleep(delay_ms / 1000.0)
                 chunk = body[i * size:(i + 1) * size]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 self.wfile.flush()
