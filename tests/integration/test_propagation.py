@@ -11,6 +11,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -133,6 +134,74 @@ class Propagation(ClusterTest):
             pass
         self.assertLess(statistics.median(samples), MEDIAN_BOUND,
                         "median propagation %.3fs" % statistics.median(samples))
+
+    def test_config_swaps_never_fail_a_request(self):
+        """Requests in flight and on keep-alive connections survive generation swaps: a
+        slow request started before its route is deleted still completes, and clients
+        hammering a stable route see no error while 20 other changes go by."""
+        ids = self.start_standard()
+        c = self.c
+        c.api_ok("POST", "/api/v1/routes", {"id": "slow", "path": "/slow", "upstream": "backend"},
+                 expect=201)
+        c.api_ok("POST", "/api/v1/routes", USERS, expect=201)
+        c.wait_served(ids, "/api/users/1", lambda r: is_origin_json(r, "A"), "route served")
+        c.wait_in_sync(ids)
+
+        stop = threading.Event()
+        failures, counts = [], {}
+
+        def hammer(dp_id, n):
+            cl = harness.Client(c.dps[dp_id].port)
+            done = 0
+            try:
+                for k in range(100_000):
+                    if stop.is_set():
+                        break
+                    path = "/api/users/%d/%d" % (n, k)
+                    try:
+                        r = cl.get(path)
+                    except Exception as e:
+                        failures.append("%s: %s %r" % (dp_id, path, e))
+                        continue
+                    if not is_origin_json(r, "A", path):
+                        failures.append("%s: %s -> %r" % (dp_id, path, r))
+                    done += 1
+            finally:
+                cl.close()
+                counts[(dp_id, n)] = done
+
+        slow = {}
+
+        def slow_call():
+            try:
+                slow["r"] = harness.one_shot(c.dps["dp-a"].port, "GET", "/slow?ms=700", timeout=10)
+            except Exception as e:
+                slow["e"] = e
+
+        threads = [threading.Thread(target=hammer, args=(i, n), daemon=True)
+                   for i in ids for n in range(3)]
+        threads.append(threading.Thread(target=slow_call, daemon=True))
+        for t in threads:
+            t.start()
+        origin = harness.Client(c.origins["A"].port)
+        self.addCleanup(origin.close)
+        c.poll(lambda: origin.get("/__stats").json()["in_flight"] >= 1, "slow request at origin")
+        try:
+            c.api_ok("DELETE", "/api/v1/routes/slow", expect=204)
+            for n in range(20):
+                c.api_ok("POST", "/api/v1/routes",
+                         {"id": "churn%d" % n, "path": "/churn/%d/*" % n, "upstream": "backend"},
+                         expect=201)
+            c.wait_in_sync(ids)
+            c.wait_served(ids, "/slow?ms=0", lambda r: r.status == 404, "the deleted route gone")
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(harness.HTTP_TIMEOUT)
+        self.assertIn("r", slow, "in-flight request across the delete failed: %r" % slow.get("e"))
+        self.assertTrue(is_origin_json(slow["r"], "A"), slow["r"])
+        self.assertEqual(failures, [], "requests failed during swaps")
+        self.assertTrue(all(v > 0 for v in counts.values()), counts)
 
 
 if __name__ == "__main__":
