@@ -49,16 +49,11 @@ static uint8_t token_by_len[TOKEN_MAX_LEN + 1][2];
 static uint8_t token_flags_of[HTTP1_H_EXPECT + 1];
 static bool tokens_ready;
 
-static const unsigned char lower[256] = {
-#define L4(i) L1(i), L1(i + 1), L1(i + 2), L1(i + 3)
-#define L1(i) ((i) >= 'A' && (i) <= 'Z' ? (i) + 32 : (i))
-#define L16(i) L4(i), L4(i + 4), L4(i + 8), L4(i + 12)
-    L16(0),   L16(16),  L16(32),  L16(48),  L16(64),  L16(80),  L16(96),  L16(112),
-    L16(128), L16(144), L16(160), L16(176), L16(192), L16(208), L16(224), L16(240),
-#undef L16
-#undef L1
-#undef L4
-};
+/* ASCII lowercase without locale lookups. */
+static inline unsigned char lower(unsigned char c)
+{
+    return (unsigned char)((unsigned)(c - 'A') < 26u ? c | 0x20 : c);
+}
 
 static void tokens_init(void)
 {
@@ -77,7 +72,7 @@ bool http1_caseeq(const char *a, size_t alen, const char *b, size_t blen)
     if (alen != blen)
         return false;
     for (size_t i = 0; i < alen; i++)
-        if (lower[(unsigned char)a[i]] != lower[(unsigned char)b[i]])
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
             return false;
     return true;
 }
@@ -91,7 +86,7 @@ http1_token_t http1_token_lookup(const char *name, size_t len)
     const token_def_t *d = &token_defs[token_by_len[len][0]];
     for (unsigned n = token_by_len[len][1]; n > 0; n--, d++) {
         size_t i = 0;
-        while (i < len && lower[(unsigned char)name[i]] == (unsigned char)d->name[i])
+        while (i < len && lower((unsigned char)name[i]) == (unsigned char)d->name[i])
             i++;
         if (i == len)
             return (http1_token_t)d->token;

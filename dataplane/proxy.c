@@ -70,9 +70,13 @@ void proxy_bev_flush(struct bufferevent *bev)
     struct evbuffer *out = bufferevent_get_output(bev);
     if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
         return;
-    /* A failed write (EPIPE, ECONNRESET) leaves the data queued: libevent's write event then
-     * retries it and reports the error through the event callback, asynchronously. */
+    /* A socket bufferevent keeps its output's start frozen except inside its own write
+     * callback; do what that callback does. A failed write (EPIPE, ECONNRESET) leaves the
+     * data queued: libevent's write event then retries it and reports the error through the
+     * event callback, asynchronously. */
+    evbuffer_unfreeze(out, 1);
     (void)evbuffer_write(out, bufferevent_getfd(bev));
+    evbuffer_freeze(out, 1);
     if (evbuffer_get_length(out) > 0)
         bufferevent_enable(bev, EV_WRITE);
 }
@@ -334,7 +338,7 @@ static void routing_host(const http1_head_t *h, const char **host, size_t *len)
     *len = n;
 }
 
-/* stripPrefix: "/api/*" with stripPrefix forwards "/api/users" as "/users". */
+/* stripPrefix: the prefix route of "/api" with stripPrefix forwards "/api/users" as "/users". */
 static void strip_route_prefix(dp_request_t *r)
 {
     const fg_route_t *rt = r->route;

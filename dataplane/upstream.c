@@ -4,8 +4,13 @@
  * before upstream_shutdown(): their number is bounded by the targets ever configured, and
  * keeping them is what lets idle connections survive a generation swap. Idle connections are
  * a LIFO list so the warmest one is reused first and the surplus ages out at the tail. While
- * idle, a connection's bufferevent belongs to this module (read enabled, idle timeout armed);
- * once handed out, callbacks and timeouts are cleared and the caller owns it. */
+ * idle, a connection's bufferevent belongs to this module (read enabled, to notice the peer
+ * closing); once handed out, its callbacks are cleared and the caller owns it.
+ *
+ * Idle timeouts cost nothing per request: a connection only records when it went idle, and
+ * one sweep timer (every UP_SWEEP_INTERVAL_MS, armed only while something is idle) closes the
+ * stale tail of each pool that has idle connections. Per-bufferevent timeouts would instead
+ * delete and re-add the read event (two epoll_ctl calls) on every take and release. */
 #include "upstream.h"
 
 #include <errno.h>
@@ -27,6 +32,7 @@
 #include "fg_time.h"
 
 #define POOL_BUCKETS_INIT 64
+#define UP_SWEEP_INTERVAL_MS 1000u /* idle-timeout resolution */
 
 typedef enum addr_state {
     ADDR_NONE = 0,  /* never resolved, or the cached answer expired */
@@ -50,6 +56,7 @@ struct up_conn {
     int addr_index; /* address being tried / used */
     int attempts;   /* addresses tried by this connect */
     bool reused;
+    uint64_t idle_since_ms;
     up_ready_cb cb;
     void *arg;
 };
@@ -75,37 +82,43 @@ struct up_pool {
     int addr_pref; /* index of the address that last connected */
     struct conn_list idle;
     size_t n_idle;
+    TAILQ_ENTRY(up_pool) idle_link; /* in up.idle_pools while n_idle > 0 */
     struct conn_list waiters;
     uint64_t connects;
 };
 
+TAILQ_HEAD(pool_list, up_pool);
+
 static struct {
     struct event_base *base;
     struct evdns_base *dns;
-    const struct timeval *idle_tv; /* common timeout: O(1) queue for every idle connection */
+    struct event *sweep;         /* idle-timeout sweep */
+    bool sweep_armed;
+    struct pool_list idle_pools; /* pools with idle connections */
     up_pool_t **buckets;
     size_t n_buckets, n_pools;
 } up;
 
 static void conn_free(up_conn_t *c);
 static int conn_start(up_conn_t *c);
+static void on_sweep(evutil_socket_t fd, short what, void *arg);
 
 int upstream_init(struct event_base *base)
 {
     if (up.base)
         return 0;
     up.buckets = calloc(POOL_BUCKETS_INIT, sizeof *up.buckets);
-    if (!up.buckets)
+    up.sweep = evtimer_new(base, on_sweep, NULL);
+    if (!up.buckets || !up.sweep) {
+        free(up.buckets);
+        if (up.sweep)
+            event_free(up.sweep);
+        memset(&up, 0, sizeof up);
         return -ENOMEM;
+    }
     up.n_buckets = POOL_BUCKETS_INIT;
     up.base = base;
-    struct timeval tv = {UP_POOL_IDLE_TIMEOUT_MS / 1000, (UP_POOL_IDLE_TIMEOUT_MS % 1000) * 1000};
-    up.idle_tv = event_base_init_common_timeout(base, &tv);
-    if (!up.idle_tv) {
-        static struct timeval plain;
-        plain = tv;
-        up.idle_tv = &plain;
-    }
+    TAILQ_INIT(&up.idle_pools);
     return 0;
 }
 
@@ -318,7 +331,8 @@ static void conn_free(up_conn_t *c)
 {
     if (c->state == UC_IDLE) {
         TAILQ_REMOVE(&c->pool->idle, c, link);
-        c->pool->n_idle--;
+        if (--c->pool->n_idle == 0)
+            TAILQ_REMOVE(&up.idle_pools, c->pool, idle_link);
     } else if (c->state == UC_RESOLVING) {
         TAILQ_REMOVE(&c->pool->waiters, c, link);
     }
@@ -425,8 +439,35 @@ up_conn_t *upstream_connect(up_pool_t *p, up_ready_cb cb, void *arg)
 
 /* ---- the idle pool --------------------------------------------------------------------- */
 
-/* An idle connection must stay silent: any byte is a protocol error, EOF/error/timeout ends
- * it. Either way it is closed. */
+static void sweep_arm(void)
+{
+    if (up.sweep_armed)
+        return;
+    struct timeval tv = {UP_SWEEP_INTERVAL_MS / 1000, (UP_SWEEP_INTERVAL_MS % 1000) * 1000};
+    evtimer_add(up.sweep, &tv);
+    up.sweep_armed = true;
+}
+
+/* Close the connections idle for UP_POOL_IDLE_TIMEOUT_MS: the tail of each LIFO list. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    up.sweep_armed = false;
+    uint64_t now = fg_now_ms();
+    up_pool_t *p = TAILQ_FIRST(&up.idle_pools);
+    while (p) {
+        up_pool_t *next = TAILQ_NEXT(p, idle_link); /* p may leave the list below */
+        up_conn_t *c;
+        while ((c = TAILQ_LAST(&p->idle, conn_list)) &&
+               now - c->idle_since_ms >= UP_POOL_IDLE_TIMEOUT_MS)
+            conn_free(c);
+        p = next;
+    }
+    if (!TAILQ_EMPTY(&up.idle_pools))
+        sweep_arm();
+}
+
+/* An idle connection must stay silent: any byte is a protocol error, EOF or an error ends it.
+ * Either way it is closed. */
 static void on_idle_read(struct bufferevent *bev, void *arg)
 {
     conn_free(arg);
@@ -443,10 +484,10 @@ up_conn_t *upstream_take_idle(up_pool_t *p)
     if (!c)
         return NULL;
     TAILQ_REMOVE(&p->idle, c, link);
-    p->n_idle--;
+    if (--p->n_idle == 0)
+        TAILQ_REMOVE(&up.idle_pools, p, idle_link);
     c->state = UC_BUSY;
     c->reused = true;
-    bufferevent_set_timeouts(c->bev, NULL, NULL);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     return c;
 }
@@ -463,13 +504,15 @@ void upstream_release(up_conn_t *c, bool reusable)
         return;
     }
     c->state = UC_IDLE;
+    c->idle_since_ms = fg_now_ms();
+    /* Read stays enabled (it was, for the response): toggling it would cost epoll_ctl. */
     bufferevent_setcb(c->bev, on_idle_read, NULL, on_idle_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ | EV_WRITE, 0, 0);
-    bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_set_timeouts(c->bev, up.idle_tv, NULL);
+    bufferevent_disable(c->bev, EV_WRITE); /* output is empty: nothing pending to cancel */
     bufferevent_enable(c->bev, EV_READ);
     TAILQ_INSERT_HEAD(&p->idle, c, link);
-    p->n_idle++;
+    if (p->n_idle++ == 0)
+        TAILQ_INSERT_TAIL(&up.idle_pools, p, idle_link);
+    sweep_arm();
 }
 
 void upstream_shutdown(void)
@@ -499,6 +542,8 @@ void upstream_shutdown(void)
         }
     }
     free(up.buckets);
+    if (up.sweep)
+        event_free(up.sweep);
     if (up.dns)
         evdns_base_free(up.dns, 0);
     memset(&up, 0, sizeof up);

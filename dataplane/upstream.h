@@ -28,7 +28,7 @@
 
 #include "fg_config.h"
 
-#define UP_POOL_MAX_IDLE 64               /* idle keep-alive connections per target */
+#define UP_POOL_MAX_IDLE 256              /* idle keep-alive connections per target */
 #define UP_POOL_IDLE_TIMEOUT_MS 60000u    /* an idle connection older than this is closed */
 #define UP_DNS_TTL_MS 30000u              /* names are re-resolved after this */
 #define UP_MAX_ADDRS 8                    /* resolved addresses kept per target */
