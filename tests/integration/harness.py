@@ -46,6 +46,8 @@ POLL_INTERVAL = 0.02      # s: between probes
 LOG_TAIL_LINES = 25
 
 _live_procs = []
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "WARNING: AddressSanitizer", "SUMMARY: UndefinedBehaviorSanitizer")
 
 
 # ---- basics --------------------------------------------------------------------------
@@ -123,6 +125,7 @@ class Proc:
         self.stderr_path = os.path.join(logdir, name + ".stderr")
         self.popen = None
         self.returncode = None
+        self.killed_on_purpose = False
 
     def start(self):
         out = open(self.stdout_path, "ab")
@@ -174,6 +177,7 @@ class Proc:
 
     def kill(self):
         """SIGKILL, as a crash would."""
+        self.killed_on_purpose = True
         if self.popen is not None and self.popen.poll() is None:
             self.popen.kill()
         if self.popen is not None:
@@ -215,6 +219,12 @@ class Proc:
             if level in ("error", "fatal", "crit", "critical", "panic"):
                 bad.append(line)
         return bad
+
+    def sanitizer_lines(self):
+        """AddressSanitizer / UndefinedBehaviorSanitizer / LeakSanitizer reports (a
+        -DFG_SANITIZE=ON build): never expected."""
+        return [line for line in self.read("stderr").splitlines()
+                if any(m in line for m in SANITIZER_MARKERS)]
 
     def tail(self, n=LOG_TAIL_LINES):
         parts = []
@@ -578,6 +588,30 @@ class Cluster:
             out += ["%s: %s" % (p.name, line) for line in p.error_lines(marks.get(p.name, 0))]
         return out
 
+    def assert_no_sanitizer_reports(self):
+        bad = []
+        for p in self.procs:
+            if not isinstance(p, Origin):
+                bad += ["%s: %s" % (p.name, line) for line in p.sanitizer_lines()]
+        if bad:
+            raise AssertionError("sanitizer reports:\n" + "\n".join(bad[:20]))
+
+    def stop_all_checked(self):
+        """Stop every process (SIGTERM) and require each ctl/dp to have exited 0 -- a crash
+        (negative status) or a sanitizer's exit code fails -- unless a test killed it."""
+        bad = []
+        for p in reversed(self.procs):
+            rc, forced = p.stop()
+            if isinstance(p, Origin) or p.killed_on_purpose:
+                continue
+            if forced:
+                bad.append("%s (pid %s) ignored SIGTERM for %.0fs" % (p.name, p.pid, STOP_GRACE))
+            elif rc != 0:
+                bad.append("%s (pid %s) exited with status %r" % (p.name, p.pid, rc))
+        if bad:
+            raise AssertionError("unclean exits: %s\n%s" % ("; ".join(bad), self.context()))
+        self.assert_no_sanitizer_reports()
+
     def assert_no_error_logs(self, marks=None, names=None):
         """No "level":"error" line in the ctl and dp logs (since `marks`)."""
         bad = self.error_lines(marks, names)
@@ -623,6 +657,8 @@ class ClusterTest(unittest.TestCase):
         self.addCleanup(self.c.close)
 
     def tearDown(self):
+        # Stop the processes first so that exit-time reports (LeakSanitizer) are in the logs.
+        self.c.stop_all_checked()
         if not self.expect_error_logs:
             self.c.assert_no_error_logs()
 

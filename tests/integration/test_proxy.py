@@ -64,13 +64,17 @@ class Proxy(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.c.close()
+        try:
+            cls.c.stop_all_checked()
+        finally:
+            cls.c.close()
 
     def setUp(self):
         self.marks = self.c.log_marks()
         self.expect_error_logs = type(self).expect_error_logs
 
     def tearDown(self):
+        self.c.assert_no_sanitizer_reports()
         if not self.expect_error_logs:
             self.c.assert_no_error_logs(self.marks)
 
