@@ -52,6 +52,16 @@ class Proxy(unittest.TestCase):
                                   ("dead", "/dead/*", "dead")):
                 c.api_ok("POST", "/api/v1/routes", {"id": rid, "path": path, "upstream": up},
                          expect=201)
+            c.api_ok("POST", "/api/v1/upstreams", {"name": "based", "url": url + "/base"},
+                     expect=201)
+            for route in ({"id": "post-only", "path": "/m/*", "upstream": "backend",
+                           "methods": ["POST", "PUT"]},
+                          {"id": "hosted", "path": "/h/*", "upstream": "backend",
+                           "hosts": ["a.example.test", "*.wild.test"]},
+                          {"id": "strip", "path": "/strip/*", "upstream": "backend",
+                           "stripPrefix": True},
+                          {"id": "based", "path": "/based/*", "upstream": "based"}):
+                c.api_ok("POST", "/api/v1/routes", route, expect=201)
             cls.ids = ["dp-a", "dp-b"]
             for i in cls.ids:
                 c.start_dp(i)
@@ -251,6 +261,24 @@ class Proxy(unittest.TestCase):
         self.assertEqual((r.status, r.body), (204, b""))
         r = cl.get("/status/200")
         self.assertTrue(is_origin_json(r, "A"))
+
+    def test_route_methods_hosts_strip_prefix_and_base_path(self):
+        cl = self.client()
+        self.assertEqual(cl.get("/m/x").status, 404, "GET on a POST/PUT-only route")
+        self.assertTrue(is_origin_json(cl.request("POST", "/m/x", body=b"1"), "A", "/m/x"))
+        self.assertTrue(is_origin_json(cl.request("PUT", "/m/x", body=b"1"), "A", "/m/x"))
+        self.assertEqual(cl.get("/h/x").status, 404, "Host not in the route's hosts")
+        for host in ("a.example.test", "A.Example.Test", "a.example.test:8080", "x.wild.test"):
+            r = cl.get("/h/x", headers={"Host": host})
+            self.assertTrue(is_origin_json(r, "A", "/h/x"), "Host %s: %r" % (host, r))
+        self.assertEqual(cl.get("/h/x", headers={"Host": "wild.test.evil"}).status, 404)
+        for path, seen in (("/strip/a/b?q=1", "/a/b?q=1"), ("/strip", "/"), ("/strip/", "/")):
+            r = cl.get(path)
+            self.assertTrue(is_origin_json(r, "A"), r)
+            self.assertEqual(r.json()["path"], seen, "stripPrefix of %s" % path)
+        r = cl.get("/based/x?y=1")
+        self.assertTrue(is_origin_json(r, "A"), r)
+        self.assertEqual(r.json()["path"], "/base/based/x?y=1", "upstream URL's base path")
 
     # ---- connections -----------------------------------------------------------------
     def test_client_keep_alive(self):
