@@ -90,6 +90,28 @@ class Propagation(ClusterTest):
         self.assertEqual(self.c.api("DELETE", "/api/v1/routes/users").status, 404)
         self.assertEqual(self.c.config_version(), v + 1)
 
+    def test_upstream_url_change_moves_pooled_traffic(self):
+        """PUT an upstream to another origin: both data planes switch, even on client and
+        upstream connections kept alive from before the change."""
+        ids = self.start_standard()
+        c = self.c
+        c.start_origin("B")
+        c.api_ok("POST", "/api/v1/routes", USERS, expect=201)
+        for i in ids:  # warm the keep-alive pools towards origin A
+            c.wait_served([i], "/api/users/1", lambda r: is_origin_json(r, "A"), "via A")
+            for _ in range(5):
+                self.assertTrue(is_origin_json(c.through(i, "GET", "/api/users/2"), "A"))
+        r = c.api_ok("PUT", "/api/v1/upstreams/backend",
+                     {"name": "backend", "url": c.origin_url("B"), "timeout": 5000}, expect=200)
+        v = int(r.header("X-Config-Version"))
+        c.wait_served(ids, "/api/users/3", lambda r: is_origin_json(r, "B"), "via B after PUT")
+        c.wait_in_sync(ids, v)
+        for i in ids:
+            for n in range(10):
+                r = c.through(i, "GET", "/api/users/%d" % n)
+                self.assertTrue(is_origin_json(r, "B"), "%s request %d after the switch: %r"
+                                % (i, n, r))
+
     def test_propagation_time_rest_to_both_data_planes(self):
         ids = self.start_standard()
         clients = {i: harness.Client(self.c.dps[i].port) for i in ids}
