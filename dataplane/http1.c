@@ -27,7 +27,7 @@ typedef struct token_def {
 static const token_def_t token_defs[] = {
     {"te", 2, HTTP1_H_TE, HTTP1_HF_HOP},
     {"host", 4, HTTP1_H_HOST, HTTP1_HF_REQ_REWRITE},
-    {"expect", 6, HTTP1_H_EXPECT, 0},
+    {"expect", 6, HTTP1_H_EXPECT, HTTP1_HF_REQ_REWRITE}, /* the gateway answers 100-continue */
     {"trailer", 7, HTTP1_H_TRAILER, HTTP1_HF_HOP},
     {"upgrade", 7, HTTP1_H_UPGRADE, HTTP1_HF_HOP},
     {"connection", 10, HTTP1_H_CONNECTION, HTTP1_HF_HOP},

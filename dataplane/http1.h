@@ -60,7 +60,7 @@ typedef enum http1_token {
 enum {
     HTTP1_HF_HOP = 1u << 0,       /* hop-by-hop: never forwarded in either direction */
     HTTP1_HF_FRAMING = 1u << 1,   /* Content-Length / Transfer-Encoding: re-generated */
-    HTTP1_HF_REQ_REWRITE = 1u << 2, /* Host, X-Forwarded-*: replaced on forwarded requests */
+    HTTP1_HF_REQ_REWRITE = 1u << 2, /* Host, X-Forwarded-*, Expect: handled by the proxy */
 };
 
 /** One header field. Name and value are offsets into http1_head_t.buf (not terminated);

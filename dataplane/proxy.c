@@ -137,7 +137,7 @@ static bool request_can_settle(const dp_request_t *r)
     case HTTP1_BODY_NONE:
         return true;
     case HTTP1_BODY_LENGTH:
-        return !r->head->expect_continue &&
+        return (!r->head->expect_continue || r->sent_continue) &&
                r->head->content_length - r->req_body_bytes <= DP_DISCARD_BODY_MAX;
     default:
         return false;
@@ -607,6 +607,15 @@ static void exchange_begin(dp_request_t *r)
     if (r->req_done && r->head->framing == HTTP1_BODY_CHUNKED)
         evbuffer_add(up_out(r), "0\r\n\r\n", 5);
     proxy_bev_flush(ub);
+    /* Expect: 100-continue is answered here, once the body has somewhere to go, and not
+     * forwarded: the client need not wait on an upstream that may never send the 100 (nginx
+     * and Envoy do the same). Interim responses the upstream sends are still relayed. */
+    if (r->head->expect_continue && !r->sent_continue && !r->req_done &&
+        r->head->framing != HTTP1_BODY_NONE && client_is_http11(r)) {
+        r->sent_continue = true;
+        evbuffer_add(client_out(r), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        server_conn_flush(c);
+    }
     r->last_io_ms = fg_now_ms();
     timer_arm(r->timer, r->io_timeout_ms);
     server_conn_unhold(c, DP_HOLD_UPSTREAM); /* may parse body now: nothing after this */

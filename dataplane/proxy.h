@@ -111,6 +111,7 @@ typedef struct dp_request {
     bool resp_close;              /* the client connection closes after this response */
     bool up_keep_alive;           /* the upstream allows reusing its connection */
     bool up_paused;               /* upstream reading stopped for client backpressure */
+    bool sent_continue;           /* we answered Expect: 100-continue ourselves */
 } dp_request_t;
 
 typedef struct dp_conn {
