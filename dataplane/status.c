@@ -130,31 +130,60 @@ static void on_request(struct evhttp_request *req, void *arg)
                          "\"message\":\"no such status endpoint\"}}");
 }
 
-/* The socket is made here, from a numeric address, rather than by evhttp_bind_socket: no
- * resolver call on start-up, and "[::1]:9101" means exactly that. */
+/* Numeric addresses ("127.0.0.1:9101", "[::1]:9101") are parsed directly; a name
+ * ("localhost:9101") goes through the resolver once, at start-up, before the loop runs. */
+static int status_resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *ss_len,
+                          fg_error_t *err)
+{
+    const char *colon = strrchr(addr, ':');
+    int len = (int)sizeof(*ss);
+    struct evutil_addrinfo hints, *res = NULL;
+    char host[256];
+    size_t host_len;
+    int rc;
+
+    if (!colon || colon[1] == '\0' || colon == addr)
+        return fg_error_set(err, "status-listen", "expected HOST:PORT, got \"%.64s\"", addr);
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)ss, &len) == 0) {
+        *ss_len = (socklen_t)len;
+        return 0;
+    }
+    host_len = (size_t)(colon - addr);
+    if (addr[0] == '[' || host_len >= sizeof(host))
+        return fg_error_set(err, "status-listen", "bad address \"%.64s\"", addr);
+    memcpy(host, addr, host_len);
+    host[host_len] = '\0';
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV | EVUTIL_AI_ADDRCONFIG;
+    rc = evutil_getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0 || !res)
+        return fg_error_set(err, "status-listen", "cannot resolve \"%.64s\": %s", addr,
+                            rc ? evutil_gai_strerror(rc) : "no address");
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *ss_len = (socklen_t)res->ai_addrlen;
+    evutil_freeaddrinfo(res);
+    return 0;
+}
+
 static evutil_socket_t status_listen_socket(const char *addr, fg_error_t *err)
 {
     struct sockaddr_storage ss;
-    int ss_len = (int)sizeof(ss);
+    socklen_t ss_len = 0;
     evutil_socket_t fd;
     int one = 1;
-    const char *colon = strrchr(addr, ':');
 
     memset(&ss, 0, sizeof(ss));
-    if (!colon || colon[1] == '\0' || (addr[0] == '[' && colon[-1] != ']') ||
-        evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &ss_len) < 0) {
-        fg_error_set(err, "status-listen", "expected HOST:PORT with a numeric address, got "
-                     "\"%.64s\"", addr);
+    if (status_resolve(addr, &ss, &ss_len, err) < 0)
         return -1;
-    }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         fg_error_setc(err, -errno, "status-listen", "socket: %s", strerror(errno));
         return -1;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, (socklen_t)ss_len) < 0 ||
-        listen(fd, STATUS_LISTEN_BACKLOG) < 0) {
+    if (bind(fd, (struct sockaddr *)&ss, ss_len) < 0 || listen(fd, STATUS_LISTEN_BACKLOG) < 0) {
         int e = errno;
         fg_error_setc(err, -e, "status-listen", "cannot listen on %s: %s", addr, strerror(e));
         close(fd);
