@@ -372,7 +372,8 @@ static int write_request_head(dp_request_t *r)
     size_t base_len = strlen(base);
     size_t hh_len;
     const char *hh = upstream_host_header(r->pool, &hh_len);
-    const http1_header_t *host = h->host >= 0 ? &h->headers[h->host] : NULL;
+    const http1_header_t *host =
+        h->host >= 0 && h->headers[h->host].value_len ? &h->headers[h->host] : NULL;
     char num[24];
     size_t num_len = 0;
     if (h->framing == HTTP1_BODY_LENGTH)
