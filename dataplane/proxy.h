@@ -47,7 +47,9 @@
 #define DP_LINGER_TIMEOUT_MS 2000u         /* lingering close: how long to drain a closer */
 #define DP_DISCARD_BODY_MAX (64 * 1024)    /* unread body dropped to keep a connection alive */
 #define DP_REQUEST_ARENA_CHUNK 8192        /* request arena chunk: a typical request fits */
+#define DP_ARENA_FREELIST_MAX 256          /* request arenas kept for reuse (idle conns hold none) */
 #define DP_CONN_FREELIST_MAX 1024          /* connection structs kept for reuse */
+#define DP_ACCEPT_PAUSE_MS 100u            /* accept paused this long when out of descriptors */
 
 /* Why a connection is not parsing its input (dp_conn_t.hold bits). */
 enum {
@@ -119,7 +121,8 @@ typedef struct dp_conn {
     struct dp_conn *prev, *next;  /* server's list of open connections (or the free list) */
     struct bufferevent *bev;
     struct event *timer;          /* idle / header / linger timer; owned */
-    fg_arena_t *arena;            /* request arena, reset after each request */
+    fg_arena_t *arena;            /* request arena: taken from the server's pool when a request
+                                     begins, reset and returned when the connection goes idle */
     http1_parser_t parser;        /* client requests */
     dp_request_t req;             /* the current request */
     dp_conn_state_t state;

@@ -12,6 +12,11 @@
  * connection closed inside the loop is freed when the loop unwinds. This keeps a client that
  * pipelines a thousand requests from recursing a thousand frames deep.
  *
+ * Memory: an idle keep-alive connection holds its bufferevent and a small struct, nothing
+ * else. The request arena (where heads are copied) is taken from a server-wide free list when a
+ * request's first byte arrives and given back when the connection goes idle, so ten thousand
+ * idle clients do not pin ten thousand arenas, and a busy connection never calls malloc for it.
+ *
  * Timeouts, one timer per connection: DP_CLIENT_HEADER_TIMEOUT_MS from accept (or from the
  * first byte of a later request) to the end of the head; proxy.idle_timeout_ms between
  * requests; DP_LINGER_TIMEOUT_MS for a lingering close. While a request is in the proxy, the
@@ -52,8 +57,11 @@ struct dp_server {
     struct evconnlistener *listener;
     dp_conn_t *conns; /* open connections */
     size_t n_conns;
-    dp_conn_t *free_list; /* closed connection structs, kept with their arena and timers */
+    dp_conn_t *free_list; /* closed connection structs, kept with their timers */
     size_t n_free;
+    fg_arena_t *arenas[DP_ARENA_FREELIST_MAX]; /* request arenas not attached to a request */
+    size_t n_arenas;
+    struct event *accept_pause; /* re-enables accepting after EMFILE/ENFILE */
     bool draining; /* stop_accepting was called: every connection closes after its request */
     bool freeing;
     const struct timeval *header_tv; /* common timeouts: O(1) timer queues */
@@ -144,6 +152,31 @@ static void conn_destroy(dp_conn_t *c)
     free(c);
 }
 
+/* A request arena for the request about to be parsed. 0 or -ENOMEM. */
+static int conn_arena_attach(dp_conn_t *c)
+{
+    dp_server_t *s = c->server;
+    if (c->arena)
+        return 0;
+    c->arena = s->n_arenas ? s->arenas[--s->n_arenas] : fg_arena_new(DP_REQUEST_ARENA_CHUNK);
+    c->parser.arena = c->arena;
+    return c->arena ? 0 : -ENOMEM;
+}
+
+static void conn_arena_detach(dp_conn_t *c)
+{
+    dp_server_t *s = c->server;
+    if (!c->arena)
+        return;
+    fg_arena_reset(c->arena);
+    if (s->n_arenas < DP_ARENA_FREELIST_MAX && !s->freeing)
+        s->arenas[s->n_arenas++] = c->arena;
+    else
+        fg_arena_free(c->arena);
+    c->arena = NULL;
+    c->parser.arena = NULL;
+}
+
 static dp_conn_t *conn_alloc(dp_server_t *s)
 {
     dp_conn_t *c = s->free_list;
@@ -154,9 +187,8 @@ static dp_conn_t *conn_alloc(dp_server_t *s)
         c = calloc(1, sizeof *c);
         if (!c)
             return NULL;
-        c->arena = fg_arena_new(DP_REQUEST_ARENA_CHUNK);
         c->timer = evtimer_new(s->base, on_conn_timer, c);
-        if (!c->arena || !c->timer || proxy_request_setup(&c->req, c, s->base) < 0) {
+        if (!c->timer || proxy_request_setup(&c->req, c, s->base) < 0) {
             conn_destroy(c);
             return NULL;
         }
@@ -170,7 +202,8 @@ static dp_conn_t *conn_alloc(dp_server_t *s)
     c->in_process = c->reprocess = c->dead = false;
     c->client_eof = c->client_error = c->lingering = c->unread = false;
     c->timer_kind = TIMER_NONE;
-    http1_parser_init(&c->parser, HTTP_REQUEST, &req_callbacks, c, c->arena);
+    c->arena = NULL;
+    http1_parser_init(&c->parser, HTTP_REQUEST, &req_callbacks, c, NULL);
     return c;
 }
 
@@ -189,7 +222,7 @@ static void conn_free(dp_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     s->n_conns--;
-    fg_arena_reset(c->arena);
+    conn_arena_detach(c);
     if (s->n_free < DP_CONN_FREELIST_MAX && !s->freeing) {
         c->next = s->free_list;
         s->free_list = c;
@@ -297,7 +330,7 @@ static void conn_next_request(dp_conn_t *c)
     c->state = DP_CONN_IDLE;
     c->paused = DP_PAUSE_NONE;
     http1_parser_resume(&c->parser);
-    fg_arena_reset(c->arena);
+    conn_arena_detach(c);
 }
 
 static void conn_parse_error(dp_conn_t *c)
@@ -329,8 +362,14 @@ static void conn_step(dp_conn_t *c)
                 conn_close(c);
             return;
         }
-        if (c->state == DP_CONN_IDLE)
+        if (c->state == DP_CONN_IDLE) {
+            if (conn_arena_attach(c) < 0) {
+                fg_log(FG_LOG_ERROR, "out of memory for a request", NULL);
+                conn_close(c);
+                return;
+            }
             c->state = DP_CONN_HEAD;
+        }
 
         http1_result_t rc = conn_feed(c, in);
         if (rc == HTTP1_ERROR) {
@@ -519,10 +558,25 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     conn_timer(c, TIMER_HEADER); /* the first request is due within the header timeout */
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    dp_server_t *s = arg;
+    if (!s->draining)
+        evconnlistener_enable(s->listener);
+}
+
+/* Out of descriptors the listening socket stays readable: without a pause the loop would spin
+ * on failing accepts. Stop accepting for a moment (nginx does the same). */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
+    dp_server_t *s = arg;
     int err = EVUTIL_SOCKET_ERROR();
     fg_log(FG_LOG_WARN, "accept failed", "error", evutil_socket_error_to_string(err), NULL);
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        struct timeval tv = {0, DP_ACCEPT_PAUSE_MS * 1000};
+        evconnlistener_disable(l);
+        evtimer_add(s->accept_pause, &tv);
+    }
 }
 
 /* "host:port", "[v6]:port", "localhost:port", ":port" / "*:port" (every address). */
@@ -569,7 +623,10 @@ dp_server_t *server_start(struct event_base *base, const dp_server_conf_t *conf,
     s->base = base;
     s->header_tv = common_tv(base, DP_CLIENT_HEADER_TIMEOUT_MS);
     s->linger_tv = common_tv(base, DP_LINGER_TIMEOUT_MS);
-    if (!s->header_tv || !s->linger_tv) {
+    s->accept_pause = evtimer_new(base, on_accept_resume, s);
+    if (!s->header_tv || !s->linger_tv || !s->accept_pause) {
+        if (s->accept_pause)
+            event_free(s->accept_pause);
         free(s);
         fg_error_setc(err, -ENOMEM, "", "out of memory");
         return NULL;
@@ -584,6 +641,7 @@ dp_server_t *server_start(struct event_base *base, const dp_server_conf_t *conf,
         int e = errno;
         fg_error_setc(err, e ? -e : -EADDRINUSE, "listen", "cannot listen on %s: %s",
                       conf->listen, strerror(e ? e : EADDRINUSE));
+        event_free(s->accept_pause);
         free(s);
         return NULL;
     }
@@ -597,6 +655,7 @@ void server_stop_accepting(dp_server_t *s)
         return;
     s->draining = true;
     evconnlistener_disable(s->listener);
+    evtimer_del(s->accept_pause);
     /* Idle keep-alive connections have nothing in flight: close them now. The others close
      * after their current response (server_conn_may_keep_alive says no). */
     dp_conn_t *c = s->conns;
@@ -633,8 +692,11 @@ void server_free(dp_server_t *s)
         s->free_list = c->next;
         conn_destroy(c);
     }
+    while (s->n_arenas)
+        fg_arena_free(s->arenas[--s->n_arenas]);
     if (s->listener)
         evconnlistener_free(s->listener);
+    event_free(s->accept_pause);
     upstream_shutdown();
     free(s);
 }
