@@ -181,9 +181,10 @@ void proxy_finish(dp_request_t *r, int status)
     } else if (status == 499 || r->resp_started) {
         keep = false; /* the client left, or its response is cut short: it sees the close */
     } else {
-        /* After CONNECT llhttp reads the stream as another protocol: never keep it. */
+        /* After CONNECT llhttp reads the stream as another protocol, and an oversized body is
+         * not worth reading to drop: neither keeps its connection. */
         keep = r->head && parser_ok && r->head->keep_alive && r->head->method != HTTP_CONNECT &&
-               server_conn_may_keep_alive(c) && request_can_settle(r);
+               status != 413 && server_conn_may_keep_alive(c) && request_can_settle(r);
         const error_def_t *e = error_lookup(status);
         if (http1_write_error(client_out(r), status, e->code, e->message, !keep) < 0)
             keep = false;
