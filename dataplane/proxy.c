@@ -190,7 +190,6 @@ void proxy_finish(dp_request_t *r, int status)
             keep = false;
         r->status = status;
     }
-    keep = keep && !c->client_eof;
 
     evtimer_del(r->timer);
     if (r->up) {
@@ -455,8 +454,10 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
     const char *conn_hdr = NULL;
 
     if (!interim) {
+        /* A client that half-closed may still have pipelined requests buffered: the
+         * connection decides after this response whether anything is left to serve. */
         bool keep = r->head->keep_alive && server_conn_may_keep_alive(r->conn) &&
-                    request_can_settle(r) && !r->conn->client_eof;
+                    request_can_settle(r);
         if (rh->framing == HTTP1_BODY_LENGTH) {
             num_len = http1_u64_to_dec(rh->content_length, num);
         } else if (rh->framing == HTTP1_BODY_CHUNKED || rh->framing == HTTP1_BODY_EOF) {

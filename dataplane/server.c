@@ -24,6 +24,7 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -211,6 +212,7 @@ static dp_conn_t *conn_alloc(dp_server_t *s)
 static void conn_free(dp_conn_t *c)
 {
     dp_server_t *s = c->server;
+    assert(!c->req.gen && !c->req.up); /* requests end in proxy_finish, never here */
     conn_timer(c, TIMER_NONE);
     if (c->bev)
         bufferevent_free(c->bev); /* closes the socket */
@@ -356,9 +358,11 @@ static void conn_step(dp_conn_t *c)
             http1_parser_resume(&c->parser);
             c->paused = DP_PAUSE_NONE;
         } else if (evbuffer_get_length(in) == 0) {
-            if (c->state == DP_CONN_IDLE)
-                conn_timer(c, c->server->draining ? TIMER_NONE : TIMER_IDLE);
-            if (c->state == DP_CONN_IDLE && c->server->draining)
+            if (c->state == DP_CONN_IDLE && (c->server->draining || c->client_eof))
+                conn_close(c); /* nothing in flight and nothing more will come */
+            else if (c->state == DP_CONN_IDLE)
+                conn_timer(c, TIMER_IDLE);
+            else if (c->client_eof && c->state == DP_CONN_DISCARD)
                 conn_close(c);
             return;
         }
@@ -377,7 +381,9 @@ static void conn_step(dp_conn_t *c)
             return;
         }
         if (rc == HTTP1_OK) {
-            if (c->state == DP_CONN_HEAD || c->state == DP_CONN_DISCARD) {
+            if ((c->state == DP_CONN_HEAD || c->state == DP_CONN_DISCARD) && c->client_eof) {
+                conn_close(c); /* a head or body cut short by the client's EOF */
+            } else if (c->state == DP_CONN_HEAD || c->state == DP_CONN_DISCARD) {
                 conn_timer(c, TIMER_HEADER);
             } else if (c->state == DP_CONN_REQUEST) {
                 proxy_request_flush(&c->req);
