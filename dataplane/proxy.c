@@ -70,7 +70,8 @@ void proxy_bev_flush(struct bufferevent *bev)
     struct evbuffer *out = bufferevent_get_output(bev);
     if (evbuffer_get_length(out) == 0 || (bufferevent_get_enabled(bev) & EV_WRITE))
         return;
-    /* A socket bufferevent keeps its output's start frozen except inside its own write
+    /* Socket bufferevents only (TLS ones, issue 3, must leave writing to OpenSSL's filter).
+     * A socket bufferevent keeps its output's start frozen except inside its own write
      * callback; do what that callback does. A failed write (EPIPE, ECONNRESET) leaves the
      * data queued: libevent's write event then retries it and reports the error through the
      * event callback, asynchronously. */

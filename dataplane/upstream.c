@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -155,22 +156,32 @@ static int table_grow(void)
     return 0;
 }
 
-/* IP literals need no lookup: parse them now, synchronously and without touching DNS. */
+/* IP literals need no lookup: parse them now, synchronously and without touching DNS. So does
+ * "localhost" (RFC 6761: always the loopback addresses, never a query on the network); IPv4
+ * first, and a refused connect moves on to ::1. */
 static void pool_parse_literal(up_pool_t *p)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
+    static const char *const loopback[] = {"127.0.0.1", "::1"};
+    const char *const *names = (const char *const[]){p->host};
+    int n_names = 1;
+    if (strcasecmp(p->host, "localhost") == 0) {
+        names = loopback;
+        n_names = 2;
+    }
     char port[8];
     snprintf(port, sizeof port, "%u", (unsigned)p->port);
-    if (getaddrinfo(p->host, port, &hints, &res) != 0 || !res)
-        return;
-    memcpy(&p->addrs[0], res->ai_addr, res->ai_addrlen);
-    p->addr_lens[0] = (socklen_t)res->ai_addrlen;
-    p->n_addrs = 1;
+    for (int i = 0; i < n_names && p->n_addrs < UP_MAX_ADDRS; i++) {
+        struct addrinfo *res = NULL;
+        if (getaddrinfo(names[i], port, &hints, &res) != 0 || !res)
+            return;
+        memcpy(&p->addrs[p->n_addrs], res->ai_addr, res->ai_addrlen);
+        p->addr_lens[p->n_addrs++] = (socklen_t)res->ai_addrlen;
+        freeaddrinfo(res);
+    }
     p->literal = true;
     p->addr_state = ADDR_OK;
-    freeaddrinfo(res);
 }
 
 static up_pool_t *pool_new(bool tls, const char *host, uint16_t port, uint32_t h)
