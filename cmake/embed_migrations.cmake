@@ -1,7 +1,7 @@
 # Writes OUT: a C file holding every migration in FILES (sorted), as
 #   const ctl_migration_t ctl_migrations[]; const size_t ctl_migrations_count;
 # Bytes are emitted as hex so any SQL text survives unescaped.
-set(body "/* Generated from migrations/*.sql by cmake/embed_migrations.cmake. Do not edit. */\n")
+set(body "/* Generated from the SQL files in migrations/ by cmake/embed_migrations.cmake. Do not edit. */\n")
 string(APPEND body "#include <stddef.h>\n#include \"migrations.h\"\n\n")
 set(table "")
 set(i 0)

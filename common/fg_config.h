@@ -172,8 +172,8 @@ typedef struct fg_header_ops {
 
 typedef struct fg_route {
     const char *id;       /* stable identity: metric label, REST key */
-    const char *path;     /* "/exact" or "/prefix/*" or "/*" */
-    bool prefix;          /* derived: path ends in "/*" */
+    const char *path;     // "/exact", or a prefix ending in a star segment: "/api/*", "/*"
+    bool prefix;          /* derived: the path ends in a star segment */
     const char *upstream; /* upstream name */
     unsigned methods;     /* FG_METHOD_* bits, 0 = any */
     const char **hosts;   /* Host header patterns ("api.example.com", "*.example.com") */

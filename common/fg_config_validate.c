@@ -94,7 +94,9 @@ static int check_range(fg_error_t *err, const char *prefix, const char *name, ui
     char f[FG_ERROR_FIELD_MAX];
     if (v >= lo && v <= hi)
         return 0;
-    snprintf(f, sizeof(f), "%s%s%s", prefix, *prefix ? "." : "", name);
+    /* A path longer than the field buffer is cut: the message still says what is wrong. */
+    if (snprintf(f, sizeof(f), "%s%s%s", prefix, *prefix ? "." : "", name) >= (int)sizeof(f))
+        f[sizeof(f) - 1] = '\0';
     return fg_error_set(err, f, "must be between %llu and %llu", (unsigned long long)lo,
                         (unsigned long long)hi);
 }

@@ -194,17 +194,20 @@ static int conn_push(pub_conn_t *c)
     return 0;
 }
 
-static void push_all(publisher_t *pub)
+/* Push the current snapshot to every connection but `skip` (NULL: all). conn_push may close
+ * and free the connection it is given, so the next pointer is read first. */
+static void push_all_except(publisher_t *pub, pub_conn_t *skip)
 {
     pub_conn_t *next;
     for (pub_conn_t *c = pub->conns; c; c = next) {
         next = c->next;
-        conn_push(c);
+        if (c != skip)
+            conn_push(c);
     }
 }
 
-/* Load the newest stored snapshot if it is not the one we hold, then push it. */
-static void refresh_latest(publisher_t *pub)
+/* Load the newest stored snapshot if it is not the one we hold. True when it changed. */
+static bool load_latest(publisher_t *pub)
 {
     fg_error_t err;
     int64_t version = 0;
@@ -214,13 +217,13 @@ static void refresh_latest(publisher_t *pub)
     pub->last_poll_ms = fg_now_ms();
     if (store_version(pub->store, &version, &err) < 0) {
         fg_log(FG_LOG_ERROR, "cannot read config version", "error", err.message, NULL);
-        return;
+        return false;
     }
     if (pub->latest && pub->latest->version == version)
-        return;
+        return false;
     if (store_snapshot_latest(pub->store, &snap, &err) < 0) {
         fg_log(FG_LOG_ERROR, "cannot read latest snapshot", "error", err.message, NULL);
-        return;
+        return false;
     }
     pub_payload_t *p = calloc(1, sizeof *p);
     if (p)
@@ -229,7 +232,7 @@ static void refresh_latest(publisher_t *pub)
         free(p);
         store_snapshot_clear(&snap);
         fg_log(FG_LOG_ERROR, "cannot encode snapshot", "error", "out of memory", NULL);
-        return;
+        return false;
     }
     p->refs = 1;
     p->version = snap.version;
@@ -239,13 +242,20 @@ static void refresh_latest(publisher_t *pub)
         fg_log(FG_LOG_ERROR, "snapshot exceeds the frame payload limit, not sent", "version",
                i64s(p->version, vbuf), NULL);
         payload_unref(p);
-        return;
+        return false;
     }
     payload_unref(pub->latest);
     pub->latest = p;
     __atomic_store_n(&pub->latest_version, p->version, __ATOMIC_RELAXED);
     fg_log(FG_LOG_DEBUG, "snapshot loaded", "version", i64s(p->version, vbuf), NULL);
-    push_all(pub);
+    return true;
+}
+
+/* Load the newest stored snapshot if it is not the one we hold, then push it to everyone. */
+static void refresh_latest(publisher_t *pub)
+{
+    if (load_latest(pub))
+        push_all_except(pub, NULL);
 }
 
 /* ---- the registry --------------------------------------------------------------------- */
@@ -453,6 +463,12 @@ static int on_hello(pub_conn_t *c, const char *payload, size_t len)
            NULL);
     if (h.protocol != FG_PROTOCOL_VERSION)
         tell_incompatible(c, h.protocol);
+    /* The cached snapshot lags a commit by up to the coalescing delay; a data plane that
+     * says HELLO inside that window must still get the current version first, not an older
+     * one followed by the new one. One indexed read per HELLO is cheap. The others get the
+     * newer version too, now: the coalescing timer will find nothing new to push. */
+    if (load_latest(pub))
+        push_all_except(pub, c);
     if (conn_push(c) < 0)
         return 1; /* closed already */
     /* Answer at once, so the data plane knows the session is up even when it is in sync. */

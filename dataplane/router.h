@@ -1,12 +1,12 @@
-/* router.h - route matching.
- *
- * A router is built once per generation from the config's routes and never changes. Paths are
- * matched segment by segment in a trie, so the cost of a match grows with the number of path
- * segments, not with the number of routes. A route's path is either exact ("/api/users") or a
- * prefix ("/api/*", which matches "/api", "/api/" and everything below "/api/"; "/*" matches
- * every path). The most specific match wins: an exact route over a prefix route, a longer
- * prefix over a shorter one; among routes with the same path, the first in config order whose
- * methods and hosts accept the request. */
+// router.h - route matching.
+//
+// A router is built once per generation from the config's routes and never changes. Paths are
+// matched segment by segment in a trie, so the cost of a match grows with the number of path
+// segments, not with the number of routes. A route's path is either exact ("/api/users") or a
+// prefix ("/api/*", which matches "/api", "/api/" and everything below "/api/"; "/*" matches
+// every path). The most specific match wins: an exact route over a prefix route, a longer
+// prefix over a shorter one; among routes with the same path, the first in config order whose
+// methods and hosts accept the request. (Line comments here: the patterns contain "/*".)
 #ifndef DP_ROUTER_H
 #define DP_ROUTER_H
 
