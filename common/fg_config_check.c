@@ -300,3 +300,15 @@ int fg__rfc3339_parse(const char *s, uint64_t *out_ms)
     *out_ms = (uint64_t)secs * 1000u + ms;
     return 0;
 }
+
+const char *fg__http_path_problem(const char *path)
+{
+    if (!path)
+        return NULL;
+    if (path[0] != '/')
+        return "must start with '/'";
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        if (*c <= 0x20 || *c >= 0x7f || *c == '#')
+            return "must not contain spaces, '#', control or non-ASCII characters";
+    return NULL;
+}

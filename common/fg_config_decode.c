@@ -442,16 +442,6 @@ out:
     return rc;
 }
 
-static const char *http_path_problem(const char *path)
-{
-    if (path[0] != '/')
-        return "must start with '/'";
-    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
-        if (*c <= 0x20 || *c >= 0x7f || *c == '#')
-            return "must not contain spaces, '#', control or non-ASCII characters";
-    return NULL;
-}
-
 static int dec_health_check(dec_t *d, const cJSON *obj, fg_health_check_t *h)
 {
     const cJSON *it = member(obj, "healthCheck");
@@ -461,7 +451,7 @@ static int dec_health_check(dec_t *d, const cJSON *obj, fg_health_check_t *h)
     size_t mark = dec_key(d, "healthCheck");
     if ((rc = dec_object(d, it, health_keys)) != 0 ||
         (rc = get_bool(d, it, "enabled", true, &h->enabled)) != 0 ||
-        (rc = get_string(d, it, "path", false, FG_PATH_MAX_LEN, http_path_problem, &h->path)) !=
+        (rc = get_string(d, it, "path", false, FG_PATH_MAX_LEN, fg__http_path_problem, &h->path)) !=
             0 ||
         (rc = get_u32(d, it, "interval", 1, FG_TIMEOUT_MAX_MS, h->interval_ms, false,
                       &h->interval_ms)) != 0 ||
@@ -1085,7 +1075,7 @@ static int dec_metrics(dec_t *d, const cJSON *obj, fg_metrics_conf_t *m)
     if ((rc = dec_object(d, it, metrics_keys)) == 0 &&
         (rc = get_bool(d, it, "enabled", true, &m->enabled)) == 0 &&
         (rc = get_u32(d, it, "port", 0, 65535, port, false, &port)) == 0)
-        rc = get_string(d, it, "path", false, FG_PATH_MAX_LEN, http_path_problem, &m->path);
+        rc = get_string(d, it, "path", false, FG_PATH_MAX_LEN, fg__http_path_problem, &m->path);
     m->port = (uint16_t)port;
     dec_pop(d, mark);
     return rc;

@@ -38,6 +38,8 @@
 
 /* ---- checks shared by decoder and validator ------------------------------------------- */
 const char *fg__route_path_problem(const char *path);
+/* A fixed HTTP path (health-check and metrics paths); NULL is fine (the default). */
+const char *fg__http_path_problem(const char *path);
 const char *fg__host_pattern_problem(const char *pattern);
 const char *fg__ip_or_cidr_problem(const char *text);
 const char *fg__header_name_problem(const char *name);

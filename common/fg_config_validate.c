@@ -106,18 +106,6 @@ static int check_problem(fg_error_t *err, const char *field, const char *why)
     return why ? fg_error_set(err, field, "%s", why) : 0;
 }
 
-static const char *status_path_problem(const char *path)
-{
-    if (!path)
-        return NULL; /* encoded as the default */
-    if (path[0] != '/')
-        return "must start with '/'";
-    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
-        if (*c <= 0x20 || *c >= 0x7f || *c == '#')
-            return "must not contain spaces, '#', control or non-ASCII characters";
-    return NULL;
-}
-
 static int check_upstream_tuning(const fg_upstream_t *u, size_t i, fg_error_t *err)
 {
     char p[FG_ERROR_FIELD_MAX];
@@ -155,7 +143,7 @@ static int check_upstream_tuning(const fg_upstream_t *u, size_t i, fg_error_t *e
                           FG_HC_THRESHOLD_MAX)) != 0)
         return rc;
     snprintf(p, sizeof(p), "upstreams[%zu].healthCheck.path", i);
-    return check_problem(err, p, status_path_problem(h->path));
+    return check_problem(err, p, fg__http_path_problem(h->path));
 }
 
 static int check_header_ops(const fg_header_ops_t *ops, const char *prefix, fg_error_t *err)
@@ -411,7 +399,7 @@ static int check_settings(const fg_config_t *cfg, fg_error_t *err)
                             "must be \"debug\", \"info\", \"warn\" or \"error\"");
     if (lg->format && strcmp(lg->format, FG_DEFAULT_LOG_FORMAT) != 0)
         return fg_error_set(err, "logging.format", "must be \"json\"");
-    if ((rc = check_problem(err, "metrics.path", status_path_problem(cfg->metrics.path))) != 0)
+    if ((rc = check_problem(err, "metrics.path", fg__http_path_problem(cfg->metrics.path))) != 0)
         return rc;
     if (cfg->security.auth.header &&
         (rc = check_problem(err, "security.auth.header",
