@@ -516,11 +516,6 @@ int admin_api_start(const admin_api_conf_t *conf, admin_api_t **out, fg_error_t 
     return 0;
 }
 
-uint16_t admin_api_port(const admin_api_t *api)
-{
-    return api ? api->port : 0;
-}
-
 void admin_api_stop(admin_api_t *api)
 {
     if (!api)

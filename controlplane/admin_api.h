@@ -37,9 +37,6 @@ typedef struct admin_api_conf {
 /** Bind `conf->listen` and start serving. 0 with *out owned by the caller, or -errno. */
 int admin_api_start(const admin_api_conf_t *conf, admin_api_t **out, fg_error_t *err);
 
-/** The TCP port actually bound (useful with port 0). */
-uint16_t admin_api_port(const admin_api_t *api);
-
 /** Stop accepting, finish the thread, free. Stop this before the publisher and the store.
  *  NULL is accepted. */
 void admin_api_stop(admin_api_t *api);

@@ -918,11 +918,6 @@ int64_t publisher_version(const publisher_t *pub)
     return pub ? __atomic_load_n(&pub->latest_version, __ATOMIC_RELAXED) : 0;
 }
 
-const char *publisher_socket_path(const publisher_t *pub)
-{
-    return pub ? pub->socket_path : "";
-}
-
 void publisher_stop(publisher_t *pub)
 {
     if (!pub)

@@ -59,9 +59,6 @@ cJSON *publisher_dataplanes_json(publisher_t *pub, int64_t current_version);
 /** The newest version the publisher has loaded (and pushes); 0 before the first. */
 int64_t publisher_version(const publisher_t *pub);
 
-/** The path of the Unix socket actually bound ("" for other transports). */
-const char *publisher_socket_path(const publisher_t *pub);
-
 /** Stop the loop, join the thread, close every connection, remove the socket file, free.
  *  Call from the thread that started it. NULL is accepted. */
 void publisher_stop(publisher_t *pub);

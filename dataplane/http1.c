@@ -426,12 +426,6 @@ http1_result_t http1_parser_finish(http1_parser_t *p)
     return HTTP1_ERROR;
 }
 
-bool http1_parser_in_message(const http1_parser_t *p)
-{
-    /* llhttp's `finish` is HTTP_FINISH_SAFE exactly between messages. */
-    return p->ll.finish != HTTP_FINISH_SAFE;
-}
-
 /* ---- serialisation --------------------------------------------------------------------- */
 
 size_t http1_u64_to_dec(uint64_t v, char *out)

@@ -158,9 +158,6 @@ void http1_parser_resume(http1_parser_t *p);
  *  when the message was cut short. */
 http1_result_t http1_parser_finish(http1_parser_t *p);
 
-/** True while a message has begun and not completed (bytes of it were seen). */
-bool http1_parser_in_message(const http1_parser_t *p);
-
 /** Whether the last completed message allows another on the connection. */
 static inline bool http1_parser_keep_alive(const http1_parser_t *p) { return p->msg_keep_alive; }
 

@@ -242,7 +242,6 @@ const char *upstream_host_header(const up_pool_t *p, size_t *len)
 size_t upstream_idle_count(const up_pool_t *p) { return p->n_idle; }
 uint64_t upstream_connects(const up_pool_t *p) { return p->connects; }
 struct bufferevent *upstream_bev(const up_conn_t *c) { return c->bev; }
-bool upstream_conn_reused(const up_conn_t *c) { return c->reused; }
 
 /* ---- DNS ------------------------------------------------------------------------------- */
 

@@ -68,9 +68,6 @@ void upstream_release(up_conn_t *c, bool reusable);
 /** The connection's bufferevent (NULL while it is still resolving). */
 struct bufferevent *upstream_bev(const up_conn_t *c);
 
-/** True when the connection came from the idle pool (it may have gone stale). */
-bool upstream_conn_reused(const up_conn_t *c);
-
 /** The Host header value for the pool's target ("host", "host:port", "[v6]:port"). */
 const char *upstream_host_header(const up_pool_t *p, size_t *len);
 
