@@ -486,6 +486,13 @@ class Cluster:
                                                                  r.body[:500], expect))
         return r
 
+    def route_all_to(self, origin_name):
+        """Upstream "backend" at origin `origin_name` and route "all" ("/*") to it."""
+        self.api_ok("POST", "/api/v1/upstreams",
+                    {"name": "backend", "url": self.origin_url(origin_name)}, expect=201)
+        self.api_ok("POST", "/api/v1/routes", {"id": "all", "path": "/*", "upstream": "backend"},
+                    expect=201)
+
     def config_version(self):
         return self.api_ok("GET", "/api/v1/upstreams", expect=200).json()["config_version"]
 

@@ -27,10 +27,7 @@ class NotReady(ClusterTest):
         c.start_origin("A")
         # Prepare a database holding a configuration, then stop its control plane.
         ctl = c.start_ctl()
-        c.api_ok("POST", "/api/v1/upstreams", {"name": "backend", "url": c.origin_url("A")},
-                 expect=201)
-        c.api_ok("POST", "/api/v1/routes", {"id": "all", "path": "/*", "upstream": "backend"},
-                 expect=201)
+        c.route_all_to("A")
         v = c.config_version()
         rc, killed = ctl.stop()
         self.assertEqual((rc, killed), (0, False), "flexgate-ctl exits 0 on SIGTERM")

@@ -107,10 +107,7 @@ class CtlProtocol(ClusterTest):
         c = self.c
         c.start_origin("A")
         c.start_ctl()
-        c.api_ok("POST", "/api/v1/upstreams", {"name": "backend", "url": c.origin_url("A")},
-                 expect=201)
-        c.api_ok("POST", "/api/v1/routes", {"id": "all", "path": "/*", "upstream": "backend"},
-                 expect=201)
+        c.route_all_to("A")
         self.v = c.config_version()
 
     def connect(self):

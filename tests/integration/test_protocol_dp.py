@@ -35,10 +35,7 @@ class DpProtocol(ClusterTest):
         c = self.c
         c.start_origin("A")
         ctl = c.start_ctl()
-        c.api_ok("POST", "/api/v1/upstreams", {"name": "backend", "url": c.origin_url("A")},
-                 expect=201)
-        c.api_ok("POST", "/api/v1/routes", {"id": "all", "path": "/*", "upstream": "backend"},
-                 expect=201)
+        c.route_all_to("A")
         ctl.stop()
         self.snap = fake_ctl.latest_snapshot(ctl.db)
         self.fake = fake_ctl.FakeCtl(os.path.join(c.tmp, "fake.sock")).start()
