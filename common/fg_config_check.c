@@ -165,6 +165,17 @@ bool fg__double_is_integer(double v)
     return (double)(int64_t)v == v;
 }
 
+bool fg__key_name_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > FG_NAME_MAX_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return false;
+    return true;
+}
+
 bool fg__sha256_hex_valid(const char *s)
 {
     if (!s || strlen(s) != 64)

@@ -691,10 +691,32 @@ static int dec_route(dec_t *d, const cJSON *obj, fg_route_t *r)
 static const char *const api_key_keys[] = {"name", "key", "routes", "disabled", "expiresAt",
                                            NULL};
 
-static const char *sha256_problem(const char *s)
+/* `key` is what the seed's YAML writes: documented as the key's SHA-256, but examples put
+ * placeholders there ("client-a-key-sha256-hash"). 64 lowercase hex characters are taken as
+ * the digest; anything else is taken as the plaintext key and hashed here, so the plaintext
+ * never reaches the store or a snapshot and the seed's files import unchanged. */
+static int dec_key_digest(dec_t *d, const cJSON *obj, const char **out)
 {
-    return fg__sha256_hex_valid(s) ? NULL
-                                   : "must be the key's SHA-256 as 64 lowercase hex characters";
+    const char *text = NULL;
+    int rc = get_string(d, obj, "key", true, FG_KEY_PLAINTEXT_MAX_LEN, plain_text_problem, &text);
+    if (rc != 0)
+        return rc;
+    if (fg__sha256_hex_valid(text)) {
+        *out = text;
+        return 0;
+    }
+    char *digest = fg_arena_alloc(d->arena, FG_SHA256_HEX_LEN + 1);
+    if (!digest)
+        return -ENOMEM;
+    fg_sha256_hex(text, strlen(text), digest);
+    *out = digest;
+    return 0;
+}
+
+/* Key names are labels people read ("Client A"), not identifiers used in paths or metrics. */
+static const char *key_name_problem(const char *s)
+{
+    return fg__key_name_valid(s) ? NULL : KEY_NAME_RULE;
 }
 
 static int dec_expires_at(dec_t *d, const cJSON *obj, uint64_t *out)
@@ -724,9 +746,9 @@ static int dec_api_key(dec_t *d, const cJSON *obj, fg_api_key_t *k)
     int rc;
     memset(k, 0, sizeof(*k));
     if ((rc = dec_object(d, obj, api_key_keys)) != 0 ||
-        (rc = get_string(d, obj, "name", true, FG_NAME_MAX_LEN, name_problem, &k->name)) != 0 ||
-        (rc = get_string(d, obj, "key", true, FG_SHA256_HEX_LEN, sha256_problem,
-                         &k->key_sha256)) != 0 ||
+        (rc = get_string(d, obj, "name", true, FG_NAME_MAX_LEN, key_name_problem,
+                         &k->name)) != 0 ||
+        (rc = dec_key_digest(d, obj, &k->key_sha256)) != 0 ||
         (rc = get_string_list(d, obj, "routes", FG_MAX_LIST, FG_NAME_MAX_LEN, name_problem,
                               &k->routes, &k->n_routes)) != 0 ||
         (rc = get_bool(d, obj, "disabled", false, &k->disabled)) != 0 ||

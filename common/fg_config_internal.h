@@ -28,6 +28,7 @@
 #define FG_MESSAGE_MAX_LEN 1024                 /* rate-limit `message` */
 #define FG_FILE_PATH_MAX_LEN 4096               /* caFile */
 #define FG_VERSION_MAX_LEN 64                   /* top-level `version` */
+#define FG_KEY_PLAINTEXT_MAX_LEN 512            /* a plaintext `key`, hashed on decode */
 #define FG_EXPIRES_MAX_MS 253402300799999ull    /* 9999-12-31T23:59:59.999Z */
 #define FG_CONFIG_ARENA_CHUNK (64u * 1024u)
 
@@ -47,6 +48,9 @@ const char *fg__header_value_problem(const char *value);
 const char *fg__redis_url_problem(const char *url);
 const char *fg__hash_on_problem(const char *hash_on);
 bool fg__sha256_hex_valid(const char *s);
+/* An API key's `name`: a label for people, 1..FG_NAME_MAX_LEN bytes, no control characters. */
+bool fg__key_name_valid(const char *s);
+#define KEY_NAME_RULE "must be 1 to 64 characters with no control characters"
 /** "GET" for FG_METHOD_GET, ...; NULL for anything but a single known bit. */
 const char *fg__method_name(unsigned bit);
 bool fg__utf8_valid(const char *s, size_t len);

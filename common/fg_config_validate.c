@@ -337,8 +337,8 @@ static int check_keys(const fg_auth_conf_t *a, fg_error_t *err)
     for (size_t i = 0; i < a->n_keys && rc == 0; i++) {
         const fg_api_key_t *k = &a->keys[i];
         snprintf(f, sizeof(f), "security.auth.keys[%zu].name", i);
-        if (!fg_name_valid(k->name))
-            rc = fg_error_set(err, f, NAME_RULE);
+        if (!fg__key_name_valid(k->name))
+            rc = fg_error_set(err, f, KEY_NAME_RULE);
         else if (!set_add(&names, k->name, i, &first))
             rc = fg_error_set(err, f, "duplicate key name \"%s\" (also keys[%zu])", k->name, first);
         if (rc)

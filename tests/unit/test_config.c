@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "fg_config.h"
+#include "fg_config_internal.h"
 #include "fg_time.h"
 
 /* Single-quoted JSON -> real JSON, in a buffer owned by the caller (free()). */
@@ -804,11 +805,24 @@ static void test_api_keys(void **state)
     assert_null(strstr(err.message, KEY_B));
     fg_config_free(cfg);
 
-    expect_decode_error("{'security':{'auth':{'keys':[{'name':'k','key':'abc'}]}}}",
-                        "security.auth.keys[0].key", "64 lowercase hex");
-    expect_decode_error("{'security':{'auth':{'keys':[{'name':'k','key':'"
-                        "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef'}]}}}",
+    /* The seed's placeholders: a key that is not a digest is a plaintext key, hashed on
+     * decode (SHA-256("abc") is the FIPS 180-2 test vector), and a name is a label. */
+    cfg = decode_ok("{'security':{'auth':{'keys':[{'name':'Client A','key':'abc'},"
+                    "{'name':'Client B','key':'0123456789ABCDEF0123456789abcdef0123456789abcd"
+                    "ef0123456789abcdef'}]}}}");
+    assert_string_equal(cfg->security.auth.keys[0].key_sha256,
+                        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_string_equal(cfg->security.auth.keys[0].name, "Client A");
+    assert_true(fg__sha256_hex_valid(cfg->security.auth.keys[1].key_sha256));
+    assert_int_equal(fg_config_validate(cfg, &err), 0);
+    canon = assert_round_trip(cfg);
+    assert_null(strstr(canon, "\"abc\""));
+    free(canon);
+    fg_config_free(cfg);
+    expect_decode_error("{'security':{'auth':{'keys':[{'name':'k','key':''}]}}}",
                         "security.auth.keys[0].key", NULL);
+    expect_decode_error("{'security':{'auth':{'keys':[{'name':'a\\u0001b','key':'abc'}]}}}",
+                        "security.auth.keys[0].name", "control");
     expect_decode_error("{'security':{'auth':{'keys':[{'key':'" KEY_A "'}]}}}",
                         "security.auth.keys[0].name", "required");
     expect_decode_error("{'security':{'auth':{'keys':[{'name':'k','key':'" KEY_A
