@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 # CI builds treat warnings as errors (DESIGN.md §6); by hand they stay warnings.
 CMAKE_FLAGS ?= $(if $(CI),-DFG_WERROR=ON)
 
-.PHONY: all build deps run test test-asan clean
+.PHONY: all build deps run test test-asan test-asan-only clean
 
 all: build
 
@@ -22,13 +22,19 @@ run: deps
 	@$(MAKE) --no-print-directory build
 	@deploy/run.sh $(BUILD)
 
+# The suite twice: as built, then under AddressSanitizer + UndefinedBehaviorSanitizer, so a
+# memory error anywhere fails `make test` (and CI) rather than waiting for someone to ask.
 test: deps
 	@$(MAKE) --no-print-directory build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@$(MAKE) --no-print-directory test-asan-only
 
-# The same suite under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The sanitizer half alone, without re-checking dependencies.
 test-asan: deps
-	@$(MAKE) --no-print-directory build BUILD=build-asan CMAKE_FLAGS="-DFG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
+	@$(MAKE) --no-print-directory test-asan-only
+
+test-asan-only:
+	@$(MAKE) --no-print-directory build BUILD=build-asan CMAKE_FLAGS="-DFG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)"
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
 clean:
