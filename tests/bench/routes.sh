@@ -50,27 +50,13 @@ IFS=, read -ra NS <<<"$ROUTES"
 log() { printf '[routes-bench] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-need=()
-for t in nginx wrk jq; do command -v "$t" >/dev/null || need+=("$t"); done
-if ((${#need[@]})); then
-  ((EUID == 0)) || die "missing: ${need[*]}; run as root or apt-get install them"
-  log "installing ${need[*]} with apt-get"
-  DEBIAN_FRONTEND=noninteractive timeout 600 bash -c 'apt-get -o DPkg::Lock::Timeout=60 update -qq &&
-    apt-get -o DPkg::Lock::Timeout=60 install -y -qq --no-install-recommends "$@"' _ "${need[@]}" >/dev/null
-fi
-for t in nginx wrk jq curl python3 timeout setsid; do command -v "$t" >/dev/null || die "$t not found"; done
-[[ -x $build/flexgate-dp && -x $build/flexgate-ctl ]] || die "no flexgate-dp/flexgate-ctl in $build"
-
 ORIGIN_PORT=${ORIGIN_PORT:-18200}
 T=$(mktemp -d -t fg-routes.XXXXXX)
-declare -a PIDS=()
-declare -A DP_PID=() DP_PORT=()
+source "$here/lib.sh"
 cleanup() {
-  local rc=$? i
+  local rc=$?
   trap - EXIT INT TERM
-  for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do kill -TERM -- "-${PIDS[i]}" 2>/dev/null || true; done
-  for i in "${PIDS[@]}"; do timeout 5 tail --pid="$i" -f /dev/null 2>/dev/null || kill -KILL -- "-$i" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  bench_stop_all
   if [[ ${KEEP_TMP:-0} == 1 ]]; then log "temp dir kept: $T"; else rm -rf "$T"; fi
   exit "$rc"
 }
@@ -78,79 +64,25 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# start NAME CMD...: in its own session, so the whole tree stops together.
-start() {
-  local name=$1
-  shift
-  setsid "$@" </dev/null >"$T/$name.log" 2>&1 &
-  PIDS+=("$!")
-}
+bench_need nginx wrk jq curl
+for t in nginx wrk jq curl python3 timeout setsid; do command -v "$t" >/dev/null || die "$t not found"; done
+[[ -x $build/flexgate-dp && -x $build/flexgate-ctl ]] || die "no flexgate-dp/flexgate-ctl in $build"
 
-# ---------------------------------------------------------------- origin (as proxy-bench's)
-BODY=$(printf 'origin-ok %.0s' {1..10})
-mkdir -p "$T/origin/tmp"
-cat >"$T/origin/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-worker_rlimit_nofile 16384;
-pid $T/origin/nginx.pid;
-error_log $T/origin/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_timeout 75s;
-  keepalive_requests 1000000;
-  client_body_temp_path $T/origin/tmp/body;
-  proxy_temp_path $T/origin/tmp/proxy;
-  fastcgi_temp_path $T/origin/tmp/fastcgi;
-  uwsgi_temp_path $T/origin/tmp/uwsgi;
-  scgi_temp_path $T/origin/tmp/scgi;
-  server {
-    listen 127.0.0.1:$ORIGIN_PORT backlog=4096;
-    location / { default_type text/plain; return 200 "$BODY"; }
-  }
-}
-EOF
-start origin nginx -p "$T/origin" -e "$T/origin/error.log" -c "$T/origin/nginx.conf"
-
-# ---------------------------------------------------------------- template snapshot
-# A real control plane writes the canonical text of one upstream and one route; fake_ctl
-# multiplies them. The control plane stops before anything is measured.
-admin_port=$((ORIGIN_PORT + 90))
-FLEXGATE_ADMIN_TOKEN=bench "$build/flexgate-ctl" serve --db "$T/ctl.db" \
-  --admin-listen "127.0.0.1:$admin_port" --socket "unix:$T/ctl.sock" --log-level warn >"$T/ctl.log" 2>&1 &
-ctl_pid=$!
-api() { curl -fsS -m 10 -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' "$@" >/dev/null; }
-for ((i = 0; i < 100; i++)); do
-  curl -fsS -m 1 "http://127.0.0.1:$admin_port/health/ready" >/dev/null 2>&1 && break
-  kill -0 "$ctl_pid" 2>/dev/null || { cat "$T/ctl.log" >&2; die "flexgate-ctl exited"; }
-  sleep 0.1
-done
-api -X POST "http://127.0.0.1:$admin_port/api/v1/upstreams" -d "{\"name\":\"origin\",\"url\":\"http://127.0.0.1:$ORIGIN_PORT\"}"
-api -X POST "http://127.0.0.1:$admin_port/api/v1/routes" -d '{"id":"all","path":"/*","upstream":"origin"}'
-kill "$ctl_pid" && wait "$ctl_pid" || die "flexgate-ctl did not exit cleanly"
+bench_origin "$ORIGIN_PORT"
+bench_template_db $((ORIGIN_PORT + 90)) "$ORIGIN_PORT"
 
 # ---------------------------------------------------------------- data planes
 port=$((ORIGIN_PORT + 10))
-declare -A PATH_OF=() APPLY_MS=() RSS_LOADED=()
+declare -A DP_PID=() DP_PORT=() PATH_OF=() APPLY_MS=() RSS_LOADED=()
 for n in "${NS[@]}"; do
   DP_PORT[$n]=$port
-  start "fake-$n" python3 -B "$src/tests/tools/fake_ctl.py" --socket "$T/fake-$n.sock" --db "$T/ctl.db" \
-    --routes "$n" --serve --report "$T/report-$n.jsonl" --timeout 120
-  for ((i = 0; i < 300; i++)); do [[ -S $T/fake-$n.sock ]] && break; sleep 0.1; done
-  [[ -S $T/fake-$n.sock ]] || { cat "$T/fake-$n.log" >&2; die "fake_ctl for $n routes did not start"; }
-  start "dp-$n" "$build/flexgate-dp" --control "unix:$T/fake-$n.sock" --listen "127.0.0.1:$port" \
+  bench_fake_ctl "fake-$n" "$n"
+  bench_start "dp-$n" "$build/flexgate-dp" --control "unix:$T/fake-$n.sock" --listen "127.0.0.1:$port" \
     --status-listen "127.0.0.1:$((port + 40))" --log-level warn
-  DP_PID[$n]=${PIDS[-1]}
-  for ((i = 0; i < 1200; i++)); do
-    [[ -s $T/report-$n.jsonl ]] && break
-    kill -0 "${DP_PID[$n]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  [[ -s $T/report-$n.jsonl ]] || { tail "$T/dp-$n.log" "$T/fake-$n.log" >&2; die "no reply to the $n-route snapshot"; }
-  [[ $(jq -r .reply "$T/report-$n.jsonl" | head -1) == ACK ]] || die "$n routes: $(head -1 "$T/report-$n.jsonl")"
-  PATH_OF[$n]=$(jq -r .bench_path "$T/report-$n.jsonl" | head -1)
-  APPLY_MS[$n]=$(jq -r .apply_ms "$T/report-$n.jsonl" | head -1)
+  DP_PID[$n]=$LAST_PID
+  bench_wait_applied "fake-$n" "${DP_PID[$n]}"
+  PATH_OF[$n]=$(jq -r .bench_path "$T/fake-$n.jsonl" | head -1)
+  APPLY_MS[$n]=$(jq -r .apply_ms "$T/fake-$n.jsonl" | head -1)
   code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$port${PATH_OF[$n]}")
   [[ $code == 200 ]] || die "$n routes: GET ${PATH_OF[$n]} answered $code"
   RSS_LOADED[$n]=$(awk '/^VmRSS:/ {print $2}' "/proc/${DP_PID[$n]}/status")
@@ -210,7 +142,7 @@ for n in "${NS[@]}"; do
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/${DP_PID[$n]}/status")
   dps=$(jq -c --argjson n "$n" --arg path "${PATH_OF[$n]}" --argjson apply "${APPLY_MS[$n]}" \
     --argjson loaded "${RSS_LOADED[$n]}" --argjson rss "$rss" --argjson hwm "$hwm" \
-    --argjson bytes "$(jq .payload_bytes "$T/report-$n.jsonl" | head -1)" \
+    --argjson bytes "$(jq .payload_bytes "$T/fake-$n.jsonl" | head -1)" \
     '. + [{routes: $n, bench_path: $path, apply_ms: $apply, snapshot_bytes: $bytes,
            rss_loaded_kb: $loaded, rss_end_kb: $rss, rss_peak_kb: $hwm}]' <<<"$dps")
 done

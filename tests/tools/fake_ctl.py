@@ -226,6 +226,10 @@ class FakeCtl:
         self.conn = None
         self.frames = []          # (monotonic time, type name, dict or raw bytes), all received
         self.cond = threading.Condition()
+        # One writer at a time: a PONG from the reader thread must never land in the middle
+        # of a large SNAPSHOT being written by the test's thread.
+        self.send_lock = threading.Lock()
+        self.send_timeout = 60.0  # s for one whole frame (a 25 MB snapshot to a busy peer)
         self.stopping = False
         self.threads = []
         self.connections = 0
@@ -299,7 +303,7 @@ class FakeCtl:
             self.applied_version = body["version"]
         if name == "PING" and self.answer_pings:
             try:
-                conn.sendall(encode_frame(PONG, {"applied_version": self.applied_version}))
+                self._send_all(conn, encode_frame(PONG, {"applied_version": self.applied_version}))
             except OSError:
                 pass
         self._record(name, body)
@@ -344,20 +348,36 @@ class FakeCtl:
             lambda n, b: n in ("ACK", "NACK") and isinstance(b, dict) and b.get("version") == version,
             timeout, "ACK/NACK for version %d" % version, since)
 
+    def _send_all(self, conn, data):
+        """All of `data`, under the send lock. The connection's 0.2 s timeout serves the
+        reader's polling; sendall() would count it against the whole frame, so write in a
+        loop with our own deadline instead."""
+        view = memoryview(data)
+        deadline = time.monotonic() + self.send_timeout
+        with self.send_lock:
+            while view:
+                try:
+                    view = view[conn.send(view):]
+                except socket.timeout:
+                    if time.monotonic() > deadline:
+                        raise
+                except InterruptedError:
+                    continue
+
     def send_raw(self, data):
         """Bytes as they are (a bad header, half a frame...) to the current connection."""
         with self.cond:
             conn = self.conn
         if conn is None:
             raise RuntimeError("fake ctl: no data plane connected")
-        conn.sendall(data)
+        self._send_all(conn, data)
 
     def send(self, msg_type, payload):
         with self.cond:
             conn = self.conn
         if conn is None:
             raise RuntimeError("fake ctl: no data plane connected")
-        conn.sendall(encode_frame(msg_type, payload))
+        self._send_all(conn, encode_frame(msg_type, payload))
 
     def send_snapshot(self, payload):
         self.send(SNAPSHOT, payload)
