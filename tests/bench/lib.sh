@@ -18,6 +18,14 @@ bench_need() {
     >"$T/apt.log" 2>&1 || { tail -n 20 "$T/apt.log" >&2; die "apt-get install ${need[*]} failed"; }
 }
 
+# bench_free_port: a loopback TCP port that was free a moment ago.
+bench_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# bench_port_free PORT: true when nothing accepts on 127.0.0.1:PORT.
+bench_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 # bench_start NAME CMD...: run CMD in its own session, output to $T/NAME.log; pid in LAST_PID.
 bench_start() {
   local name=$1
@@ -38,6 +46,7 @@ bench_stop_all() {
 # bench_origin PORT: nginx answering 200 with a 100-byte body, keep-alive: proxy-bench.sh's origin.
 bench_origin() {
   local port=$1 body i
+  bench_port_free "$port" || die "127.0.0.1:$port is in use: set ORIGIN_PORT"
   body=$(printf 'origin-ok %.0s' {1..10})
   mkdir -p "$T/origin/tmp"
   cat >"$T/origin/nginx.conf" <<EOF
@@ -71,11 +80,12 @@ EOF
   die "origin nginx on 127.0.0.1:$port did not start"
 }
 
-# bench_template_db ADMIN_PORT ORIGIN_PORT: a real flexgate-ctl writes $T/ctl.db holding one
+# bench_template_db ORIGIN_PORT: a real flexgate-ctl writes $T/ctl.db holding one
 # upstream "origin" (the bench origin) and one route "/*", then stops. fake_ctl.py multiplies
 # that canonical text into generated configs.
 bench_template_db() {
-  local admin=$1 origin=$2 pid i
+  local origin=$1 admin pid i
+  admin=$(bench_free_port)
   FLEXGATE_ADMIN_TOKEN=bench "$build/flexgate-ctl" serve --db "$T/ctl.db" \
     --admin-listen "127.0.0.1:$admin" --socket "unix:$T/ctl.sock" --log-level warn >"$T/ctl.log" 2>&1 &
   pid=$!
@@ -84,6 +94,7 @@ bench_template_db() {
     kill -0 "$pid" 2>/dev/null || { cat "$T/ctl.log" >&2; die "flexgate-ctl exited"; }
     sleep 0.1
   done
+  kill -0 "$pid" 2>/dev/null || { cat "$T/ctl.log" >&2; die "flexgate-ctl exited"; }
   curl -fsS -m 10 -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' -o /dev/null \
     -X POST "http://127.0.0.1:$admin/api/v1/upstreams" -d "{\"name\":\"origin\",\"url\":\"http://127.0.0.1:$origin\"}" &&
     curl -fsS -m 10 -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' -o /dev/null \

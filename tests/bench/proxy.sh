@@ -30,7 +30,7 @@ bench=${PROXY_BENCH:-$src/../shared/bench/proxy-bench.sh}
 build=$(cd "$build" && pwd)
 
 export ORIGIN_PORT=${ORIGIN_PORT:-18100}
-admin_port=${ADMIN_PORT:-18190}
+admin_port=${ADMIN_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 tmp=$(mktemp -d -t fg-bench.XXXXXX)
 token=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 ctl_pid= fake_pid=
@@ -69,7 +69,7 @@ if ((${ROUTES:-0} > 0)); then
 fi
 
 export CANDIDATE_NAME=${CANDIDATE_NAME:-flexgate-dp} CANDIDATE_PORT=${CANDIDATE_PORT:-18103}
-export CANDIDATE_CMD="exec '$build/flexgate-dp' --control '$control' --listen 127.0.0.1:\$CANDIDATE_PORT --status-listen 127.0.0.1:$((admin_port + 1)) --log-level warn"
+export CANDIDATE_CMD="exec '$build/flexgate-dp' --control '$control' --listen 127.0.0.1:\$CANDIDATE_PORT --status-listen 127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') --log-level warn"
 bash "$bench" "$@"
 if [[ -s $tmp/fake.jsonl ]]; then
   echo "snapshot of $ROUTES routes (+ catch-all): $(head -1 "$tmp/fake.jsonl")"

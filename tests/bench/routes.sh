@@ -17,7 +17,7 @@
 #   options: --routes 10,10000,100000 --rounds 3 --duration 8 --warmup 1 --conns 50
 #            --out routes.json
 #   e.g. tests/bench/routes.sh /tmp/b-rel -- --rounds 5 --duration 8
-# Knobs: ORIGIN_PORT (default 18200; data planes listen on +10.., status on +50..), KEEP_TMP=1.
+# Knobs: ORIGIN_PORT (default 18200; the data planes take free ports), KEEP_TMP=1.
 # Installs nginx, wrk and jq with apt-get when missing (as root). Not part of `make test`.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -69,16 +69,16 @@ for t in nginx wrk jq curl python3 timeout setsid; do command -v "$t" >/dev/null
 [[ -x $build/flexgate-dp && -x $build/flexgate-ctl ]] || die "no flexgate-dp/flexgate-ctl in $build"
 
 bench_origin "$ORIGIN_PORT"
-bench_template_db $((ORIGIN_PORT + 90)) "$ORIGIN_PORT"
+bench_template_db "$ORIGIN_PORT"
 
 # ---------------------------------------------------------------- data planes
-port=$((ORIGIN_PORT + 10))
 declare -A DP_PID=() DP_PORT=() PATH_OF=() APPLY_MS=() RSS_LOADED=()
 for n in "${NS[@]}"; do
+  port=$(bench_free_port)
   DP_PORT[$n]=$port
   bench_fake_ctl "fake-$n" "$n"
   bench_start "dp-$n" "$build/flexgate-dp" --control "unix:$T/fake-$n.sock" --listen "127.0.0.1:$port" \
-    --status-listen "127.0.0.1:$((port + 40))" --log-level warn
+    --status-listen "127.0.0.1:$(bench_free_port)" --log-level warn
   DP_PID[$n]=$LAST_PID
   bench_wait_applied "fake-$n" "${DP_PID[$n]}"
   PATH_OF[$n]=$(jq -r .bench_path "$T/fake-$n.jsonl" | head -1)
@@ -87,7 +87,6 @@ for n in "${NS[@]}"; do
   [[ $code == 200 ]] || die "$n routes: GET ${PATH_OF[$n]} answered $code"
   RSS_LOADED[$n]=$(awk '/^VmRSS:/ {print $2}' "/proc/${DP_PID[$n]}/status")
   log "$n routes: applied in ${APPLY_MS[$n]} ms, RSS ${RSS_LOADED[$n]} kB, bench path ${PATH_OF[$n]}"
-  port=$((port + 1))
 done
 
 # ---------------------------------------------------------------- measure
