@@ -12,6 +12,8 @@
 #
 # Usage: tests/bench/callgrind.sh [BUILD_DIR] [-- --routes 10 -n 20000 -c 16 --out DIR]
 #   A Release (or RelWithDebInfo, for line-level detail) build is what should be measured.
+#   --syscalls: instead of callgrind, run the data plane natively and count its system calls
+#   per request with `strace -c` attached for exactly the measured requests.
 # Knobs: ORIGIN_PORT (default 18300), KEEP_TMP=1. Installs nginx, valgrind, jq when missing.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -22,7 +24,7 @@ build=${1:-$src/build}
 [[ ${1:-} == -- ]] && shift
 build=$(cd "$build" && pwd)
 
-ROUTES=10 N=20000 C=16 WARM=2000 OUTDIR=
+ROUTES=10 N=20000 C=16 WARM=2000 OUTDIR= SYSCALLS=0
 while (($#)); do
   case $1 in
     --routes) ROUTES=$2; shift ;;
@@ -30,6 +32,7 @@ while (($#)); do
     -c) C=$2; shift ;;
     --warmup) WARM=$2; shift ;;
     --out) OUTDIR=$2; shift ;;
+    --syscalls) SYSCALLS=1 ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "callgrind.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -55,8 +58,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-bench_need nginx valgrind jq curl
-for t in nginx valgrind callgrind_control callgrind_annotate jq curl python3; do
+bench_need nginx valgrind strace jq curl
+for t in nginx valgrind callgrind_control strace jq curl python3; do
   command -v "$t" >/dev/null || die "$t not found"
 done
 [[ -x $build/flexgate-dp && -x $build/flexgate-ctl ]] || die "no flexgate-dp/flexgate-ctl in $build"
@@ -65,16 +68,31 @@ bench_origin "$ORIGIN_PORT"
 bench_template_db "$ORIGIN_PORT"
 bench_fake_ctl fake "$ROUTES"
 port=$(bench_free_port)
-bench_start dp valgrind --tool=callgrind --callgrind-out-file="$T/callgrind.out" \
+runner=(valgrind --tool=callgrind --callgrind-out-file="$T/callgrind.out")
+((SYSCALLS)) && runner=()
+bench_start dp "${runner[@]}" \
   "$build/flexgate-dp" --control "unix:$T/fake.sock" --listen "127.0.0.1:$port" \
   --status-listen "127.0.0.1:$(bench_free_port)" --log-level warn
 dp_pid=$LAST_PID
 bench_wait_applied fake "$dp_pid"
 path=$(jq -r .bench_path "$T/fake.jsonl" | head -1)
-log "$ROUTES routes applied in $(jq -r .apply_ms "$T/fake.jsonl" | head -1) ms under callgrind; path $path"
+log "$ROUTES routes applied in $(jq -r .apply_ms "$T/fake.jsonl" | head -1) ms; path $path"
 
 client() { python3 -B "$here/load_client.py" --port "$port" --path "$path" -c "$C" -n "$1" --timeout 900; }
 ((WARM > 0)) && { client "$WARM" >/dev/null || die "warm-up requests failed"; }
+if ((SYSCALLS)); then
+  strace -c -p "$dp_pid" -o "$T/strace.txt" 2>"$T/strace.err" &
+  strace_pid=$!
+  for ((i = 0; i < 50; i++)); do grep -q attached "$T/strace.err" 2>/dev/null && break; sleep 0.1; done
+  result=$(client "$N") || die "measured requests failed: $result"
+  kill -INT "$strace_pid" && wait "$strace_pid" || true
+  echo "routes=$ROUTES requests=$N conns=$C client=$result"
+  echo "system calls per request (strace -c, attached for the measured requests only):"
+  awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 { calls = $4; name = $NF; if (name == "total") next
+      printf "%10.3f  %s\n", calls / n, name; sum += calls }
+    END { printf "%10.3f  total\n", sum / n }' "$T/strace.txt" | sort -rn
+  exit 0
+fi
 callgrind_control -z "$dp_pid" >/dev/null || die "callgrind_control -z failed"
 result=$(client "$N") || die "measured requests failed: $result"
 callgrind_control -d "$dp_pid" >/dev/null || die "callgrind_control -d failed"
@@ -89,13 +107,8 @@ if [[ -n $OUTDIR ]]; then
   cp "$dump" "$OUTDIR/callgrind.out.routes-$ROUTES"
   log "dump kept: $OUTDIR/callgrind.out.routes-$ROUTES"
 fi
-# top N lines of a callgrind_annotate listing (head closing the pipe early is fine)
-top() { { callgrind_annotate --auto=no "$@" "$dump" 2>/dev/null || true; } | sed -n '/file:function/,$p' | sed -n "3,$((TOP + 2))p"; }
-TOP=${TOP:-25}
 echo "routes=$ROUTES requests=$N conns=$C instructions=$total Ir/request=$ir client=$result"
 echo
-echo "== exclusive (self) Ir, top $TOP =="
-top
-echo
-echo "== inclusive Ir, top $TOP =="
-top --inclusive=yes
+# callgrind_annotate 3.19 puts a dump's whole self cost on main(); cg_top.py reads the file.
+python3 -B "$here/cg_top.py" "$dump" --per "$N" --top "${TOP:-30}" \
+  --callers __memcpy_avx_unaligned_erms --callers malloc --callers event_add

@@ -414,8 +414,9 @@ def _close_quietly(s):
 
 
 def serve_bulk(args, snap):
-    """--routes N --serve: send the generated snapshot to every data plane that connects,
-    report each reply, until SIGTERM/SIGINT."""
+    """--routes N --serve: send the generated snapshot to every data plane that connects
+    without it already applied (a HELLO with that applied_version gets nothing, as from a
+    real control plane), report each reply, until SIGTERM/SIGINT."""
     config, path = bulk_config(snap.config, args.routes, catch_all=args.catch_all)
     version = args.version or snap.version + 1
     payload = snapshot_payload(version, sha256_hex(config), snap.created_at, config)
@@ -433,6 +434,8 @@ def serve_bulk(args, snap):
             except TimeoutError:
                 continue
             seen = ctl.mark()
+            if hello.get("applied_version") == version:
+                continue  # as a real control plane: nothing to send to an up-to-date peer
             t0 = time.monotonic()
             ctl.send_snapshot(payload)
             kind, body = ctl.wait_reply(version, args.timeout, since=seen)
