@@ -13,7 +13,8 @@
 # Usage: tests/bench/callgrind.sh [BUILD_DIR] [-- --routes 10 -n 20000 -c 16 --out DIR]
 #   A Release (or RelWithDebInfo, for line-level detail) build is what should be measured.
 #   --syscalls: instead of callgrind, run the data plane natively and count its system calls
-#   per request with `strace -c` attached for exactly the measured requests.
+#   per request with `strace -c` attached for exactly the measured requests; with
+#   --syscalls-nginx, the same for proxy-bench's nginx proxy configuration (its one worker).
 # Knobs: ORIGIN_PORT (default 18300), KEEP_TMP=1. Installs nginx, valgrind, jq when missing.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -33,6 +34,7 @@ while (($#)); do
     --warmup) WARM=$2; shift ;;
     --out) OUTDIR=$2; shift ;;
     --syscalls) SYSCALLS=1 ;;
+    --syscalls-nginx) SYSCALLS=2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "callgrind.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -80,13 +82,20 @@ log "$ROUTES routes applied in $(jq -r .apply_ms "$T/fake.jsonl" | head -1) ms; 
 
 client() { python3 -B "$here/load_client.py" --port "$port" --path "$path" -c "$C" -n "$1" --timeout 900; }
 ((WARM > 0)) && { client "$WARM" >/dev/null || die "warm-up requests failed"; }
+traced=$dp_pid
+if ((SYSCALLS == 2)); then
+  port=$(bench_free_port)
+  bench_nginx_proxy "$port" "$ORIGIN_PORT"
+  traced=$NGINX_WORKER
+  ((WARM > 0)) && { client "$WARM" >/dev/null || die "warm-up requests failed"; }
+fi
 if ((SYSCALLS)); then
-  strace -c -p "$dp_pid" -o "$T/strace.txt" 2>"$T/strace.err" &
+  strace -c -p "$traced" -o "$T/strace.txt" 2>"$T/strace.err" &
   strace_pid=$!
   for ((i = 0; i < 50; i++)); do grep -q attached "$T/strace.err" 2>/dev/null && break; sleep 0.1; done
   result=$(client "$N") || die "measured requests failed: $result"
   kill -INT "$strace_pid" && wait "$strace_pid" || true
-  echo "routes=$ROUTES requests=$N conns=$C client=$result"
+  echo "target=$( ((SYSCALLS == 2)) && echo nginx || echo flexgate-dp) routes=$ROUTES requests=$N conns=$C client=$result"
   echo "system calls per request (strace -c, attached for the measured requests only):"
   awk -v n="$N" '$1 ~ /^[0-9.]+$/ && NF >= 5 { calls = $4; name = $NF; if (name == "total") next
       printf "%10.3f  %s\n", calls / n, name; sum += calls }

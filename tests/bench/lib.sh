@@ -80,6 +80,44 @@ EOF
   die "origin nginx on 127.0.0.1:$port did not start"
 }
 
+# bench_nginx_proxy PORT ORIGIN_PORT: nginx as proxy-bench.sh configures it (one worker,
+# upstream keepalive 64, HTTP/1.1 upstream), for side-by-side counts. Worker pid in NGINX_WORKER.
+bench_nginx_proxy() {
+  local port=$1 origin=$2 i
+  mkdir -p "$T/nginx/tmp"
+  cat >"$T/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  server_tokens off;
+  keepalive_timeout 75s;
+  keepalive_requests 1000000;
+  client_body_temp_path $T/nginx/tmp/body;
+  proxy_temp_path $T/nginx/tmp/proxy;
+  fastcgi_temp_path $T/nginx/tmp/fastcgi;
+  uwsgi_temp_path $T/nginx/tmp/uwsgi;
+  scgi_temp_path $T/nginx/tmp/scgi;
+  upstream origin { server 127.0.0.1:$origin; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+  bench_start nginx nginx -p "$T/nginx" -e "$T/nginx/error.log" -c "$T/nginx/nginx.conf"
+  for ((i = 0; i < 100; i++)); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' -m 1 "http://127.0.0.1:$port/") == 200 ]] && break
+    sleep 0.1
+  done
+  NGINX_WORKER=$(pgrep -P "$LAST_PID" -f 'nginx: worker' | head -1)
+  [[ -n $NGINX_WORKER ]] || die "nginx proxy on 127.0.0.1:$port did not start"
+}
+
 # bench_template_db ORIGIN_PORT: a real flexgate-ctl writes $T/ctl.db holding one
 # upstream "origin" (the bench origin) and one route "/*", then stops. fake_ctl.py multiplies
 # that canonical text into generated configs.

@@ -72,13 +72,13 @@ bench_origin "$ORIGIN_PORT"
 bench_template_db "$ORIGIN_PORT"
 
 # ---------------------------------------------------------------- data planes
-declare -A DP_PID=() DP_PORT=() PATH_OF=() APPLY_MS=() RSS_LOADED=()
+declare -A DP_PID=() DP_PORT=() PATH_OF=() APPLY_MS=() RSS_LOADED=() BUILD_MS=() TRIM_MS=()
 for n in "${NS[@]}"; do
   port=$(bench_free_port)
   DP_PORT[$n]=$port
   bench_fake_ctl "fake-$n" "$n"
   bench_start "dp-$n" "$build/flexgate-dp" --control "unix:$T/fake-$n.sock" --listen "127.0.0.1:$port" \
-    --status-listen "127.0.0.1:$(bench_free_port)" --log-level warn
+    --status-listen "127.0.0.1:$(bench_free_port)" --log-level info
   DP_PID[$n]=$LAST_PID
   bench_wait_applied "fake-$n" "${DP_PID[$n]}"
   PATH_OF[$n]=$(jq -r .bench_path "$T/fake-$n.jsonl" | head -1)
@@ -86,7 +86,11 @@ for n in "${NS[@]}"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$port${PATH_OF[$n]}")
   [[ $code == 200 ]] || die "$n routes: GET ${PATH_OF[$n]} answered $code"
   RSS_LOADED[$n]=$(awk '/^VmRSS:/ {print $2}' "/proc/${DP_PID[$n]}/status")
-  log "$n routes: applied in ${APPLY_MS[$n]} ms, RSS ${RSS_LOADED[$n]} kB, bench path ${PATH_OF[$n]}"
+  # The data plane's own "config applied" line: generation build and heap trim times.
+  applied=$(grep -m1 '"msg":"config applied"' "$T/dp-$n.log" || true)
+  BUILD_MS[$n]=$(jq -r '.build_ms // "null"' <<<"${applied:-{\}}")
+  TRIM_MS[$n]=$(jq -r '.heap_trim_ms // "null"' <<<"${applied:-{\}}")
+  log "$n routes: applied in ${APPLY_MS[$n]} ms (generation build ${BUILD_MS[$n]} ms, heap trim ${TRIM_MS[$n]} ms), RSS ${RSS_LOADED[$n]} kB, bench path ${PATH_OF[$n]}"
 done
 
 # ---------------------------------------------------------------- measure
@@ -140,9 +144,11 @@ for n in "${NS[@]}"; do
   hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${DP_PID[$n]}/status")
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/${DP_PID[$n]}/status")
   dps=$(jq -c --argjson n "$n" --arg path "${PATH_OF[$n]}" --argjson apply "${APPLY_MS[$n]}" \
+    --argjson build "${BUILD_MS[$n]}" --argjson trim "${TRIM_MS[$n]}" \
     --argjson loaded "${RSS_LOADED[$n]}" --argjson rss "$rss" --argjson hwm "$hwm" \
     --argjson bytes "$(jq .payload_bytes "$T/fake-$n.jsonl" | head -1)" \
-    '. + [{routes: $n, bench_path: $path, apply_ms: $apply, snapshot_bytes: $bytes,
+    '. + [{routes: $n, bench_path: $path, apply_ms: $apply, build_ms: $build, heap_trim_ms: $trim,
+           snapshot_bytes: $bytes,
            rss_loaded_kb: $loaded, rss_end_kb: $rss, rss_peak_kb: $hwm}]' <<<"$dps")
 done
 first=${NS[0]}
@@ -168,7 +174,7 @@ cp "$T/out.json" "$OUT"
 
 echo
 echo "routes-bench: $(jq -r '.meta | "\(.rounds) rounds x \(.duration_s) s, c=\(.conns), wrk 1 thread, \(.nproc) CPUs (\(.cpu_model)), \(.date)"' "$OUT")"
-echo "| routes | req/s median | min..max | ratio vs $first (per round) | p50 ms | p99 ms | CPU µs/req | errors | apply ms | RSS loaded | RSS peak |"
+echo "| routes | req/s median | min..max | ratio vs $first (per round) | p50 ms | p99 ms | CPU µs/req | errors | apply ms (build, trim) | RSS loaded | RSS peak |"
 echo "| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-jq -r '.summary[] | "| \(.routes) | \(.rps_median) | \(.rps_min)..\(.rps_max) | \(.rps_ratio_median) (\(.rps_ratio_per_round | map(tostring) | join(", "))) | \(.lat_p50_ms_median) | \(.lat_p99_ms_median) | \(.cpu_us_per_req_median) | \(.errors) | \(.apply_ms) | \(.rss_loaded_kb / 1024 * 10 | round / 10) MB | \(.rss_peak_kb / 1024 * 10 | round / 10) MB |"' "$OUT"
+jq -r '.summary[] | "| \(.routes) | \(.rps_median) | \(.rps_min)..\(.rps_max) | \(.rps_ratio_median) (\(.rps_ratio_per_round | map(tostring) | join(", "))) | \(.lat_p50_ms_median) | \(.lat_p99_ms_median) | \(.cpu_us_per_req_median) | \(.errors) | \(.apply_ms) (\(.build_ms), \(.heap_trim_ms)) | \(.rss_loaded_kb / 1024 * 10 | round / 10) MB | \(.rss_peak_kb / 1024 * 10 | round / 10) MB |"' "$OUT"
 echo "report: $OUT"
