@@ -228,6 +228,7 @@ static void test_many_routes_resolve(void **state)
 #define UNDER_ASAN 1
 #endif
 
+#if !defined(UNDER_ASAN) && defined(__GLIBC__)
 static long resident_kb(void)
 {
     long pages_total = 0, pages_res = 0;
@@ -239,6 +240,7 @@ static long resident_kb(void)
     fclose(f);
     return pages_res < 0 ? -1 : pages_res * (sysconf(_SC_PAGESIZE) / 1024);
 }
+#endif
 
 /* Installing a large config hands the heap's free pages back to the system: 64 MB of freed
  * blocks, pinned in the heap by small live blocks between them (as a decoded snapshot's
