@@ -13,9 +13,9 @@
 #   ROUTES=10000 tests/bench/proxy.sh build   (load that many generated routes first)
 #
 # With ROUTES=N the control plane only writes the template (one upstream, one route) and is
-# stopped; tests/tools/fake_ctl.py then serves the data plane one snapshot holding N generated
-# routes (see tests/bench/routes.sh) plus the catch-all "/*" that proxy-bench's "GET /" hits,
-# as the last route. The catch-all is then the only route matching "/", so this measures
+# stopped; tests/tools/fake_ctl.py then serves the data plane one snapshot holding N routes:
+# N-1 generated ones (see tests/bench/routes.sh) and, last, the catch-all "/*" that
+# proxy-bench's "GET /" hits. The catch-all is then the only route matching "/", so this measures
 # the cost of a large config around the request, not a deep match; routes.sh measures that.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -72,5 +72,5 @@ export CANDIDATE_NAME=${CANDIDATE_NAME:-flexgate-dp} CANDIDATE_PORT=${CANDIDATE_
 export CANDIDATE_CMD="exec '$build/flexgate-dp' --control '$control' --listen 127.0.0.1:\$CANDIDATE_PORT --status-listen 127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') --log-level warn"
 bash "$bench" "$@"
 if [[ -s $tmp/fake.jsonl ]]; then
-  echo "snapshot of $ROUTES routes (+ catch-all): $(head -1 "$tmp/fake.jsonl")"
+  echo "snapshot of $ROUTES routes (the last one the catch-all): $(head -1 "$tmp/fake.jsonl")"
 fi

@@ -174,8 +174,9 @@ def bulk_bench_route(n_routes):
 def bulk_config(template_text, n_routes, catch_all=False):
     """Canonical config text with `n_routes` generated routes (bulk_route_path) over
     ceil(n / 20) upstreams "svc-K", all copies of the template's first upstream (same URL),
-    and the template's first route as the pattern of every route. `catch_all` appends a
-    route "/*" (the benchmark of tests/bench/proxy.sh requests "/"). Returns
+    and the template's first route as the pattern of every route. `catch_all` makes the last
+    of the n routes a "/*" (the benchmark of tests/bench/proxy.sh requests "/"), so n up to
+    FG_MAX_ROUTES stays a valid config. Returns
     (config_text, path of the benchmarked route).
 
     The text is the template's, re-serialised compactly in key order, which is the canonical
@@ -186,9 +187,11 @@ def bulk_config(template_text, n_routes, catch_all=False):
         raise RuntimeError("template config is not in the compact form this generator writes")
     if not cfg.get("upstreams") or not cfg.get("routes"):
         raise RuntimeError("template config needs at least one upstream and one route")
-    if n_routes < 1:
-        raise RuntimeError("n_routes must be at least 1")
+    if n_routes < (2 if catch_all else 1):
+        raise RuntimeError("n_routes must be at least %d" % (2 if catch_all else 1))
     up_t, route_t = cfg["upstreams"][0], cfg["routes"][0]
+    if catch_all:
+        n_routes -= 1  # the catch-all is one of the n
     n_up = (n_routes + BULK_ROUTES_PER_SERVICE - 1) // BULK_ROUTES_PER_SERVICE
     upstreams = []
     for k in range(n_up):
