@@ -192,7 +192,7 @@ static void fmt_ms(char *out, size_t len, uint64_t us)
 void generation_install(dp_generation_t *g)
 {
     dp_generation_t *prev = current;
-    char version[24], routes[24], upstreams[24], build[32], trim[32];
+    char version[24], routes[24], upstreams[24], build[32], trim[32], router_kb[24];
 
     if (g == prev) {
         /* Already current: the slot keeps its reference, the caller's is the one to drop. */
@@ -213,9 +213,10 @@ void generation_install(dp_generation_t *g)
         snprintf(upstreams, sizeof(upstreams), "%zu", g->config->n_upstreams);
         fmt_ms(build, sizeof(build), g->build_us);
         fmt_ms(trim, sizeof(trim), trim_us);
+        snprintf(router_kb, sizeof(router_kb), "%zu", (router_memory(g->router) + 1023) / 1024);
         fg_log(FG_LOG_INFO, "config applied", "version", version, "routes", routes,
                "upstreams", upstreams, "checksum", g->checksum, "build_ms", build,
-               "heap_trim_ms", trim, NULL);
+               "heap_trim_ms", trim, "router_kb", router_kb, NULL);
     }
 }
 

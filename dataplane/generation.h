@@ -51,7 +51,7 @@ void generation_release(dp_generation_t *g);
 
 /** Make `g` current, transferring the caller's reference to the current slot; the previous
  *  current generation loses that slot's reference (and is freed if nothing else holds it).
- *  Logs "config applied" with the build and heap-trim times. */
+ *  Logs "config applied" with the build and heap-trim times and the router's size. */
 void generation_install(dp_generation_t *g);
 
 /** Release the current generation (shutdown). */

@@ -72,7 +72,7 @@ bench_origin "$ORIGIN_PORT"
 bench_template_db "$ORIGIN_PORT"
 
 # ---------------------------------------------------------------- data planes
-declare -A DP_PID=() DP_PORT=() PATH_OF=() APPLY_MS=() RSS_LOADED=() BUILD_MS=() TRIM_MS=()
+declare -A DP_PID=() DP_PORT=() PATH_OF=() APPLY_MS=() RSS_LOADED=() BUILD_MS=() TRIM_MS=() ROUTER_KB=()
 for n in "${NS[@]}"; do
   port=$(bench_free_port)
   DP_PORT[$n]=$port
@@ -90,7 +90,8 @@ for n in "${NS[@]}"; do
   applied=$(grep -m1 '"msg":"config applied"' "$T/dp-$n.log" || true)
   BUILD_MS[$n]=$(jq -r '.build_ms // "null"' <<<"${applied:-{\}}")
   TRIM_MS[$n]=$(jq -r '.heap_trim_ms // "null"' <<<"${applied:-{\}}")
-  log "$n routes: applied in ${APPLY_MS[$n]} ms (generation build ${BUILD_MS[$n]} ms, heap trim ${TRIM_MS[$n]} ms), RSS ${RSS_LOADED[$n]} kB, bench path ${PATH_OF[$n]}"
+  ROUTER_KB[$n]=$(jq -r '.router_kb // "null"' <<<"${applied:-{\}}")
+  log "$n routes: applied in ${APPLY_MS[$n]} ms (generation build ${BUILD_MS[$n]} ms, heap trim ${TRIM_MS[$n]} ms), router ${ROUTER_KB[$n]} kB, RSS ${RSS_LOADED[$n]} kB, bench path ${PATH_OF[$n]}"
 done
 
 # ---------------------------------------------------------------- measure
@@ -144,10 +145,10 @@ for n in "${NS[@]}"; do
   hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${DP_PID[$n]}/status")
   rss=$(awk '/^VmRSS:/ {print $2}' "/proc/${DP_PID[$n]}/status")
   dps=$(jq -c --argjson n "$n" --arg path "${PATH_OF[$n]}" --argjson apply "${APPLY_MS[$n]}" \
-    --argjson build "${BUILD_MS[$n]}" --argjson trim "${TRIM_MS[$n]}" \
+    --argjson build "${BUILD_MS[$n]}" --argjson trim "${TRIM_MS[$n]}" --argjson rkb "${ROUTER_KB[$n]}" \
     --argjson loaded "${RSS_LOADED[$n]}" --argjson rss "$rss" --argjson hwm "$hwm" \
     --argjson bytes "$(jq .payload_bytes "$T/fake-$n.jsonl" | head -1)" \
-    '. + [{routes: $n, bench_path: $path, apply_ms: $apply, build_ms: $build, heap_trim_ms: $trim,
+    '. + [{routes: $n, bench_path: $path, apply_ms: $apply, build_ms: $build, heap_trim_ms: $trim, router_kb: $rkb,
            snapshot_bytes: $bytes,
            rss_loaded_kb: $loaded, rss_end_kb: $rss, rss_peak_kb: $hwm}]' <<<"$dps")
 done
