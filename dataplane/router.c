@@ -70,13 +70,22 @@ static uint32_t seg_hash(uint32_t parent, const char *s, size_t n)
     return h;
 }
 
+/* Segments are short (a few bytes): an inline loop beats a call to memcmp. */
+static inline bool seg_equal(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
 static inline bool edge_is(const redge_t *e, uint32_t h, uint32_t parent, const char *s,
                            size_t n)
 {
-    return e->hash == h && e->parent == parent && e->seg_len == n && memcmp(e->seg, s, n) == 0;
+    return e->hash == h && e->parent == parent && e->seg_len == n && seg_equal(e->seg, s, n);
 }
 
-static uint32_t edge_find(const dp_router_t *r, uint32_t parent, const char *s, size_t n,
+static inline uint32_t edge_find(const dp_router_t *r, uint32_t parent, const char *s, size_t n,
                           uint32_t h)
 {
     for (uint32_t i = h & r->edge_mask;; i = (i + 1) & r->edge_mask) {
