@@ -8,7 +8,10 @@
  * "/p", "/p/" and everything below, and never "/px".
  *
  * Children are found through one open-addressing hash table keyed by (parent node, segment),
- * so a match costs one hash probe per request segment, independent of the number of routes.
+ * so a match costs one hash probe per request segment, independent of the number of routes;
+ * each segment is scanned once, finding its end and hashing it in the same loop. The node
+ * array and the edge table grow with the distinct path prefixes (many routes share "/api/v1"),
+ * not with the sum of all paths' segments, and the edge table stays at most half full.
  * Matching walks down as far as the request path goes, tries the exact routes of the final
  * node when every segment was consumed, then the prefix routes from the deepest node up to the
  * root; on each node the routes keep config order, and the first whose methods and hosts
@@ -42,54 +45,103 @@ typedef struct redge {
 struct dp_router {
     const fg_config_t *cfg;
     rnode_t *nodes;
-    uint32_t n_nodes;
+    uint32_t n_nodes, nodes_cap;
     redge_t *edges;
     uint32_t edge_mask; /* table size - 1 (a power of two) */
     uint32_t *refs;     /* route indices */
 };
 
-/* A route's placement while building: sorted by (node, kind, route) into refs[]. */
-typedef struct rplace {
-    uint32_t node;
-    uint32_t kind; /* 0 exact, 1 prefix */
-    uint32_t route;
-} rplace_t;
+#define FNV_OFFSET 2166136261u
+#define FNV_PRIME 16777619u
+
+/* FNV-1a, seeded with the parent so equal segments under different parents spread. */
+static inline uint32_t seg_hash_seed(uint32_t parent)
+{
+    return FNV_OFFSET ^ (parent * 0x9e3779b1u);
+}
 
 static uint32_t seg_hash(uint32_t parent, const char *s, size_t n)
 {
-    /* FNV-1a, seeded with the parent so equal segments under different parents spread. */
-    uint32_t h = 2166136261u ^ (parent * 0x9e3779b1u);
+    uint32_t h = seg_hash_seed(parent);
     for (size_t i = 0; i < n; i++) {
         h ^= (unsigned char)s[i];
-        h *= 16777619u;
+        h *= FNV_PRIME;
     }
     return h;
 }
 
-static uint32_t edge_find(const dp_router_t *r, uint32_t parent, const char *s, size_t n)
+/* Segments are short (a few bytes): an inline loop beats a call to memcmp. */
+static inline bool seg_equal(const char *a, const char *b, size_t n)
 {
-    uint32_t h = seg_hash(parent, s, n);
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+static inline bool edge_is(const redge_t *e, uint32_t h, uint32_t parent, const char *s,
+                           size_t n)
+{
+    return e->hash == h && e->parent == parent && e->seg_len == n && seg_equal(e->seg, s, n);
+}
+
+static inline uint32_t edge_find(const dp_router_t *r, uint32_t parent, const char *s, size_t n,
+                          uint32_t h)
+{
     for (uint32_t i = h & r->edge_mask;; i = (i + 1) & r->edge_mask) {
         const redge_t *e = &r->edges[i];
         if (e->parent == NONE)
             return NONE;
-        if (e->hash == h && e->parent == parent && e->seg_len == n && memcmp(e->seg, s, n) == 0)
+        if (edge_is(e, h, parent, s, n))
             return e->child;
     }
 }
 
+/* Double the edge table (it is kept at most half full, so probes stay short). */
+static int edges_grow(dp_router_t *r)
+{
+    uint32_t slots = (r->edge_mask + 1) * 2;
+    redge_t *edges = malloc((size_t)slots * sizeof *edges);
+    if (!edges)
+        return -1;
+    for (uint32_t i = 0; i < slots; i++)
+        edges[i].parent = NONE;
+    for (uint32_t i = 0; i <= r->edge_mask; i++) {
+        const redge_t *e = &r->edges[i];
+        if (e->parent == NONE)
+            continue;
+        uint32_t j = e->hash & (slots - 1);
+        while (edges[j].parent != NONE)
+            j = (j + 1) & (slots - 1);
+        edges[j] = *e;
+    }
+    free(r->edges);
+    r->edges = edges;
+    r->edge_mask = slots - 1;
+    return 0;
+}
+
+/* The child of `parent` for segment s, created if missing; NONE when out of memory. */
 static uint32_t edge_add(dp_router_t *r, uint32_t parent, const char *s, size_t n)
 {
     uint32_t h = seg_hash(parent, s, n);
-    uint32_t i = h & r->edge_mask;
-    for (;; i = (i + 1) & r->edge_mask) {
-        redge_t *e = &r->edges[i];
-        if (e->parent == NONE)
-            break;
-        if (e->hash == h && e->parent == parent && e->seg_len == n && memcmp(e->seg, s, n) == 0)
-            return e->child;
+    uint32_t child = edge_find(r, parent, s, n, h);
+    if (child != NONE)
+        return child;
+    if (2 * (r->n_nodes + 1) > r->edge_mask + 1 && edges_grow(r) < 0)
+        return NONE;
+    if (r->n_nodes == r->nodes_cap) {
+        uint32_t cap = r->nodes_cap * 2;
+        rnode_t *nodes = realloc(r->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes)
+            return NONE;
+        r->nodes = nodes;
+        r->nodes_cap = cap;
     }
-    uint32_t child = r->n_nodes++;
+    uint32_t i = h & r->edge_mask;
+    while (r->edges[i].parent != NONE)
+        i = (i + 1) & r->edge_mask;
+    child = r->n_nodes++;
     r->nodes[child] = (rnode_t){.parent = parent};
     r->edges[i] = (redge_t){.seg = s, .seg_len = (uint32_t)n, .hash = h, .parent = parent,
                             .child = child};
@@ -107,7 +159,8 @@ static size_t count_segments(const char *p, size_t n)
     return k;
 }
 
-/* The node for `path` (which starts with '/', or is ""), created as needed. */
+/* The node for `path` (which starts with '/', or is ""), created as needed; NONE when out
+ * of memory. */
 static uint32_t insert_path(dp_router_t *r, const char *path, size_t n)
 {
     uint32_t node = 0;
@@ -118,26 +171,20 @@ static uint32_t insert_path(dp_router_t *r, const char *path, size_t n)
         const char *slash = memchr(s, '/', (size_t)(end - s));
         const char *seg_end = slash ? slash : end;
         node = edge_add(r, node, s, (size_t)(seg_end - s));
-        if (!slash)
+        if (!slash || node == NONE)
             return node;
         s = slash + 1;
     }
-}
-
-static int cmp_place(const void *a, const void *b)
-{
-    const rplace_t *x = a, *y = b;
-    if (x->node != y->node)
-        return x->node < y->node ? -1 : 1;
-    if (x->kind != y->kind)
-        return x->kind < y->kind ? -1 : 1;
-    return x->route < y->route ? -1 : x->route > y->route;
 }
 
 static bool route_is_prefix(const fg_route_t *rt, size_t len)
 {
     return rt->prefix || (len >= 2 && rt->path[len - 2] == '/' && rt->path[len - 1] == '*');
 }
+
+/* Initial table sizes: enough for a small config without growing; large ones double. */
+#define ROUTER_NODES_INIT 64u
+#define ROUTER_EDGES_INIT 128u /* a power of two */
 
 dp_router_t *router_build(const fg_config_t *cfg, fg_error_t *err)
 {
@@ -151,28 +198,29 @@ dp_router_t *router_build(const fg_config_t *cfg, fg_error_t *err)
         }
         total += count_segments(p, strlen(p));
     }
-    if (total >= NONE / 2) {
+    /* Nodes are at most the segments of all paths; the table must stay indexable by u32. */
+    if (total >= NONE / 4) {
         fg_error_setc(err, -E2BIG, "", "routes: too many path segments");
         return NULL;
     }
-    uint32_t slots = 16;
-    while (slots < 2 * total)
-        slots *= 2;
 
-    rplace_t *places = NULL;
+    /* keys[i] = 2 * node + kind (0 exact, 1 prefix) of route i, then a counting sort by key
+     * puts refs[] in (node, kind, config order) order in O(routes + nodes). */
+    uint32_t *keys = NULL, *cursor = NULL;
     dp_router_t *r = calloc(1, sizeof *r);
     if (!r)
         goto fail_alloc;
     r->cfg = cfg;
-    r->nodes = calloc(total, sizeof *r->nodes);
-    r->edges = malloc(slots * sizeof *r->edges);
+    r->nodes_cap = ROUTER_NODES_INIT;
+    r->nodes = malloc(r->nodes_cap * sizeof *r->nodes);
+    r->edges = malloc(ROUTER_EDGES_INIT * sizeof *r->edges);
     r->refs = malloc((n_routes ? n_routes : 1) * sizeof *r->refs);
-    places = malloc((n_routes ? n_routes : 1) * sizeof *places);
-    if (!r->nodes || !r->edges || !r->refs || !places)
+    keys = malloc((n_routes ? n_routes : 1) * sizeof *keys);
+    if (!r->nodes || !r->edges || !r->refs || !keys)
         goto fail_tables;
-    for (uint32_t i = 0; i < slots; i++)
+    for (uint32_t i = 0; i < ROUTER_EDGES_INIT; i++)
         r->edges[i].parent = NONE;
-    r->edge_mask = slots - 1;
+    r->edge_mask = ROUTER_EDGES_INIT - 1;
     r->nodes[0] = (rnode_t){.parent = NONE};
     r->n_nodes = 1;
 
@@ -185,30 +233,55 @@ dp_router_t *router_build(const fg_config_t *cfg, fg_error_t *err)
             base = len - 2; /* the prefix route of "/api" hangs on "/api" */
         else if (prefix && rt->path[len - 1] == '*')
             base = len - 1;
-        places[i] = (rplace_t){.node = insert_path(r, rt->path, base), .kind = prefix,
-                               .route = (uint32_t)i};
+        uint32_t node = insert_path(r, rt->path, base);
+        if (node == NONE)
+            goto fail_tables;
+        keys[i] = 2 * node + prefix;
     }
-    qsort(places, n_routes, sizeof *places, cmp_place);
-    for (size_t i = 0; i < n_routes; i++) {
-        rnode_t *nd = &r->nodes[places[i].node];
-        r->refs[i] = places[i].route;
-        if (places[i].kind == 0) {
-            if (nd->exact_n++ == 0)
-                nd->exact_first = (uint32_t)i;
-        } else {
-            if (nd->prefix_n++ == 0)
-                nd->prefix_first = (uint32_t)i;
-        }
+    /* Give back what the doubling over-reserved; a failure here just keeps the larger block. */
+    rnode_t *fit = realloc(r->nodes, r->n_nodes * sizeof *r->nodes);
+    if (fit) {
+        r->nodes = fit;
+        r->nodes_cap = r->n_nodes;
     }
-    free(places);
+
+    cursor = calloc(2 * (size_t)r->n_nodes + 1, sizeof *cursor);
+    if (!cursor)
+        goto fail_tables;
+    for (size_t i = 0; i < n_routes; i++)
+        cursor[keys[i] + 1]++;
+    for (uint32_t n = 0; n < r->n_nodes; n++) {
+        rnode_t *nd = &r->nodes[n];
+        nd->exact_n = cursor[2 * n + 1];
+        nd->prefix_n = cursor[2 * n + 2];
+    }
+    for (size_t k = 1; k <= 2 * (size_t)r->n_nodes; k++)
+        cursor[k] += cursor[k - 1]; /* cursor[key] = first slot of that key */
+    for (uint32_t n = 0; n < r->n_nodes; n++) {
+        r->nodes[n].exact_first = cursor[2 * n];
+        r->nodes[n].prefix_first = cursor[2 * n + 1];
+    }
+    for (size_t i = 0; i < n_routes; i++)
+        r->refs[cursor[keys[i]]++] = (uint32_t)i; /* ascending i: config order kept */
+    free(cursor);
+    free(keys);
     return r;
 
 fail_tables:
-    free(places);
+    free(keys);
     router_free(r);
 fail_alloc:
     fg_error_setc(err, -ENOMEM, "", "out of memory building the router");
     return NULL;
+}
+
+size_t router_memory(const dp_router_t *r)
+{
+    if (!r)
+        return 0;
+    return sizeof *r + (size_t)r->nodes_cap * sizeof *r->nodes +
+           ((size_t)r->edge_mask + 1) * sizeof *r->edges +
+           (r->cfg->n_routes ? r->cfg->n_routes : 1) * sizeof *r->refs;
 }
 
 static bool ascii_caseeq(const char *a, const char *b, size_t n)
@@ -296,17 +369,22 @@ const fg_route_t *router_match(const dp_router_t *r, const char *method, size_t 
     bool whole = true;
     const char *s = path + 1, *end = path + path_len;
     for (;;) {
-        const char *slash = memchr(s, '/', (size_t)(end - s));
-        const char *seg_end = slash ? slash : end;
-        uint32_t child = edge_find(r, node, s, (size_t)(seg_end - s));
+        /* One pass per segment: find its end and hash it together. */
+        uint32_t h = seg_hash_seed(node);
+        const char *p = s;
+        while (p < end && *p != '/') {
+            h ^= (unsigned char)*p++;
+            h *= FNV_PRIME;
+        }
+        uint32_t child = edge_find(r, node, s, (size_t)(p - s), h);
         if (child == NONE) {
             whole = false;
             break;
         }
         node = child;
-        if (!slash)
+        if (p == end)
             break;
-        s = slash + 1;
+        s = p + 1;
     }
     const fg_route_t *rt;
     if (whole && r->nodes[node].exact_n &&

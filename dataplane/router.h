@@ -28,6 +28,9 @@ const fg_route_t *router_match(const dp_router_t *r, const char *method, size_t 
                                const char *host, size_t host_len, const char *path,
                                size_t path_len);
 
+/** Bytes the router's own tables hold (not the config it points into); for reports. */
+size_t router_memory(const dp_router_t *r);
+
 /** Release the router. NULL is accepted. */
 void router_free(dp_router_t *r);
 

@@ -10,24 +10,33 @@
 #
 # Usage: tests/bench/proxy.sh [BUILD_DIR] [-- proxy-bench options]
 #   e.g. tests/bench/proxy.sh build -- --rounds 3 --duration 10 --conns 50,200 --out /tmp/bench.json
-#   ROUTES=10000 tests/bench/proxy.sh build   (load that many extra routes before measuring)
+#   ROUTES=10000 tests/bench/proxy.sh build   (load that many generated routes first)
+#
+# With ROUTES=N the control plane only writes the template (one upstream, one route) and is
+# stopped; tests/tools/fake_ctl.py then serves the data plane one snapshot holding N routes:
+# N-1 generated ones (see tests/bench/routes.sh) and, last, the catch-all "/*" that
+# proxy-bench's "GET /" hits. The catch-all is then the only route matching "/", so this measures
+# the cost of a large config around the request, not a deep match; routes.sh measures that.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=${1:-$src/build}
 [[ $# -gt 0 ]] && shift
 [[ ${1:-} == -- ]] && shift
+# PROXY_BENCH, else ../shared/bench beside the checkout (or beside a worktree's parent).
 bench=${PROXY_BENCH:-$src/../shared/bench/proxy-bench.sh}
+[[ -n ${PROXY_BENCH:-} || -f $bench ]] || bench=$src/../../shared/bench/proxy-bench.sh
 [[ -x $bench || -f $bench ]] || { echo "proxy.sh: $bench not found" >&2; exit 1; }
 build=$(cd "$build" && pwd)
 
 export ORIGIN_PORT=${ORIGIN_PORT:-18100}
-admin_port=${ADMIN_PORT:-18190}
+admin_port=${ADMIN_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 tmp=$(mktemp -d -t fg-bench.XXXXXX)
 token=bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-ctl_pid=
+ctl_pid= fake_pid=
 cleanup() {
   [[ -n $ctl_pid ]] && kill "$ctl_pid" 2>/dev/null && wait "$ctl_pid" 2>/dev/null
+  [[ -n $fake_pid ]] && kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -44,13 +53,24 @@ for ((i = 0; i < 100; i++)); do
 done
 api -X POST "http://127.0.0.1:$admin_port/api/v1/upstreams" \
   -d "{\"name\":\"origin\",\"url\":\"http://127.0.0.1:$ORIGIN_PORT\"}" >/dev/null
-for ((i = 0; i < ${ROUTES:-0}; i++)); do
-  api -X POST "http://127.0.0.1:$admin_port/api/v1/routes" \
-    -d "{\"id\":\"extra-$i\",\"path\":\"/extra/$i/items/*\",\"upstream\":\"origin\"}" >/dev/null
-done
 api -X POST "http://127.0.0.1:$admin_port/api/v1/routes" \
   -d '{"id":"all","path":"/*","upstream":"origin"}' >/dev/null
+control="unix:$tmp/ctl.sock"
+if ((${ROUTES:-0} > 0)); then
+  kill "$ctl_pid" && wait "$ctl_pid"
+  ctl_pid=
+  python3 -B "$src/tests/tools/fake_ctl.py" --socket "$tmp/fake.sock" --db "$tmp/ctl.db" \
+    --routes "$ROUTES" --catch-all --serve --report "$tmp/fake.jsonl" --timeout 120 >"$tmp/fake.log" 2>&1 &
+  fake_pid=$!
+  for ((i = 0; i < 300; i++)); do [[ -S $tmp/fake.sock ]] && break; sleep 0.1; done
+  [[ -S $tmp/fake.sock ]] || { cat "$tmp/fake.log" >&2; exit 1; }
+  control="unix:$tmp/fake.sock"
+  export CANDIDATE_START_TIMEOUT=${CANDIDATE_START_TIMEOUT:-120}
+fi
 
 export CANDIDATE_NAME=${CANDIDATE_NAME:-flexgate-dp} CANDIDATE_PORT=${CANDIDATE_PORT:-18103}
-export CANDIDATE_CMD="exec '$build/flexgate-dp' --control 'unix:$tmp/ctl.sock' --listen 127.0.0.1:\$CANDIDATE_PORT --status-listen 127.0.0.1:$((admin_port + 1)) --log-level warn"
+export CANDIDATE_CMD="exec '$build/flexgate-dp' --control '$control' --listen 127.0.0.1:\$CANDIDATE_PORT --status-listen 127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') --log-level warn"
 bash "$bench" "$@"
+if [[ -s $tmp/fake.jsonl ]]; then
+  echo "snapshot of $ROUTES routes (the last one the catch-all): $(head -1 "$tmp/fake.jsonl")"
+fi

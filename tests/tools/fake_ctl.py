@@ -20,6 +20,14 @@ As a module (tests/integration/test_snapshot_nack.py):
 
 From the shell (send the newest stored snapshot, or a broken variant, and print the reply):
     fake_ctl.py --socket /tmp/x.sock --db var/flexgate.db [--mode good|bad-checksum|bad-config]
+
+Bulk configs for benchmarks (tests/bench/routes.sh): `bulk_config()` turns a stored snapshot
+into one with N routes over realistic paths, as one snapshot, without the admin API. With
+`--routes N --serve`, this serves that snapshot to every data plane that says HELLO, until
+SIGTERM, and appends one JSON line per reply to `--report` (data plane pid, ACK/NACK, time
+from sending the snapshot to its ACK -- decode, validation, checksum and generation build,
+during which the data plane's single loop serves nothing else):
+    fake_ctl.py --socket /tmp/x.sock --db ctl.db --routes 100000 --serve --report r.jsonl
 """
 
 import argparse
@@ -28,6 +36,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import sqlite3
 import struct
@@ -139,6 +148,76 @@ def renumbered(snap, version):
     return snapshot_payload(version, snap.checksum, snap.created_at, snap.config)
 
 
+# ---- bulk configs (benchmarks) --------------------------------------------------------
+
+BULK_RESOURCES = ("users", "orders", "items", "carts", "invoices", "products", "payments",
+                  "sessions", "reviews", "search")
+BULK_ROUTES_PER_SERVICE = 20   # routes per generated service (and upstream)
+
+
+def bulk_route_path(i):
+    """The path of generated route i: services of 20 routes, each an API version (v1, v2) x
+    ten resources; three routes in four are prefix routes ("/api/v1/svc-7/orders/*"), the
+    fourth exact ("/api/v2/svc-7/carts"). Paths are unique and 3-4 segments deep."""
+    svc, j = divmod(i, BULK_ROUTES_PER_SERVICE)
+    base = "/api/v%d/svc-%d/%s" % (1 + j // 10, svc, BULK_RESOURCES[j % 10])
+    return base if i % 4 == 3 else base + "/*"
+
+
+def bulk_bench_route(n_routes):
+    """Index of the route a benchmark requests through: the middle one, rounded down to a
+    prefix route, so it is never the first and the path depth is the same for every N."""
+    i = n_routes // 2
+    return i - 1 if i % 4 == 3 else i
+
+
+def bulk_config(template_text, n_routes, catch_all=False):
+    """Canonical config text with `n_routes` generated routes (bulk_route_path) over
+    ceil(n / 20) upstreams "svc-K", all copies of the template's first upstream (same URL),
+    and the template's first route as the pattern of every route. `catch_all` makes the last
+    of the n routes a "/*" (the benchmark of tests/bench/proxy.sh requests "/"), so n up to
+    FG_MAX_ROUTES stays a valid config. Returns
+    (config_text, path of the benchmarked route).
+
+    The text is the template's, re-serialised compactly in key order, which is the canonical
+    form as long as the template round-trips unchanged -- checked here, so a change of the
+    canonical encoding fails loudly instead of producing snapshots the data plane NACKs."""
+    cfg = json.loads(template_text, object_pairs_hook=collections.OrderedDict)
+    if _compact(cfg) != template_text:
+        raise RuntimeError("template config is not in the compact form this generator writes")
+    if not cfg.get("upstreams") or not cfg.get("routes"):
+        raise RuntimeError("template config needs at least one upstream and one route")
+    if n_routes < (2 if catch_all else 1):
+        raise RuntimeError("n_routes must be at least %d" % (2 if catch_all else 1))
+    up_t, route_t = cfg["upstreams"][0], cfg["routes"][0]
+    if catch_all:
+        n_routes -= 1  # the catch-all is one of the n
+    n_up = (n_routes + BULK_ROUTES_PER_SERVICE - 1) // BULK_ROUTES_PER_SERVICE
+    upstreams = []
+    for k in range(n_up):
+        u = collections.OrderedDict(up_t)
+        u["name"] = "svc-%d" % k
+        upstreams.append(u)
+    routes = []
+    for i in range(n_routes):
+        r = collections.OrderedDict(route_t)
+        r["id"] = "r-%d" % i
+        r["path"] = bulk_route_path(i)
+        r["upstream"] = "svc-%d" % (i // BULK_ROUTES_PER_SERVICE)
+        routes.append(r)
+    if catch_all:
+        r = collections.OrderedDict(route_t)
+        r["id"], r["path"], r["upstream"] = "catch-all", "/*", "svc-0"
+        routes.append(r)
+    cfg["upstreams"], cfg["routes"] = upstreams, routes
+    path = bulk_route_path(bulk_bench_route(n_routes))
+    return _compact(cfg), path[:-2] + "/42" if path.endswith("/*") else path
+
+
+def _compact(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
 # ---- the server ----------------------------------------------------------------------
 
 class FakeCtl:
@@ -150,6 +229,10 @@ class FakeCtl:
         self.conn = None
         self.frames = []          # (monotonic time, type name, dict or raw bytes), all received
         self.cond = threading.Condition()
+        # One writer at a time: a PONG from the reader thread must never land in the middle
+        # of a large SNAPSHOT being written by the test's thread.
+        self.send_lock = threading.Lock()
+        self.send_timeout = 60.0  # s for one whole frame (a 25 MB snapshot to a busy peer)
         self.stopping = False
         self.threads = []
         self.connections = 0
@@ -223,7 +306,7 @@ class FakeCtl:
             self.applied_version = body["version"]
         if name == "PING" and self.answer_pings:
             try:
-                conn.sendall(encode_frame(PONG, {"applied_version": self.applied_version}))
+                self._send_all(conn, encode_frame(PONG, {"applied_version": self.applied_version}))
             except OSError:
                 pass
         self._record(name, body)
@@ -268,20 +351,36 @@ class FakeCtl:
             lambda n, b: n in ("ACK", "NACK") and isinstance(b, dict) and b.get("version") == version,
             timeout, "ACK/NACK for version %d" % version, since)
 
+    def _send_all(self, conn, data):
+        """All of `data`, under the send lock. The connection's 0.2 s timeout serves the
+        reader's polling; sendall() would count it against the whole frame, so write in a
+        loop with our own deadline instead."""
+        view = memoryview(data)
+        deadline = time.monotonic() + self.send_timeout
+        with self.send_lock:
+            while view:
+                try:
+                    view = view[conn.send(view):]
+                except socket.timeout:
+                    if time.monotonic() > deadline:
+                        raise
+                except InterruptedError:
+                    continue
+
     def send_raw(self, data):
         """Bytes as they are (a bad header, half a frame...) to the current connection."""
         with self.cond:
             conn = self.conn
         if conn is None:
             raise RuntimeError("fake ctl: no data plane connected")
-        conn.sendall(data)
+        self._send_all(conn, data)
 
     def send(self, msg_type, payload):
         with self.cond:
             conn = self.conn
         if conn is None:
             raise RuntimeError("fake ctl: no data plane connected")
-        conn.sendall(encode_frame(msg_type, payload))
+        self._send_all(conn, encode_frame(msg_type, payload))
 
     def send_snapshot(self, payload):
         self.send(SNAPSHOT, payload)
@@ -317,6 +416,47 @@ def _close_quietly(s):
         pass
 
 
+def serve_bulk(args, snap):
+    """--routes N --serve: send the generated snapshot to every data plane that connects
+    without it already applied (a HELLO with that applied_version gets nothing, as from a
+    real control plane), report each reply, until SIGTERM/SIGINT."""
+    config, path = bulk_config(snap.config, args.routes, catch_all=args.catch_all)
+    version = args.version or snap.version + 1
+    payload = snapshot_payload(version, sha256_hex(config), snap.created_at, config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ctl = FakeCtl(args.socket).start()
+    print("serving %d routes (%d bytes, version %d, bench path %s) on %s"
+          % (args.routes, len(payload), version, path, args.socket), flush=True)
+    seen = 0
+    try:
+        while not stop.is_set():
+            try:
+                _, hello = ctl.wait_for(lambda n, b: n == "HELLO", 0.5, "HELLO", seen)
+            except TimeoutError:
+                continue
+            seen = ctl.mark()
+            if hello.get("applied_version") == version:
+                continue  # as a real control plane: nothing to send to an up-to-date peer
+            t0 = time.monotonic()
+            ctl.send_snapshot(payload)
+            kind, body = ctl.wait_reply(version, args.timeout, since=seen)
+            apply_ms = (time.monotonic() - t0) * 1000
+            seen = ctl.mark()
+            line = json.dumps({"routes": args.routes, "version": version, "reply": kind,
+                               "error": body.get("error"), "pid": hello.get("pid"),
+                               "apply_ms": round(apply_ms, 1), "payload_bytes": len(payload),
+                               "bench_path": path})
+            print(line, flush=True)
+            if args.report:
+                with open(args.report, "a") as f:
+                    f.write(line + "\n")
+    finally:
+        ctl.close()
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="send a data plane one SNAPSHOT and print its reply")
     ap.add_argument("--socket", required=True, help="Unix socket path to listen on")
@@ -324,8 +464,21 @@ def main(argv=None):
     ap.add_argument("--mode", choices=("good", "bad-checksum", "bad-config"), default="good")
     ap.add_argument("--version", type=int, help="version number to send (default: stored one, +1 for bad modes)")
     ap.add_argument("--timeout", type=float, default=30)
+    ap.add_argument("--routes", type=int, help="send a generated config with this many routes "
+                    "(bulk_config), built from the stored snapshot's first upstream and route")
+    ap.add_argument("--catch-all", action="store_true", help="with --routes: add a route /*")
+    ap.add_argument("--serve", action="store_true", help="with --routes: keep serving every "
+                    "data plane that connects until SIGTERM")
+    ap.add_argument("--report", help="with --serve: append one JSON line per reply here")
     args = ap.parse_args(argv)
     snap = latest_snapshot(args.db)
+    if args.routes is not None:
+        if args.mode != "good":
+            ap.error("--routes sends good snapshots only")
+        if args.serve:
+            return serve_bulk(args, snap)
+        config, _ = bulk_config(snap.config, args.routes, catch_all=args.catch_all)
+        snap = Snapshot(snap.version, sha256_hex(config), snap.created_at, config)
     version = args.version or (snap.version if args.mode == "good" else snap.version + 1)
     payload = {"good": lambda: renumbered(snap, version),
                "bad-checksum": lambda: with_bad_checksum(snap, version),

@@ -317,10 +317,55 @@ static void test_ten_thousand_routes(void **state)
 
     /* Cost is per segment, not per route: the trie holds one node per distinct prefix. */
     assert_true(r->n_nodes <= 2 * MANY + 3);
+    assert_true(r->edge_mask + 1 <= 4 * r->n_nodes); /* the table stays 1/4..1/2 full */
     router_free(r);
     free(routes);
     free(paths);
     free(ids);
+}
+
+/* Tables sized by distinct prefixes, not by the sum of all paths' segments: 10,000 routes
+ * six segments deep under one shared "/api/v1/team/service" need about 10,000 nodes, not
+ * 60,000, and the memory follows. */
+static void test_tables_follow_distinct_prefixes(void **state)
+{
+    (void)state;
+    fg_config_t cfg = {0};
+    fg_route_t *routes = calloc(MANY, sizeof *routes);
+    char *paths = malloc((size_t)MANY * 64);
+    assert_non_null(routes);
+    assert_non_null(paths);
+    for (int i = 0; i < MANY; i++) {
+        char *pp = paths + (size_t)i * 64;
+        snprintf(pp, 64, "/api/v1/team/service/resource-%d/*", i);
+        routes[i] = (fg_route_t){.id = pp, .path = pp, .prefix = true, .upstream = "u"};
+    }
+    cfg.routes = routes;
+    cfg.n_routes = MANY;
+    fg_error_t err;
+    memset(&err, 0, sizeof err);
+    dp_router_t *r = router_build(&cfg, &err);
+    assert_non_null(r);
+
+    assert_int_equal(r->n_nodes, MANY + 5);
+    assert_int_equal(r->nodes_cap, r->n_nodes);
+    assert_true(r->edge_mask + 1 <= 4 * r->n_nodes);
+    /* nodes + edges + refs: well under what the segment total (60,000) would have reserved. */
+    size_t per_node = sizeof(rnode_t) + 4 * sizeof(redge_t);
+    assert_true(router_memory(r) <= (MANY + 5) * per_node + MANY * sizeof(uint32_t) + 4096);
+    assert_true(router_memory(r) < 60000 * 2 * sizeof(redge_t));
+
+    char path[80], want[64];
+    for (int i = 0; i < MANY; i += 7) {
+        snprintf(path, sizeof path, "/api/v1/team/service/resource-%d/items/9", i);
+        snprintf(want, sizeof want, "/api/v1/team/service/resource-%d/*", i);
+        ASSERT_MATCH(r, path, want);
+    }
+    ASSERT_NO_MATCH(r, "/api/v1/team/service/resource-x/1");
+    ASSERT_NO_MATCH(r, "/api/v1/team/service");
+    router_free(r);
+    free(routes);
+    free(paths);
 }
 
 int main(void)
@@ -339,6 +384,7 @@ int main(void)
         cmocka_unit_test(test_empty_and_errors),
         cmocka_unit_test(test_segments_are_not_substrings),
         cmocka_unit_test(test_ten_thousand_routes),
+        cmocka_unit_test(test_tables_follow_distinct_prefixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
