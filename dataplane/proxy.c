@@ -36,17 +36,21 @@ static const error_def_t error_defs[] = {
     {413, "payload_too_large", "the request body exceeds the size limit"},
     {431, "header_too_large", "the request head exceeds the size limit"},
     {500, "internal_error", "internal error"},
+    {501, "not_implemented", "the transfer coding is not supported"},
     {502, "bad_gateway", "the upstream refused or broke the connection"},
     {503, "not_ready", "no configuration has been applied yet"},
     {504, "gateway_timeout", "the upstream did not respond in time"},
+    {505, "version_not_supported", "the HTTP version is not supported"},
 };
+
+#define ERROR_DEF_500 6 /* index of the 500 entry: the answer for an unlisted status */
 
 static const error_def_t *error_lookup(int status)
 {
     for (size_t i = 0; i < sizeof error_defs / sizeof error_defs[0]; i++)
         if (error_defs[i].status == status)
             return &error_defs[i];
-    return &error_defs[6]; /* 500 */
+    return &error_defs[ERROR_DEF_500];
 }
 
 static void on_request_timer(evutil_socket_t fd, short what, void *arg);

@@ -10,9 +10,11 @@ Prints `listening 127.0.0.1:PORT name=NAME` on stdout (flushed) once it accepts 
 (`--listen 127.0.0.1:0` picks a free port; the line says which). SIGTERM/SIGINT: exit 0.
 
 Behaviour by path (query strings are parsed; the raw target is echoed):
-  any other path       200 JSON {"origin","method","path","headers","body_length",
-                       "body_sha256","peer","connection_requests"}; header names lowercased,
-                       repeated headers joined with ", "; "peer" is the client's ip:port and
+  any other path       200 JSON {"origin","method","path","headers","header_list",
+                       "body_length","body_sha256","peer","connection_requests"}; in
+                       "headers" names are lowercased and repeated headers joined with ", ",
+                       "header_list" is every [name, value] as received, in order; "peer" is
+                       the client's ip:port and
                        "connection_requests" how many requests this connection has carried
                        (tests use both to see upstream keep-alive)
   /status/NNN          that status (200..599), with the JSON above as body (none for 204/304)
@@ -140,6 +142,7 @@ class Handler(BaseHTTPRequestHandler):
             "method": self.command,
             "path": self.path,
             "headers": headers,
+            "header_list": [[n, v] for n, v in self.headers.items()],
             "body_length": body_length,
             "body_sha256": body_sha,
             "peer": "%s:%d" % self.client_address[:2],
