@@ -393,7 +393,8 @@ static int write_request_head(dp_request_t *r)
                    num_len + 2;
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const http1_header_t *hd = &h->headers[i];
-        if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)))
+        if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)) ||
+            hd->token == HTTP1_H_TRANSFER_ENCODING)
             total += hd->name_len + hd->value_len + 4;
     }
 
@@ -430,7 +431,19 @@ static int write_request_head(dp_request_t *r)
         PUT(p, HTTP1_VALUE(h, host), host->value_len);
         PUTS(p, "\r\n");
     }
-    if (h->framing == HTTP1_BODY_CHUNKED) {
+    if (h->framing == HTTP1_BODY_CHUNKED && h->te_codings) {
+        /* gzip, chunked: the codings below chunked describe the body's bytes, which pass
+         * unchanged; only the chunk framing is rebuilt. The values were checked as plain
+         * coding lists ending in one chunked (http1.c). */
+        for (uint32_t i = 0; i < h->n_headers; i++) {
+            const http1_header_t *hd = &h->headers[i];
+            if (hd->token != HTTP1_H_TRANSFER_ENCODING)
+                continue;
+            PUTS(p, "Transfer-Encoding: ");
+            PUT(p, HTTP1_VALUE(h, hd), hd->value_len);
+            PUTS(p, "\r\n");
+        }
+    } else if (h->framing == HTTP1_BODY_CHUNKED) {
         PUTS(p, "Transfer-Encoding: chunked\r\n");
     } else if (h->framing == HTTP1_BODY_LENGTH) {
         PUTS(p, "Content-Length: ");
