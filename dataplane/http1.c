@@ -143,6 +143,7 @@ static int on_message_begin(llhttp_t *ll)
 {
     http1_parser_t *p = PARSER(ll);
     bool skip = p->skip_body;
+    p->crlf_due = 0;
     memset(&p->head, 0, sizeof p->head);
     p->head.host = -1;
     p->len = p->cap = p->hdr_cap = p->span_off = 0;
@@ -480,9 +481,26 @@ static int on_headers_complete(llhttp_t *ll)
     }
 }
 
+/* llhttp 8's default build skips the two bytes after a chunk's data without looking at them,
+ * so "5\r\nhelloXX0\r\n\r\n" would parse: check them ourselves, across execute calls. */
+static bool check_chunk_crlf(http1_parser_t *p, const char *at, size_t avail)
+{
+    for (size_t i = 0; i < avail && p->crlf_due > 0; i++, p->crlf_due--)
+        if (at[i] != (p->crlf_due == 2 ? '\r' : '\n'))
+            return false;
+    return true;
+}
+
 static int on_body(llhttp_t *ll, const char *at, size_t n)
 {
     http1_parser_t *p = PARSER(ll);
+    if ((ll->flags & F_CHUNKED) && ll->content_length == 0) {
+        p->crlf_due = 2;
+        if (!check_chunk_crlf(p, at + n, (size_t)(p->exec_end - (at + n)))) {
+            fail(p, 400, "chunk data not followed by CRLF");
+            return HPE_USER;
+        }
+    }
     if (p->cb->on_body && p->cb->on_body(p->ctx, at, n) != 0) {
         fail(p, 400, "body refused by handler");
         return HPE_USER;
@@ -641,6 +659,11 @@ http1_result_t http1_parser_execute(http1_parser_t *p, const char *data, size_t 
                 p->scan_active = false;
                 p->scan_end = d + end;
             }
+        }
+        if (p->crlf_due && !check_chunk_crlf(p, d, n)) {
+            fail(p, 400, "chunk data not followed by CRLF");
+            *consumed = off;
+            return HTTP1_ERROR;
         }
         p->exec_start = d;
         p->exec_end = d + n;

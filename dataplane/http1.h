@@ -169,6 +169,7 @@ typedef struct http1_parser {
     bool scan_inner_pause; /* llhttp paused at message end for the scanner, not the owner */
     uint32_t scan_line_len;  /* bytes on the current line, CR/LF excluded */
     const char *scan_end;    /* where the head ended in the running execute call, or NULL */
+    uint8_t crlf_due;        /* bytes of a chunk's closing CRLF still to check (2, 1, 0) */
 } http1_parser_t;
 
 /** Initialise for HTTP_REQUEST or HTTP_RESPONSE. `arena` receives each message's head. */

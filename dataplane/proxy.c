@@ -92,6 +92,17 @@ static void timer_arm(struct event *ev, uint32_t ms)
     evtimer_add(ev, &tv);
 }
 
+/* Arm the request timer for whichever comes first: the phase's own timeout or the
+ * whole-request deadline. Progress only stamps last_io_ms; the timer re-arms itself. */
+static void request_timer_arm(dp_request_t *r)
+{
+    uint64_t now = fg_now_ms();
+    uint64_t due = r->phase == DP_REQ_CONNECT ? r->phase_due_ms : r->last_io_ms + r->io_timeout_ms;
+    if (r->deadline_ms && r->deadline_ms < due)
+        due = r->deadline_ms;
+    timer_arm(r->timer, due > now ? (uint32_t)(due - now) : 0);
+}
+
 static void request_reset(dp_request_t *r)
 {
     dp_conn_t *c = r->conn;
@@ -174,6 +185,19 @@ static void request_finished(const dp_request_t *r, int status)
            "client", r->conn->peer_ip, NULL);
 }
 
+/* The client-caused refusals, counted by status (timeouts are counted where detected). */
+static void count_refusal(dp_server_stats_t *st, int status)
+{
+    switch (status) {
+    case 400: st->bad_requests++; break;
+    case 413: st->body_too_large++; break;
+    case 431: st->head_too_large++; break;
+    case 501: st->not_implemented++; break;
+    case 505: st->version_refused++; break;
+    default: break;
+    }
+}
+
 void proxy_finish(dp_request_t *r, int status)
 {
     dp_conn_t *c = r->conn;
@@ -186,6 +210,7 @@ void proxy_finish(dp_request_t *r, int status)
     } else if (status == 499 || r->resp_started) {
         keep = false; /* the client left, or its response is cut short: it sees the close */
     } else {
+        count_refusal(server_conn_stats(c), status);
         /* After CONNECT llhttp reads the stream as another protocol, and an oversized body is
          * not worth reading to drop: neither keeps its connection. */
         keep = r->head && parser_ok && r->head->keep_alive && r->head->method != HTTP_CONNECT &&
@@ -395,7 +420,7 @@ static int write_request_head(dp_request_t *r)
         const http1_header_t *hd = &h->headers[i];
         if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)) ||
             hd->token == HTTP1_H_TRANSFER_ENCODING)
-            total += hd->name_len + hd->value_len + 4;
+            total += hd->name_len + hd->value_len + 4; /* TE: covers its ", " separator */
     }
 
     struct evbuffer_iovec v;
@@ -435,14 +460,20 @@ static int write_request_head(dp_request_t *r)
         /* gzip, chunked: the codings below chunked describe the body's bytes, which pass
          * unchanged; only the chunk framing is rebuilt. The values were checked as plain
          * coding lists ending in one chunked (http1.c). */
+        /* One field line: an upstream that reads only the first of several would miss the
+         * final chunked and read a different body. */
+        PUTS(p, "Transfer-Encoding: ");
+        bool first = true;
         for (uint32_t i = 0; i < h->n_headers; i++) {
             const http1_header_t *hd = &h->headers[i];
-            if (hd->token != HTTP1_H_TRANSFER_ENCODING)
+            if (hd->token != HTTP1_H_TRANSFER_ENCODING || hd->value_len == 0)
                 continue;
-            PUTS(p, "Transfer-Encoding: ");
+            if (!first)
+                PUTS(p, ", ");
             PUT(p, HTTP1_VALUE(h, hd), hd->value_len);
-            PUTS(p, "\r\n");
+            first = false;
         }
+        PUTS(p, "\r\n");
     } else if (h->framing == HTTP1_BODY_CHUNKED) {
         PUTS(p, "Transfer-Encoding: chunked\r\n");
     } else if (h->framing == HTTP1_BODY_LENGTH) {
@@ -638,7 +669,7 @@ static void exchange_begin(dp_request_t *r)
         server_conn_flush(c);
     }
     r->last_io_ms = fg_now_ms();
-    timer_arm(r->timer, r->io_timeout_ms);
+    request_timer_arm(r);
     server_conn_unhold(c, DP_HOLD_UPSTREAM); /* may parse body now: nothing after this */
 }
 
@@ -669,7 +700,8 @@ static void request_connect(dp_request_t *r, bool allow_idle)
         return;
     }
     uint32_t ms = r->gen->config->proxy.connect_timeout_ms;
-    timer_arm(r->timer, ms ? ms : FG_DEFAULT_CONNECT_TIMEOUT_MS);
+    r->phase_due_ms = fg_now_ms() + (ms ? ms : FG_DEFAULT_CONNECT_TIMEOUT_MS);
+    request_timer_arm(r);
 }
 
 void proxy_start(dp_request_t *r)
@@ -724,9 +756,10 @@ void proxy_start(dp_request_t *r)
         proxy_finish(r, 500);
         return;
     }
-    r->io_timeout_ms = r->route->timeout_ms       ? r->route->timeout_ms
-                       : r->upstream->timeout_ms ? r->upstream->timeout_ms
-                                                 : FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
+    r->io_timeout_ms = r->upstream->timeout_ms ? r->upstream->timeout_ms
+                                               : FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
+    uint32_t whole = r->route->timeout_ms ? r->route->timeout_ms : cfg->proxy.request_timeout_ms;
+    r->deadline_ms = whole ? r->start_ms + whole : 0;
     request_connect(r, true);
 }
 
@@ -873,18 +906,32 @@ void proxy_client_gone(dp_request_t *r)
 static void on_request_timer(evutil_socket_t fd, short what, void *arg)
 {
     dp_request_t *r = arg;
-    if (r->phase == DP_REQ_CONNECT) {
+    dp_server_stats_t *st = server_conn_stats(r->conn);
+    uint64_t now = fg_now_ms();
+    if (r->deadline_ms && now >= r->deadline_ms) {
+        st->request_timeouts++;
         proxy_finish(r, 504);
         return;
     }
-    /* Inactivity: progress only stamps last_io_ms; the timer re-arms itself lazily. */
-    uint64_t idle = fg_now_ms() - r->last_io_ms;
-    if (idle < r->io_timeout_ms) {
-        timer_arm(r->timer, (uint32_t)(r->io_timeout_ms - idle));
+    if (r->phase == DP_REQ_CONNECT) {
+        if (now >= r->phase_due_ms) {
+            st->connect_timeouts++;
+            proxy_finish(r, 504);
+        } else {
+            request_timer_arm(r);
+        }
+        return;
+    }
+    if (now - r->last_io_ms < r->io_timeout_ms) {
+        request_timer_arm(r);
         return;
     }
     bool client_stalled =
         r->up_paused || (!r->req_done && !(r->conn->hold & DP_HOLD_BACKPRESSURE) &&
                          evbuffer_get_length(up_out(r)) == 0);
+    if (client_stalled)
+        st->client_timeouts++;
+    else
+        st->upstream_timeouts++;
     proxy_finish(r, client_stalled ? 408 : 504);
 }
