@@ -415,11 +415,11 @@ static int write_request_head(dp_request_t *r)
                    sizeof("X-Forwarded-Proto: http\r\n") +
                    (host ? sizeof("X-Forwarded-Host: \r\n") + host->value_len : 0) +
                    sizeof("Transfer-Encoding: chunked\r\n") + sizeof("Content-Length: \r\n") +
-                   num_len + 2;
+                   num_len + sizeof("Connection: upgrade\r\n") + 2;
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const http1_header_t *hd = &h->headers[i];
         if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)) ||
-            hd->token == HTTP1_H_TRANSFER_ENCODING)
+            hd->token == HTTP1_H_TRANSFER_ENCODING || (r->upgrade && hd->token == HTTP1_H_UPGRADE))
             total += hd->name_len + hd->value_len + 4; /* TE: covers its ", " separator */
     }
 
@@ -455,6 +455,19 @@ static int write_request_head(dp_request_t *r)
         PUTS(p, "X-Forwarded-Host: ");
         PUT(p, HTTP1_VALUE(h, host), host->value_len);
         PUTS(p, "\r\n");
+    }
+    if (r->upgrade) {
+        /* The route tunnels upgrades: this hop asks for the same protocol switch. */
+        for (uint32_t i = 0; i < h->n_headers; i++) {
+            const http1_header_t *hd = &h->headers[i];
+            if (hd->token != HTTP1_H_UPGRADE)
+                continue;
+            PUT(p, HTTP1_NAME(h, hd), hd->name_len);
+            PUTS(p, ": ");
+            PUT(p, HTTP1_VALUE(h, hd), hd->value_len);
+            PUTS(p, "\r\n");
+        }
+        PUTS(p, "Connection: upgrade\r\n");
     }
     if (h->framing == HTTP1_BODY_CHUNKED && h->te_codings) {
         /* gzip, chunked: the codings below chunked describe the body's bytes, which pass
@@ -567,11 +580,44 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
 
 /* ---- response parser callbacks (inside llhttp: no finishing here) ---------------------- */
 
+/* The 101 to an upgrade the route allows: its end-to-end headers plus the Upgrade and
+ * Connection this hop needs. */
+static int write_switching_head(dp_request_t *r, const http1_head_t *rh)
+{
+    size_t total = sizeof("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n") + 2;
+    for (uint32_t i = 0; i < rh->n_headers; i++)
+        total += rh->headers[i].name_len + rh->headers[i].value_len + 4;
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(client_out(r), (ev_ssize_t)total, &v, 1) < 1)
+        return -ENOMEM;
+    char *p = v.iov_base;
+    PUTS(p, "HTTP/1.1 101 Switching Protocols\r\n");
+    for (uint32_t i = 0; i < rh->n_headers; i++) {
+        const http1_header_t *hd = &rh->headers[i];
+        if ((hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING)) && hd->token != HTTP1_H_UPGRADE)
+            continue;
+        PUT(p, HTTP1_NAME(rh, hd), hd->name_len);
+        PUTS(p, ": ");
+        PUT(p, HTTP1_VALUE(rh, hd), hd->value_len);
+        PUTS(p, "\r\n");
+    }
+    PUTS(p, "Connection: upgrade\r\n\r\n");
+    v.iov_len = (size_t)(p - (char *)v.iov_base);
+    return evbuffer_commit_space(client_out(r), &v, 1) == 0 ? 0 : -ENOMEM;
+}
+
 static int on_resp_head(void *ctx, http1_head_t *head)
 {
     dp_request_t *r = ctx;
+    if (head->status == 101 && r->upgrade) {
+        if (write_switching_head(r, head) < 0)
+            return HTTP1_CB_ERROR;
+        r->resp_started = true;
+        r->status = 101;
+        return HTTP1_CB_PAUSE; /* on_up_read turns the exchange into a tunnel */
+    }
     if (head->status == 101 || head->status < 100) {
-        r->resp.error_status = 502; /* we never ask for an upgrade */
+        r->resp.error_status = 502; /* a switch we did not ask for */
         return HTTP1_CB_ERROR;
     }
     if (head->status / 100 == 1) {
@@ -742,6 +788,11 @@ void proxy_start(dp_request_t *r)
         proxy_finish(r, 413);
         return;
     }
+    /* Upgrade (WebSocket) is tunnelled only where the route allows it, and only for a
+     * body-less request; elsewhere the Upgrade field is dropped as hop-by-hop and the request
+     * goes up as plain HTTP, as nginx does. */
+    r->upgrade = r->route->websocket && r->head->upgrade &&
+                 r->head->framing == HTTP1_BODY_NONE;
     strip_route_prefix(r);
     r->target = pick_target(r);
     if (r->target->parsed.tls) {
@@ -817,11 +868,73 @@ void proxy_request_end(dp_request_t *r)
 
 #define PEEK_IOV 8
 
+/* ---- tunnel (after a 101) ------------------------------------------------------------- */
+
+/* Relay what one side has buffered to the other; stop reading the source while the
+ * destination holds more than DP_HIGH_WATERMARK (resumed by the drain callbacks). */
+static void tunnel_pump_upstream(dp_request_t *r)
+{
+    struct bufferevent *ub = upstream_bev(r->up);
+    struct evbuffer *in = bufferevent_get_input(ub);
+    if (evbuffer_get_length(in) > 0) {
+        evbuffer_add_buffer(client_out(r), in);
+        r->last_io_ms = fg_now_ms();
+    }
+    server_conn_flush(r->conn);
+    if (evbuffer_get_length(client_out(r)) > DP_HIGH_WATERMARK) {
+        bufferevent_disable(ub, EV_READ);
+        r->up_paused = true;
+    }
+}
+
+static void tunnel_pump_client(dp_request_t *r)
+{
+    struct evbuffer *in = bufferevent_get_input(r->conn->bev);
+    if (evbuffer_get_length(in) > 0) {
+        evbuffer_add_buffer(up_out(r), in);
+        r->last_io_ms = fg_now_ms();
+    }
+    proxy_bev_flush(upstream_bev(r->up));
+    if (evbuffer_get_length(up_out(r)) > DP_HIGH_WATERMARK) {
+        bufferevent_disable(r->conn->bev, EV_READ);
+        r->client_paused = true;
+    }
+}
+
+void proxy_tunnel_client_input(dp_request_t *r)
+{
+    if (r->phase == DP_REQ_TUNNEL && r->up)
+        tunnel_pump_client(r);
+}
+
+/* The upstream switched protocols: from here on both connections carry opaque bytes until
+ * either side closes or both stay silent for proxy.timeout.idle. The tunnel is not a request
+ * any more: the whole-request deadline no longer applies. */
+static void tunnel_begin(dp_request_t *r)
+{
+    uint32_t idle = r->gen->config->proxy.idle_timeout_ms;
+    r->phase = DP_REQ_TUNNEL;
+    r->resp_close = true; /* neither connection carries HTTP again */
+    r->up_keep_alive = false;
+    r->deadline_ms = 0;
+    r->io_timeout_ms = idle ? idle : FG_DEFAULT_IDLE_TIMEOUT_MS;
+    server_conn_tunnel(r->conn);
+    bufferevent_enable(r->conn->bev, EV_READ);
+    tunnel_pump_upstream(r);
+    tunnel_pump_client(r);
+    r->last_io_ms = fg_now_ms();
+    request_timer_arm(r);
+}
+
 static void on_up_read(struct bufferevent *bev, void *arg)
 {
     dp_request_t *r = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     http1_result_t rc = HTTP1_OK;
+    if (r->phase == DP_REQ_TUNNEL) {
+        tunnel_pump_upstream(r);
+        return;
+    }
     r->last_io_ms = fg_now_ms();
     while (rc == HTTP1_OK && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec iov[PEEK_IOV];
@@ -838,6 +951,10 @@ static void on_up_read(struct bufferevent *bev, void *arg)
     if (rc == HTTP1_ERROR) {
         server_conn_flush(r->conn);
         proxy_finish(r, 502);
+        return;
+    }
+    if (rc == HTTP1_PAUSED && r->status == 101) {
+        tunnel_begin(r);
         return;
     }
     if (rc == HTTP1_PAUSED) { /* the final response is complete */
@@ -859,6 +976,12 @@ static void on_up_write(struct bufferevent *bev, void *arg)
     r->last_io_ms = fg_now_ms();
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
         bufferevent_disable(bev, EV_WRITE); /* back to direct writes */
+    if (r->client_paused && evbuffer_get_length(bufferevent_get_output(bev)) < DP_LOW_WATERMARK) {
+        r->client_paused = false;
+        bufferevent_enable(r->conn->bev, EV_READ);
+        tunnel_pump_client(r);
+        return;
+    }
     if (r->conn->hold & DP_HOLD_BACKPRESSURE)
         server_conn_unhold(r->conn, DP_HOLD_BACKPRESSURE); /* may finish: nothing after */
 }
@@ -866,6 +989,11 @@ static void on_up_write(struct bufferevent *bev, void *arg)
 static void on_up_event(struct bufferevent *bev, short what, void *arg)
 {
     dp_request_t *r = arg;
+    if (r->phase == DP_REQ_TUNNEL) {
+        tunnel_pump_upstream(r); /* whatever arrived before the close */
+        proxy_finish(r, 0);
+        return;
+    }
     if ((what & BEV_EVENT_EOF) && r->resp_started && r->resp.head.framing == HTTP1_BODY_EOF) {
         if (http1_parser_finish(&r->resp) == HTTP1_PAUSED) {
             r->up_keep_alive = false;
@@ -924,6 +1052,11 @@ static void on_request_timer(evutil_socket_t fd, short what, void *arg)
     }
     if (now - r->last_io_ms < r->io_timeout_ms) {
         request_timer_arm(r);
+        return;
+    }
+    if (r->phase == DP_REQ_TUNNEL) {
+        st->idle_timeouts++;
+        proxy_finish(r, 0);
         return;
     }
     bool client_stalled =

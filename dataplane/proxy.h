@@ -70,6 +70,7 @@ typedef enum dp_conn_state {
     DP_CONN_HEAD,     /* reading a request head (header timer) */
     DP_CONN_REQUEST,  /* a request is in the proxy (request timer) */
     DP_CONN_DISCARD,  /* response sent; dropping the rest of a small request body */
+    DP_CONN_TUNNEL,   /* after a 101: bytes relayed both ways by proxy.c, no parsing */
     DP_CONN_CLOSING,  /* flushing the last response, then a lingering close */
 } dp_conn_state_t;
 
@@ -125,6 +126,8 @@ typedef struct dp_request {
     bool up_keep_alive;           /* the upstream allows reusing its connection */
     bool up_paused;               /* upstream reading stopped for client backpressure */
     bool sent_continue;           /* we answered Expect: 100-continue ourselves */
+    bool upgrade;                 /* an Upgrade the route allows: forwarded, 101 tunnelled */
+    bool client_paused;           /* TUNNEL: client reading stopped for upstream backpressure */
 } dp_request_t;
 
 typedef struct dp_conn {
@@ -177,6 +180,9 @@ void proxy_request_end(dp_request_t *r);
 /** The client's output drained below DP_LOW_WATERMARK. */
 void proxy_client_drained(dp_request_t *r);
 
+/** TUNNEL: client bytes arrived; relay them upstream. */
+void proxy_tunnel_client_input(dp_request_t *r);
+
 /** The client connection failed or closed while its request body was still due. */
 void proxy_client_gone(dp_request_t *r);
 
@@ -193,6 +199,9 @@ void proxy_bev_flush(struct bufferevent *bev);
  *  input before returning (never re-entrantly). */
 void server_conn_hold(dp_conn_t *c, unsigned why);
 void server_conn_unhold(dp_conn_t *c, unsigned why);
+
+/** The connection becomes a tunnel (after a 101): its input goes to proxy.c unparsed. */
+void server_conn_tunnel(dp_conn_t *c);
 
 /** Flush the client's output (proxy_bev_flush on the client bufferevent). */
 void server_conn_flush(dp_conn_t *c);

@@ -390,7 +390,8 @@ static void conn_parse_error(dp_conn_t *c)
 static void conn_step(dp_conn_t *c)
 {
     for (;;) {
-        if (c->dead || c->state == DP_CONN_CLOSING || c->hold || c->paused == DP_PAUSE_END)
+        if (c->dead || c->state == DP_CONN_CLOSING || c->state == DP_CONN_TUNNEL || c->hold ||
+            c->paused == DP_PAUSE_END)
             return;
         struct evbuffer *in = bufferevent_get_input(c->bev);
         if (c->paused == DP_PAUSE_HEAD) {
@@ -484,6 +485,12 @@ void server_conn_unhold(dp_conn_t *c, unsigned why)
         conn_process(c);
 }
 
+void server_conn_tunnel(dp_conn_t *c)
+{
+    c->state = DP_CONN_TUNNEL;
+    c->hold = 0;
+}
+
 void server_conn_flush(dp_conn_t *c)
 {
     if (c->bev)
@@ -523,6 +530,10 @@ void server_conn_request_done(dp_conn_t *c, bool keep_alive)
 static void on_client_read(struct bufferevent *bev, void *arg)
 {
     dp_conn_t *c = arg;
+    if (c->state == DP_CONN_TUNNEL) {
+        proxy_tunnel_client_input(&c->req);
+        return;
+    }
     if (c->state == DP_CONN_CLOSING) {
         struct evbuffer *in = bufferevent_get_input(bev);
         c->unread = true;
@@ -543,7 +554,7 @@ static void on_client_write(struct bufferevent *bev, void *arg)
             conn_after_flush(c);
         return;
     }
-    if (c->state == DP_CONN_REQUEST)
+    if (c->state == DP_CONN_REQUEST || c->state == DP_CONN_TUNNEL)
         proxy_client_drained(&c->req);
 }
 
@@ -554,6 +565,10 @@ static void on_client_event(struct bufferevent *bev, short what, void *arg)
         c->client_eof = true;
     else
         c->client_error = true;
+    if (c->state == DP_CONN_TUNNEL) {
+        proxy_client_gone(&c->req); /* either side closing ends the tunnel */
+        return;
+    }
     if (c->state == DP_CONN_REQUEST) {
         /* A half-close after a complete request still gets its response (RFC 9112 §9.6).
          * Input not parsed yet (paused at the head, held) may still complete the request:
