@@ -177,10 +177,11 @@ static int on_span(llhttp_t *ll, const char *at, size_t n)
 }
 
 /* llhttp (loose build) accepts obsolete line folding: it hands the continuation line over as
- * another span of the same value, minus the CRLF. A value's spans are otherwise contiguous,
- * or split only where one execute call's input ended and the next began. Anything else is a
- * fold, a classic desync vector in requests: refused (RFC 9112 §5.2). In responses the fold is
- * replaced by the space that starts the continuation, which RFC 9112 also allows. */
+ * another span of the same value, minus the CRLF. In requests the head scanner refuses folds
+ * before llhttp runs; this is the second line of defence: a value's spans must be contiguous
+ * (llhttp's lenient value state may split a value in place) or split only where one execute
+ * call's input ended and the next began. In responses the fold is replaced by the space that
+ * starts the continuation, which RFC 9112 also allows. */
 static int on_value_span(llhttp_t *ll, const char *at, size_t n)
 {
     http1_parser_t *p = PARSER(ll);
@@ -188,12 +189,15 @@ static int on_value_span(llhttp_t *ll, const char *at, size_t n)
         fail(p, 400, "head boundary mismatch");
         return HPE_USER;
     }
-    if (p->value_spans++ > 0 && ll->type == HTTP_REQUEST &&
+    if (!p->in_head)
+        return 0; /* trailer fields: dropped (the body is re-chunked without them) */
+    if (p->value_spans++ > 0 && ll->type == HTTP_REQUEST && at != p->span_end &&
         !(at == p->exec_start && p->span_at_end)) {
         fail(p, 400, "obsolete line folding");
         return HPE_USER;
     }
     p->span_at_end = at + n == p->exec_end;
+    p->span_end = at + n;
     return head_append(p, at, n);
 }
 

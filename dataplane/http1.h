@@ -152,6 +152,7 @@ typedef struct http1_parser {
     uint32_t span_off;     /* start of the span being accumulated */
     uint32_t value_spans;  /* spans seen for the current header value */
     bool span_at_end;      /* the last value span ended where its input ended */
+    const char *span_end;  /* where the last value span ended (same execute call only) */
     const char *exec_start, *exec_end; /* input of the running execute call */
     bool in_head;          /* between message begin and headers complete */
     bool skip_body;        /* response to HEAD: no body whatever the headers say */
