@@ -335,7 +335,7 @@ class Hardening(unittest.TestCase):
                     except OSError:
                         break
             self.assertEqual(status, 408)
-            self.assertLess(time.monotonic() - t0, HEADER_TIMEOUT_MS / 1000.0 + 1.0)
+            self.assertLess(time.monotonic() - t0, HEADER_TIMEOUT_MS / 1000.0 + 2.5)
         finally:
             s.close()
 
@@ -443,7 +443,7 @@ class Hardening(unittest.TestCase):
         status, elapsed = self.timed_status(b"/slow?ms=3000")
         self.assertEqual(status, 504)
         self.assertGreaterEqual(elapsed, ROUTE_TIMEOUT_MS / 1000.0 * 0.9)
-        self.assertLess(elapsed, 2.5, "the route timeout, not the upstream's 5 s")
+        self.assertLess(elapsed, 4.0, "the route timeout, not the upstream's 5 s")
 
 
 class ConnectionCap(harness.ClusterTest):
