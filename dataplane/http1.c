@@ -515,7 +515,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t n)
 static void scan_reset(http1_parser_t *p)
 {
     p->scan_active = p->ll.type == HTTP_REQUEST;
-    p->scan_prev_cr = p->scan_started = p->scan_in_name = p->scan_in_reqline = false;
+    p->scan_prev_cr = p->scan_started = p->scan_in_name = false;
     p->scan_line_len = 0;
 }
 
@@ -563,7 +563,6 @@ static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *en
                 return 1;
             }
             /* Empty lines before the request line are skipped (RFC 9112 §2.2). */
-            p->scan_in_reqline = false;
             p->scan_in_name = p->scan_started;
             p->scan_line_len = 0;
             continue;
@@ -580,10 +579,7 @@ static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *en
             if (c == ' ' || c == '\t')
                 return scan_fail(p, p->scan_started ? "obsolete line folding"
                                                     : "whitespace before request line");
-            if (!p->scan_started) {
-                p->scan_started = true;
-                p->scan_in_reqline = true;
-            }
+            p->scan_started = true;
         }
         if (p->scan_in_name) {
             if (c == ':')
