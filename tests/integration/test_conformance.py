@@ -120,11 +120,12 @@ def build_request(case, host):
     # The body a strict reader frames: chunked when the last coding is chunked, else CL.
     body = b""
     payload = b""
-    if te and te[-1].split(b",")[-1].strip().split(b";")[0].strip() == b"chunked":
+    codings = [c.strip() for v in te for c in v.split(b",") if c.strip()]
+    if codings and codings[-1].split(b";")[0].strip() == b"chunked":
         body, payload = CHUNKED_BODY, CHUNKED_PAYLOAD
     elif cl is not None and cl.isdigit() and int(cl) <= (8 << 20):
         payload = body = bytes((i * 7) & 0xFF for i in range(int(cl)))
-    return head, body, payload
+    return head, body, payload, [c.decode("latin-1") for c in codings]
 
 
 def read_response(sock, method=b"GET"):
@@ -220,7 +221,8 @@ class Conformance(unittest.TestCase):
             s.close()
         self.assertEqual(self.origin_total(), before, "%s: the origin received it" % what)
 
-    def assert_forwarded(self, what, head, body, payload, may_refuse=False, method=b"GET"):
+    def assert_forwarded(self, what, head, body, payload, may_refuse=False, method=b"GET",
+                         codings=()):
         """Forwarded with the body the gateway framed; returns False when refused and
         may_refuse (Ambiguous), after checking the refusal was clean."""
         before = self.origin_total()
@@ -249,6 +251,15 @@ class Conformance(unittest.TestCase):
             framing = [n for n in names if n.lower() in ("content-length",
                                                          "transfer-encoding")]
             self.assertLessEqual(len(framing), 1, "%s: origin saw %r" % (what, framing))
+            te = [v for n, v in info["header_list"] if n.lower() == "transfer-encoding"]
+            if body is CHUNKED_BODY:
+                # The codings travel unchanged, on one line, still ending in chunked.
+                self.assertEqual([[c.strip().lower() for c in v.split(",")] for v in te],
+                                 [[c.lower() for c in codings]], what)
+            elif payload:
+                cl = [v for n, v in info["header_list"] if n.lower() == "content-length"]
+                self.assertEqual(cl, [str(len(payload))], what)
+                self.assertEqual(te, [], what)
             lookalike = [n for n in names if squash(n) in FRAMING
                          and n.lower() not in ("content-length", "transfer-encoding")]
             self.assertEqual(lookalike, [], "%s: framing look-alike forwarded" % what)
@@ -270,7 +281,7 @@ class Conformance(unittest.TestCase):
             tier = case["expected"]["tier"]
             name = case.get("name", "?")
             what = "%s: %s [%s]" % (fname, name, tier)
-            head, body, payload = build_request(case, host)
+            head, body, payload, codings = build_request(case, host)
             method = to_bytes(case.get("method"))
             with self.subTest(case=what):
                 if (fname, name) in DEVIATIONS or tier == "Severe":
@@ -279,10 +290,12 @@ class Conformance(unittest.TestCase):
                 elif tier == "Ambiguous":
                     outcome = ("forwarded" if self.assert_forwarded(what, head, body, payload,
                                                                     may_refuse=True,
-                                                                    method=method)
+                                                                    method=method,
+                                                                    codings=codings)
                                else "refused")
                 elif tier in ("Compliant", "Acceptable"):
-                    self.assert_forwarded(what, head, body, payload, method=method)
+                    self.assert_forwarded(what, head, body, payload, method=method,
+                                          codings=codings)
                     outcome = "forwarded"
                 else:
                     self.fail("%s: unknown tier %r" % (what, tier))
