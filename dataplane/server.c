@@ -842,10 +842,30 @@ size_t server_active_connections(const dp_server_t *s)
     return s ? s->n_conns : 0;
 }
 
+/* One line with every counter at shutdown: until /metrics exists (issue 7) this is where an
+ * operator (and the tests) can read why requests were refused or timed out. */
+static void log_stats(const dp_server_stats_t *st)
+{
+    char v[13][24];
+    const uint64_t n[13] = {st->connections_accepted, st->connections_shed, st->bad_requests,
+                            st->not_implemented,      st->version_refused,  st->head_too_large,
+                            st->body_too_large,       st->header_timeouts,  st->client_timeouts,
+                            st->idle_timeouts,        st->connect_timeouts, st->upstream_timeouts,
+                            st->request_timeouts};
+    for (int i = 0; i < 13; i++)
+        snprintf(v[i], sizeof v[i], "%llu", (unsigned long long)n[i]);
+    fg_log(FG_LOG_INFO, "http counters", "connections_accepted", v[0], "connections_shed", v[1],
+           "bad_requests", v[2], "not_implemented", v[3], "version_refused", v[4],
+           "head_too_large", v[5], "body_too_large", v[6], "header_timeouts", v[7],
+           "client_timeouts", v[8], "idle_timeouts", v[9], "connect_timeouts", v[10],
+           "upstream_timeouts", v[11], "request_timeouts", v[12], NULL);
+}
+
 void server_free(dp_server_t *s)
 {
     if (!s)
         return;
+    log_stats(&s->stats);
     s->freeing = true;
     while (s->conns) {
         dp_conn_t *c = s->conns;

@@ -17,6 +17,7 @@ The proxy limits are set through configured_dp (an edited snapshot via fake_ctl)
 admin API has no endpoint for the `proxy` section yet.
 """
 
+import json
 import os
 import socket
 import sys
@@ -67,6 +68,19 @@ def tcp_state(local_port, remote_port):
             if fields[1].endswith(want[0]) and fields[2].endswith(want[1]):
                 return int(fields[3], 16)
     return None
+
+
+def http_counters(dp):
+    """The counters the data plane logs when it stops ("http counters"), as ints."""
+    for line in reversed(dp.read("stderr").splitlines()):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if obj.get("msg") == "http counters":
+            return {k: int(v) for k, v in obj.items() if k not in ("ts", "level", "component",
+                                                                  "msg")}
+    raise AssertionError("no \"http counters\" line in %s's log" % dp.name)
 
 
 def read_head(f):
@@ -138,10 +152,22 @@ class Hardening(unittest.TestCase):
     def addCleanup(cls, fn, *a, **kw):  # configured_dp registers the fake ctl's close
         cls._class_cleanups_fns = getattr(cls, "_class_cleanups_fns", []) + [(fn, a, kw)]
 
+    expected = {}
+
+    def expect_count(self, name, n=1):
+        """This test makes counter `name` grow by at least n (checked at shutdown)."""
+        type(self).expected[name] = type(self).expected.get(name, 0) + n
+
     @classmethod
     def tearDownClass(cls):
         try:
             cls.c.stop_all_checked()
+            got = http_counters(cls.dp)
+            sys.stderr.write("dp counters: %s\n" % json.dumps(got, sort_keys=True))
+            short = {k: (got.get(k), n) for k, n in cls.expected.items() if got.get(k, 0) < n}
+            if short:
+                raise AssertionError("counters below what the tests caused (got, want): %r"
+                                     % short)
         finally:
             for fn, a, kw in getattr(cls, "_class_cleanups_fns", []):
                 fn(*a, **kw)
@@ -237,6 +263,9 @@ class Hardening(unittest.TestCase):
                                    b"5\r\nhello\rX0\r\n\r\n",
         }
         cases["two Host"] = H + b"Host: y\r\nContent-Length: 0\r\n\r\n"
+        self.expect_count("bad_requests", len(cases) + len(body_cases))
+        self.expect_count("not_implemented")
+        self.expect_count("version_refused")
         for what, data in cases.items():
             with self.subTest(what):
                 self.assert_refused(data, (400,), what)
@@ -284,14 +313,17 @@ class Hardening(unittest.TestCase):
 
     # -- limits ------------------------------------------------------------------------
     def test_request_line_too_long_431(self):
+        self.expect_count("head_too_large")
         path = b"/" + b"a" * (MAX_HEADER_SIZE + 10)
         self.assert_refused(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n", (431,), "line")
 
     def test_header_section_too_large_431(self):
+        self.expect_count("head_too_large")
         hdrs = b"".join(b"X-Fill-%d: %s\r\n" % (i, b"v" * 600) for i in range(10))
         self.assert_refused(b"GET / HTTP/1.1\r\nHost: x\r\n" + hdrs + b"\r\n", (431,), "size")
 
     def test_too_many_headers_431(self):
+        self.expect_count("head_too_large")
         ok = b"".join(b"X-N-%d: 1\r\n" % i for i in range(MAX_HEADERS - 1))  # + Host
         status, _, s, _ = self.send_and_read(b"GET / HTTP/1.1\r\nHost: x\r\n" + ok + b"\r\n")
         s.close()
@@ -300,6 +332,7 @@ class Hardening(unittest.TestCase):
         self.assert_refused(b"GET / HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n", (431,), "count")
 
     def test_body_over_limit_413(self):
+        self.expect_count("body_too_large", 2)
         self.assert_refused(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                             % (MAX_BODY + 1), (413,), "announced")
         # Chunked: only known mid-stream; the origin may already have the head, so only the
@@ -323,6 +356,7 @@ class Hardening(unittest.TestCase):
 
     # -- client timeouts ---------------------------------------------------------------
     def test_slowloris_header_timeout_408(self):
+        self.expect_count("header_timeouts")
         s = self.connect()
         try:
             t0 = time.monotonic()
@@ -338,6 +372,7 @@ class Hardening(unittest.TestCase):
             s.close()
 
     def test_slowloris_trickle_does_not_extend_header_timeout(self):
+        self.expect_count("header_timeouts")
         s = self.connect()
         try:
             t0 = time.monotonic()
@@ -360,6 +395,7 @@ class Hardening(unittest.TestCase):
             s.close()
 
     def test_idle_keepalive_closed(self):
+        self.expect_count("idle_timeouts")
         s = self.connect()
         try:
             s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -373,6 +409,7 @@ class Hardening(unittest.TestCase):
 
     # -- backpressure ------------------------------------------------------------------
     def test_client_that_stops_reading_keeps_memory_bounded(self):
+        self.expect_count("client_timeouts")
         base = rss_bytes(self.dp.pid)
         s = socket.socket()
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
@@ -458,18 +495,21 @@ class Hardening(unittest.TestCase):
         return status, time.monotonic() - t0
 
     def test_upstream_connect_timeout_504(self):
+        self.expect_count("connect_timeouts")
         status, elapsed = self.timed_status(b"/bh/x")
         self.assertEqual(status, 504)
         self.assertGreaterEqual(elapsed, CONNECT_TIMEOUT_MS / 1000.0 * 0.9)
         self.assertLess(elapsed, 4.0)
 
     def test_upstream_response_header_timeout_504(self):
+        self.expect_count("upstream_timeouts")
         status, elapsed = self.timed_status(b"/hang")
         self.assertEqual(status, 504)
         self.assertGreaterEqual(elapsed, UPSTREAM_TIMEOUT_MS / 1000.0 * 0.9)
         self.assertLess(elapsed, 4.0)
 
     def test_whole_request_timeout_504(self):
+        self.expect_count("request_timeouts")
         status, elapsed = self.timed_status(b"/slow?ms=3000")
         self.assertEqual(status, 504)
         self.assertGreaterEqual(elapsed, ROUTE_TIMEOUT_MS / 1000.0 * 0.9)
@@ -509,6 +549,11 @@ class ConnectionCap(harness.ClusterTest):
         finally:
             for s in held:
                 s.close()
+        rc, forced = dp.stop()
+        self.assertEqual((rc, forced), (0, False))
+        got = http_counters(dp)
+        self.assertEqual(got["connections_shed"], 3, got)
+        self.assertGreaterEqual(got["connections_accepted"], self.CAP + 1, got)
 
 
 if __name__ == "__main__":
