@@ -552,7 +552,8 @@ class ConnectionCap(harness.ClusterTest):
         rc, forced = dp.stop()
         self.assertEqual((rc, forced), (0, False))
         got = http_counters(dp)
-        self.assertEqual(got["connections_shed"], 3, got)
+        # 3, plus any probe that arrived before the data plane saw the freed connection go.
+        self.assertGreaterEqual(got["connections_shed"], 3, got)
         self.assertGreaterEqual(got["connections_accepted"], self.CAP + 1, got)
 
 
