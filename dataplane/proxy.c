@@ -782,6 +782,10 @@ void proxy_start(dp_request_t *r)
         return;
     }
     r->upstream = g->route_upstream[r->route - cfg->routes];
+    /* Request path hook points, in this order, each refusing through proxy_finish():
+     *   limits (below) -> auth, rate limit, circuit breaker (issues 5, 6) -> target pick and
+     *   SSRF guard on its address (pick_target, issues 5, 6) -> connect, with retries in the
+     *   connect/exchange failure paths (issue 6). */
     r->max_body = cfg->proxy.max_body_size;
     if (r->head->framing == HTTP1_BODY_LENGTH && r->max_body &&
         r->head->content_length > r->max_body) {

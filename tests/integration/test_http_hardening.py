@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 import unittest
 
@@ -116,6 +117,53 @@ def wait_eof(sock, timeout):
     return False
 
 
+class TunnelOrigin:
+    """An upstream that answers any request with 101 and then pushes bytes into the tunnel
+    as fast as it is allowed, never reading; records how many bytes it got out."""
+
+    CHUNK = 65536
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.sent = 0
+        self.done = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        try:
+            conn, _ = self.sock.accept()
+        except OSError:
+            return
+        conn.settimeout(IO_TIMEOUT)
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 65536:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                head += data
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\n\r\n")
+            block = b"w" * self.CHUNK
+            while self.sent < self.limit and not self.stopping:
+                self.sent += conn.send(block)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            self.done.set()
+
+    def close(self):
+        self.stopping = True
+        self.sock.close()
+
+
 class Hardening(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -128,17 +176,20 @@ class Hardening(unittest.TestCase):
             cls.blackhole.listen(0)
             cls.filler = socket.create_connection(cls.blackhole.getsockname(), timeout=2)
             bh_url = "http://127.0.0.1:%d" % cls.blackhole.getsockname()[1]
+            cls.tunnel = TunnelOrigin(STALL_BODY)
             url = c.origin_url("A")
             ups = [{"name": "backend", "url": url, "timeout": 5000},
                    {"name": "slowup", "url": url, "timeout": UPSTREAM_TIMEOUT_MS},
                    {"name": "stallup", "url": url, "timeout": STALL_TIMEOUT_MS},
-                   {"name": "blackhole", "url": bh_url, "timeout": 5000}]
+                   {"name": "blackhole", "url": bh_url, "timeout": 5000},
+                   {"name": "tunnel", "url": "http://127.0.0.1:%d" % cls.tunnel.port}]
             routes = [{"id": "all", "path": "/*", "upstream": "backend"},
                       {"id": "hang", "path": "/hang", "upstream": "slowup"},
                       {"id": "slow", "path": "/slow", "upstream": "backend",
                        "timeout": ROUTE_TIMEOUT_MS},
                       {"id": "stall", "path": "/chunked", "upstream": "stallup"},
-                      {"id": "bh", "path": "/bh/*", "upstream": "blackhole"}]
+                      {"id": "bh", "path": "/bh/*", "upstream": "blackhole"},
+                      {"id": "ws", "path": "/ws", "upstream": "tunnel", "websocket": True}]
             proxy = {"timeout": {"header": HEADER_TIMEOUT_MS, "idle": IDLE_TIMEOUT_MS,
                                  "connect": CONNECT_TIMEOUT_MS},
                      "maxHeaderSize": MAX_HEADER_SIZE, "maxHeaders": MAX_HEADERS,
@@ -173,6 +224,7 @@ class Hardening(unittest.TestCase):
                 fn(*a, **kw)
             cls.filler.close()
             cls.blackhole.close()
+            cls.tunnel.close()
             cls.c.close()
 
     # -- helpers -----------------------------------------------------------------------
@@ -462,6 +514,42 @@ class Hardening(unittest.TestCase):
         finally:
             s.close()
         self.assertTrue(self.dp.alive())
+
+    def test_websocket_tunnel_backpressure(self):
+        # The upstream pushes 48 MiB into a tunnel whose client reads nothing: the data plane
+        # stops reading the upstream, its RSS stays bounded, and after proxy.timeout.idle of
+        # no progress it closes both ends.
+        self.expect_count("idle_timeouts")
+        base = rss_bytes(self.dp.pid)
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.settimeout(IO_TIMEOUT)
+        s.connect(("127.0.0.1", self.dp.port))
+        try:
+            s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\n\r\n")
+            f = s.makefile("rb")
+            status, headers = read_head(f)
+            self.assertEqual(status, 101)
+            self.assertEqual(headers.get("upgrade"), "websocket")
+            peak = base
+            local = s.getsockname()[1]
+
+            def cut():
+                nonlocal peak
+                peak = max(peak, rss_bytes(self.dp.pid))
+                return tcp_state(self.dp.port, local) != TCP_ESTABLISHED
+
+            self.c.poll(cut, "the data plane to close the stalled tunnel",
+                        timeout=IDLE_TIMEOUT_MS / 1000.0 + IO_TIMEOUT)
+            self.assertTrue(self.tunnel.done.wait(IO_TIMEOUT), "upstream side not closed")
+            sys.stderr.write("stalled tunnel: dp RSS +%d KiB, upstream got %d of %d bytes out\n"
+                             % ((peak - base) >> 10, self.tunnel.sent, STALL_BODY))
+            self.assertLess(self.tunnel.sent, STALL_BODY // 2, "the tunnel was not held back")
+            self.assertLess(peak - base, RSS_GROWTH_MAX,
+                            "dp RSS grew %d bytes for one stalled tunnel" % (peak - base))
+        finally:
+            s.close()
 
     def test_upstream_dies_mid_body(self):
         s = self.connect()
