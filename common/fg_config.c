@@ -15,6 +15,10 @@ void fg__config_defaults(fg_config_t *cfg)
     cfg->proxy.connect_timeout_ms = FG_DEFAULT_CONNECT_TIMEOUT_MS;
     cfg->proxy.idle_timeout_ms = FG_DEFAULT_IDLE_TIMEOUT_MS;
     cfg->proxy.max_body_size = FG_DEFAULT_MAX_BODY_SIZE;
+    cfg->proxy.header_timeout_ms = FG_DEFAULT_HEADER_TIMEOUT_MS;
+    cfg->proxy.max_header_size = FG_DEFAULT_MAX_HEADER_SIZE;
+    cfg->proxy.max_headers = FG_DEFAULT_MAX_HEADERS;
+    cfg->proxy.max_connections = FG_DEFAULT_MAX_CONNECTIONS;
 
     memset(&cfg->security, 0, sizeof(cfg->security));
     cfg->security.auth.type = FG_DEFAULT_AUTH_TYPE;

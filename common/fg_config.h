@@ -50,6 +50,13 @@
 #define FG_DEFAULT_CONNECT_TIMEOUT_MS 5000u
 #define FG_DEFAULT_IDLE_TIMEOUT_MS 60000u
 #define FG_DEFAULT_MAX_BODY_SIZE (10ull * 1024 * 1024) /* "10mb" */
+#define FG_DEFAULT_HEADER_TIMEOUT_MS 10000u      /* client: first byte to end of head */
+#define FG_DEFAULT_MAX_HEADER_SIZE (64u * 1024)  /* request line + headers, bytes */
+#define FG_DEFAULT_MAX_HEADERS 100u              /* header fields per request */
+#define FG_DEFAULT_MAX_CONNECTIONS 10000u        /* client connections per data plane process */
+#define FG_MAX_HEADER_SIZE_LIMIT (1024u * 1024)  /* the largest proxy.maxHeaderSize */
+#define FG_MAX_HEADERS_LIMIT 10000u              /* the largest proxy.maxHeaders */
+#define FG_MAX_CONNECTIONS_LIMIT 1000000u        /* the largest proxy.maxConnections */
 #define FG_DEFAULT_UPSTREAM_TIMEOUT_MS 30000u
 #define FG_DEFAULT_AUTH_HEADER "X-API-Key"
 #define FG_DEFAULT_BREAKER_THRESHOLD 50u              /* percent */
@@ -182,6 +189,8 @@ typedef struct fg_route {
     uint32_t timeout_ms;  /* whole-request timeout, 0 = the upstream's */
     fg_rate_limit_t rate_limit;
     bool strip_prefix;    /* `stripPrefix` (alias `stripPath`): drop the matched prefix */
+    bool websocket;       /* `websocket`: tunnel `Upgrade` requests (101) instead of
+                             forwarding them as plain HTTP with Upgrade removed */
     int32_t priority;     /* overload shedding order, higher survives longer; default 0 */
     fg_header_ops_t request_headers;
     fg_header_ops_t response_headers;
@@ -201,7 +210,11 @@ typedef struct fg_proxy_conf {
     uint32_t request_timeout_ms; /* `timeout` (number) or `timeout.request` */
     uint32_t connect_timeout_ms; /* `timeout.connect` */
     uint32_t idle_timeout_ms;    /* `timeout.idle` */
+    uint32_t header_timeout_ms;  /* `timeout.header`: client request head (slowloris), 408 */
     uint64_t max_body_size;      /* `maxBodySize`: bytes, or "10mb"/"512kb"/"1gb" strings */
+    uint32_t max_header_size;    /* `maxHeaderSize`: request line + headers bytes, 431 */
+    uint32_t max_headers;        /* `maxHeaders`: header fields per request, 431 */
+    uint32_t max_connections;    /* `maxConnections`: client connections per process, 503 */
 } fg_proxy_conf_t;
 
 typedef struct fg_auth_conf {

@@ -516,7 +516,7 @@ static int dec_upstream(dec_t *d, const cJSON *obj, fg_upstream_t *u)
 
 static const char *const route_keys[] = {
     "id",       "path",        "upstream",  "methods",  "hosts",          "auth",
-    "timeout",  "rateLimit",   "stripPrefix", "stripPath", "priority", "requestHeaders",
+    "timeout",  "rateLimit",   "stripPrefix", "stripPath", "priority", "websocket", "requestHeaders",
     "responseHeaders", NULL};
 static const char *const header_ops_keys[] = {"add", "remove", NULL};
 
@@ -661,6 +661,7 @@ static int dec_route(dec_t *d, const cJSON *obj, fg_route_t *r)
                               fg__host_pattern_problem, &r->hosts, &r->n_hosts)) != 0 ||
         (rc = dec_auth_mode(d, obj, &r->auth)) != 0 ||
         (rc = get_u32(d, obj, "timeout", 0, FG_TIMEOUT_MAX_MS, 0, false, &r->timeout_ms)) != 0 ||
+        (rc = get_bool(d, obj, "websocket", false, &r->websocket)) != 0 ||
         (rc = get_rate_limit(d, obj, "rateLimit", &r->rate_limit)) != 0)
         return rc;
     r->prefix = strlen(r->path) >= 2 && strcmp(r->path + strlen(r->path) - 2, "/*") == 0;
@@ -762,8 +763,10 @@ static int dec_api_key(dec_t *d, const cJSON *obj, fg_api_key_t *k)
 static const char *const config_keys[] = {"version", "proxy",   "security", "rateLimit",
                                           "logging", "metrics", "upstreams", "routes",
                                           NULL};
-static const char *const proxy_keys[] = {"port", "timeout", "maxBodySize", NULL};
-static const char *const proxy_timeout_keys[] = {"request", "connect", "idle", NULL};
+static const char *const proxy_keys[] = {"port",          "timeout",    "maxBodySize",
+                                         "maxHeaderSize", "maxHeaders", "maxConnections",
+                                         NULL};
+static const char *const proxy_timeout_keys[] = {"request", "connect", "idle", "header", NULL};
 static const char *const security_keys[] = {"allowedHosts", "blockedIPs", "trustedProxies",
                                             "strict", "auth", NULL};
 static const char *const auth_keys[] = {"type", "header", "keys", NULL};
@@ -863,9 +866,11 @@ static int dec_proxy(dec_t *d, const cJSON *obj, fg_proxy_conf_t *p)
             (rc = get_u32(d, t, "request", 1, FG_TIMEOUT_MAX_MS, p->request_timeout_ms, false,
                           &p->request_timeout_ms)) == 0 &&
             (rc = get_u32(d, t, "connect", 1, FG_TIMEOUT_MAX_MS, p->connect_timeout_ms, false,
-                          &p->connect_timeout_ms)) == 0)
-            rc = get_u32(d, t, "idle", 1, FG_TIMEOUT_MAX_MS, p->idle_timeout_ms, false,
-                         &p->idle_timeout_ms);
+                          &p->connect_timeout_ms)) == 0 &&
+            (rc = get_u32(d, t, "idle", 1, FG_TIMEOUT_MAX_MS, p->idle_timeout_ms, false,
+                          &p->idle_timeout_ms)) == 0)
+            rc = get_u32(d, t, "header", 1, FG_TIMEOUT_MAX_MS, p->header_timeout_ms, false,
+                         &p->header_timeout_ms);
         dec_pop(d, tmark);
         if (rc != 0)
             goto out;
@@ -873,6 +878,13 @@ static int dec_proxy(dec_t *d, const cJSON *obj, fg_proxy_conf_t *p)
                              false, &p->request_timeout_ms)) != 0) {
         goto out;
     }
+    if ((rc = get_u32(d, it, "maxHeaderSize", 1024, FG_MAX_HEADER_SIZE_LIMIT,
+                      p->max_header_size, false, &p->max_header_size)) != 0 ||
+        (rc = get_u32(d, it, "maxHeaders", 1, FG_MAX_HEADERS_LIMIT, p->max_headers, false,
+                      &p->max_headers)) != 0 ||
+        (rc = get_u32(d, it, "maxConnections", 1, FG_MAX_CONNECTIONS_LIMIT,
+                      p->max_connections, false, &p->max_connections)) != 0)
+        goto out;
     rc = dec_max_body_size(d, it, &p->max_body_size);
 out:
     dec_pop(d, mark);

@@ -209,7 +209,7 @@ cJSON *fg_route_encode(const fg_route_t *r)
               add_item(o, "hosts", str_array(r->hosts, r->n_hosts)) &&
               add_str(o, "auth", fg_auth_mode_name(r->auth)) &&
               add_num(o, "timeout", r->timeout_ms) && add_bool(o, "stripPrefix", r->strip_prefix) &&
-              add_num(o, "priority", r->priority) &&
+              add_num(o, "priority", r->priority) && add_bool(o, "websocket", r->websocket) &&
               (!r->rate_limit.set || add_item(o, "rateLimit", enc_rate_limit(&r->rate_limit))) &&
               add_item(o, "requestHeaders", enc_header_ops(&r->request_headers)) &&
               add_item(o, "responseHeaders", enc_header_ops(&r->response_headers));
@@ -242,7 +242,8 @@ static cJSON *enc_proxy(const fg_proxy_conf_t *p)
     if (!o || !t)
         goto fail;
     if (!add_num(t, "request", p->request_timeout_ms) ||
-        !add_num(t, "connect", p->connect_timeout_ms) || !add_num(t, "idle", p->idle_timeout_ms))
+        !add_num(t, "connect", p->connect_timeout_ms) || !add_num(t, "idle", p->idle_timeout_ms) ||
+        !add_num(t, "header", p->header_timeout_ms))
         goto fail;
     if (!add_num(o, "port", p->port)) /* before `timeout`: canonical order */
         goto fail;
@@ -251,7 +252,10 @@ static cJSON *enc_proxy(const fg_proxy_conf_t *p)
         goto fail;
     }
     t = NULL;
-    if (!add_num(o, "maxBodySize", (double)p->max_body_size))
+    if (!add_num(o, "maxBodySize", (double)p->max_body_size) ||
+        !add_num(o, "maxHeaderSize", p->max_header_size) ||
+        !add_num(o, "maxHeaders", p->max_headers) ||
+        !add_num(o, "maxConnections", p->max_connections))
         goto fail;
     return o;
 fail:

@@ -385,6 +385,14 @@ static int check_settings(const fg_config_t *cfg, fg_error_t *err)
                           FG_TIMEOUT_MAX_MS)) != 0 ||
         (rc = check_range(err, "proxy.timeout", "idle", px->idle_timeout_ms, 1,
                           FG_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, "proxy.timeout", "header", px->header_timeout_ms, 1,
+                          FG_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, "proxy", "maxHeaderSize", px->max_header_size, 1024,
+                          FG_MAX_HEADER_SIZE_LIMIT)) != 0 ||
+        (rc = check_range(err, "proxy", "maxHeaders", px->max_headers, 1,
+                          FG_MAX_HEADERS_LIMIT)) != 0 ||
+        (rc = check_range(err, "proxy", "maxConnections", px->max_connections, 1,
+                          FG_MAX_CONNECTIONS_LIMIT)) != 0 ||
         (rc = check_range(err, "rateLimit", "backend", (uint64_t)cfg->rate_limit.backend, 0,
                           FG_RL_REDIS)) != 0)
         return rc;

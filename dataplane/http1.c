@@ -113,7 +113,7 @@ static int head_append(http1_parser_t *p, const char *at, size_t n)
     if (!p->in_head)
         return 0; /* trailer fields: dropped */
     size_t need = (size_t)p->len + n;
-    if (need > HTTP1_MAX_HEAD_SIZE) {
+    if (need > p->max_head_size) {
         fail(p, 431, "head too large");
         return HPE_USER; /* data callbacks report errors as HPE_USER */
     }
@@ -121,8 +121,8 @@ static int head_append(http1_parser_t *p, const char *at, size_t n)
         size_t cap = p->cap ? p->cap : HTTP1_HEAD_BUF_INIT;
         while (cap < need)
             cap *= 2;
-        if (cap > HTTP1_MAX_HEAD_SIZE)
-            cap = HTTP1_MAX_HEAD_SIZE;
+        if (cap > p->max_head_size)
+            cap = p->max_head_size;
         /* The old buffer stays in the arena until the message ends: cheaper than tracking. */
         char *nb = fg_arena_alloc(p->arena, cap);
         if (!nb) {
@@ -143,6 +143,7 @@ static int on_message_begin(llhttp_t *ll)
 {
     http1_parser_t *p = PARSER(ll);
     bool skip = p->skip_body;
+    p->crlf_due = 0;
     memset(&p->head, 0, sizeof p->head);
     p->head.host = -1;
     p->len = p->cap = p->hdr_cap = p->span_off = 0;
@@ -157,25 +158,46 @@ static int on_message_begin(llhttp_t *ll)
     return 0;
 }
 
+/* A request head span that lies past the end of head our scanner found means llhttp and the
+ * scanner disagree about the message boundary: never let that through. */
+static bool span_past_scan(const http1_parser_t *p, const char *at)
+{
+    return p->ll.type == HTTP_REQUEST && p->in_head && !p->scan_active &&
+           (p->scan_end == NULL || at >= p->scan_end);
+}
+
 static int on_span(llhttp_t *ll, const char *at, size_t n)
 {
-    return head_append(PARSER(ll), at, n);
+    http1_parser_t *p = PARSER(ll);
+    if (span_past_scan(p, at)) {
+        fail(p, 400, "head boundary mismatch");
+        return HPE_USER;
+    }
+    return head_append(p, at, n);
 }
 
 /* llhttp (loose build) accepts obsolete line folding: it hands the continuation line over as
- * another span of the same value, minus the CRLF. A value's spans are otherwise contiguous,
- * or split only where one execute call's input ended and the next began. Anything else is a
- * fold, a classic desync vector in requests: refused (RFC 9112 §5.2). In responses the fold is
- * replaced by the space that starts the continuation, which RFC 9112 also allows. */
+ * another span of the same value, minus the CRLF. In requests the head scanner refuses folds
+ * before llhttp runs; this is the second line of defence: a value's spans must be contiguous
+ * (llhttp's lenient value state may split a value in place) or split only where one execute
+ * call's input ended and the next began. In responses the fold is replaced by the space that
+ * starts the continuation, which RFC 9112 also allows. */
 static int on_value_span(llhttp_t *ll, const char *at, size_t n)
 {
     http1_parser_t *p = PARSER(ll);
-    if (p->value_spans++ > 0 && ll->type == HTTP_REQUEST &&
+    if (span_past_scan(p, at)) {
+        fail(p, 400, "head boundary mismatch");
+        return HPE_USER;
+    }
+    if (!p->in_head)
+        return 0; /* trailer fields: dropped (the body is re-chunked without them) */
+    if (p->value_spans++ > 0 && ll->type == HTTP_REQUEST && at != p->span_end &&
         !(at == p->exec_start && p->span_at_end)) {
         fail(p, 400, "obsolete line folding");
         return HPE_USER;
     }
     p->span_at_end = at + n == p->exec_end;
+    p->span_end = at + n;
     return head_append(p, at, n);
 }
 
@@ -203,9 +225,9 @@ static int on_field_complete(llhttp_t *ll)
     if (!p->in_head)
         return 0;
     http1_head_t *h = &p->head;
+    if (h->n_headers >= p->max_headers)
+        return fail(p, 431, "too many headers");
     if (h->n_headers == p->hdr_cap) {
-        if (h->n_headers >= HTTP1_MAX_HEADERS)
-            return fail(p, 431, "too many headers");
         uint32_t cap = p->hdr_cap * 2;
         http1_header_t *nh = fg_arena_alloc(p->arena, cap * sizeof *nh);
         if (!nh)
@@ -223,6 +245,120 @@ static int on_field_complete(llhttp_t *ll)
     hd->flags = 0;
     p->span_off = p->len;
     p->value_spans = 0;
+    return 0;
+}
+
+/* ---- request framing checks (what the lenient flags relax, re-checked) ----------------- */
+
+/* RFC 9110 §5.6.2 tchar. */
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (unsigned)((c | 0x20) - 'a') < 26u)
+        return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* The name reduced to lowercase letters equals `want`: "Transfer_Encoding" looks like
+ * "transferencoding" to a lax upstream that maps '_' to '-' or ignores punctuation. */
+static bool name_lookalike(const char *name, size_t len, const char *want)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = lower((unsigned char)name[i]);
+        if (c < 'a' || c > 'z')
+            continue;
+        if (want[w] != (char)c)
+            return false;
+        w++;
+    }
+    return want[w] == '\0';
+}
+
+/* Transfer codings we know the names of (RFC 9110 §8.4.1, RFC 9112 §7). Any other coding
+ * before the final chunked is answered 501, as RFC 9112 §6.1 suggests. */
+static bool known_coding(const char *t, size_t n)
+{
+    static const char *const names[] = {"chunked", "gzip", "x-gzip", "deflate", "compress",
+                                        "x-compress", "identity"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (http1_caseeq(t, n, names[i], strlen(names[i])))
+            return true;
+    return false;
+}
+
+/* One Transfer-Encoding field value: a comma list of plain codings (no parameters). */
+static int check_transfer_encoding(http1_parser_t *p, http1_head_t *h, const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i <= n) {
+        size_t j = i;
+        while (j < n && v[j] != ',')
+            j++;
+        size_t a = i, b = j;
+        while (a < b && (v[a] == ' ' || v[a] == '\t'))
+            a++;
+        while (b > a && (v[b - 1] == ' ' || v[b - 1] == '\t'))
+            b--;
+        if (b > a) {
+            for (size_t k = a; k < b; k++)
+                if (!is_tchar((unsigned char)v[k]))
+                    return fail(p, 400, "bad Transfer-Encoding");
+            bool chunked = http1_caseeq(v + a, b - a, "chunked", 7);
+            if (chunked)
+                h->n_chunked++;
+            else if (!known_coding(v + a, b - a))
+                return fail(p, 501, "unknown transfer coding");
+            else
+                h->te_codings = true;
+            h->te_last_chunked = chunked;
+        }
+        i = j + 1;
+    }
+    return 0;
+}
+
+static int check_request_field(http1_parser_t *p, http1_head_t *h, const http1_header_t *hd)
+{
+    const char *v = HTTP1_VALUE(h, hd);
+    switch (hd->token) {
+    case HTTP1_H_CONTENT_LENGTH:
+        if (++h->n_cl > 1)
+            return fail(p, 400, "more than one Content-Length");
+        if (hd->value_len == 0 || hd->value_len > 19)
+            return fail(p, 400, "bad Content-Length");
+        for (uint32_t i = 0; i < hd->value_len; i++)
+            if (v[i] < '0' || v[i] > '9')
+                return fail(p, 400, "bad Content-Length");
+        return 0;
+    case HTTP1_H_TRANSFER_ENCODING:
+        h->n_te++;
+        return check_transfer_encoding(p, h, v, hd->value_len);
+    case HTTP1_H_OTHER: {
+        const char *name = HTTP1_NAME(h, hd);
+        unsigned char c0 = lower((unsigned char)name[0]);
+        if ((c0 == 'c' && name_lookalike(name, hd->name_len, "contentlength")) ||
+            (c0 == 't' && name_lookalike(name, hd->name_len, "transferencoding")))
+            return fail(p, 400, "field name resembling a framing header");
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+/* Cross-field framing rules, once the head is complete (RFC 9112 §6.1, §6.3). */
+static int check_request_framing(http1_parser_t *p, const http1_head_t *h)
+{
+    if (h->major != 1)
+        return fail(p, 505, "HTTP version not supported");
+    if (h->n_te == 0)
+        return 0;
+    if (h->n_cl > 0)
+        return fail(p, 400, "both Content-Length and Transfer-Encoding");
+    if (h->minor == 0)
+        return fail(p, 400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (!h->te_last_chunked || h->n_chunked != 1)
+        return fail(p, 400, "Transfer-Encoding must end in one chunked");
     return 0;
 }
 
@@ -245,6 +381,11 @@ static int on_value_complete(llhttp_t *ll)
 
     hd->token = (uint8_t)http1_token_lookup(h->buf + hd->name_off, hd->name_len);
     hd->flags = token_flags_of[hd->token];
+    if (p->ll.type == HTTP_REQUEST) {
+        int rc = check_request_field(p, h, hd);
+        if (rc != 0)
+            return rc;
+    }
     if (hd->token == HTTP1_H_HOST) {
         if (h->host >= 0 && p->ll.type == HTTP_REQUEST)
             return fail(p, 400, "more than one Host header"); /* RFC 9112 §3.2 */
@@ -271,6 +412,8 @@ static void mark_connection_options(http1_head_t *h)
             while (v < end && *v != ',' && *v != ' ' && *v != '\t')
                 v++;
             size_t tl = (size_t)(v - t);
+            if (http1_caseeq(t, tl, "upgrade", 7))
+                h->upgrade = true; /* confirmed below only if an Upgrade field is present */
             if (tl == 0 || http1_caseeq(t, tl, "close", 5) ||
                 http1_caseeq(t, tl, "keep-alive", 10) || http1_caseeq(t, tl, "upgrade", 7))
                 continue; /* already hop-by-hop or a plain option */
@@ -278,6 +421,12 @@ static void mark_connection_options(http1_head_t *h)
                 if (http1_caseeq(HTTP1_NAME(h, &h->headers[j]), h->headers[j].name_len, t, tl))
                     h->headers[j].flags |= HTTP1_HF_HOP;
         }
+    }
+    if (h->upgrade) {
+        bool has_upgrade = false;
+        for (uint32_t i = 0; i < h->n_headers && !has_upgrade; i++)
+            has_upgrade = h->headers[i].token == HTTP1_H_UPGRADE && h->headers[i].value_len > 0;
+        h->upgrade = has_upgrade;
     }
 }
 
@@ -292,6 +441,12 @@ static int on_headers_complete(llhttp_t *ll)
     bool no_body = false;
     if (ll->type == HTTP_REQUEST) {
         h->method = ll->method;
+        if (p->scan_active)
+            return fail(p, 400, "head boundary mismatch"); /* llhttp ended it, we did not */
+        if (check_request_framing(p, h) != 0)
+            return -1;
+        if (h->minor > 1)
+            h->minor = 1; /* HTTP/1.2 and later minors: read as 1.1 (RFC 9110 §2.5) */
         if (h->major == 1 && h->minor >= 1 && h->host < 0)
             return fail(p, 400, "missing Host header"); /* RFC 9112 §3.2 */
         /* Upgrades are not tunnelled (the Upgrade header is dropped as hop-by-hop), so keep
@@ -330,9 +485,26 @@ static int on_headers_complete(llhttp_t *ll)
     }
 }
 
+/* llhttp 8's default build skips the two bytes after a chunk's data without looking at them,
+ * so "5\r\nhelloXX0\r\n\r\n" would parse: check them ourselves, across execute calls. */
+static bool check_chunk_crlf(http1_parser_t *p, const char *at, size_t avail)
+{
+    for (size_t i = 0; i < avail && p->crlf_due > 0; i++, p->crlf_due--)
+        if (at[i] != (p->crlf_due == 2 ? '\r' : '\n'))
+            return false;
+    return true;
+}
+
 static int on_body(llhttp_t *ll, const char *at, size_t n)
 {
     http1_parser_t *p = PARSER(ll);
+    if ((ll->flags & F_CHUNKED) && ll->content_length == 0) {
+        p->crlf_due = 2;
+        if (!check_chunk_crlf(p, at + n, (size_t)(p->exec_end - (at + n)))) {
+            fail(p, 400, "chunk data not followed by CRLF");
+            return HPE_USER;
+        }
+    }
     if (p->cb->on_body && p->cb->on_body(p->ctx, at, n) != 0) {
         fail(p, 400, "body refused by handler");
         return HPE_USER;
@@ -340,15 +512,84 @@ static int on_body(llhttp_t *ll, const char *at, size_t n)
     return 0;
 }
 
+static void scan_reset(http1_parser_t *p)
+{
+    p->scan_active = p->ll.type == HTTP_REQUEST;
+    p->scan_prev_cr = p->scan_started = p->scan_in_name = false;
+    p->scan_line_len = 0;
+}
+
 static int on_message_complete(llhttp_t *ll)
 {
     http1_parser_t *p = PARSER(ll);
     p->msg_keep_alive = llhttp_should_keep_alive(ll);
     int rc = p->cb->on_complete ? p->cb->on_complete(p->ctx) : HTTP1_CB_OK;
-    if (rc == HTTP1_CB_PAUSE)
-        return HPE_PAUSED;
     if (rc < 0)
         return fail(p, 400, "refused by handler");
+    if (ll->type == HTTP_REQUEST) {
+        /* The next request's head must go through the scanner before llhttp reads it: stop
+         * here even when the owner does not, and let http1_parser_execute carry on. */
+        scan_reset(p);
+        if (rc != HTTP1_CB_PAUSE)
+            p->scan_inner_pause = true;
+        return HPE_PAUSED;
+    }
+    if (rc == HTTP1_CB_PAUSE)
+        return HPE_PAUSED;
+    return 0;
+}
+
+/* ---- the request head scanner ---------------------------------------------------------- */
+
+static int scan_fail(http1_parser_t *p, const char *reason)
+{
+    fail(p, 400, reason);
+    return -1;
+}
+
+/* Walk raw request head bytes. 0: the head goes on past `len`; 1: it ended, *end is the
+ * offset just past its blank line; -1: refused (error_status set), *end is the bad byte. */
+static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *end)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        *end = i;
+        if (p->scan_prev_cr) {
+            p->scan_prev_cr = false;
+            if (c != '\n')
+                return scan_fail(p, "bare CR in head");
+            if (p->scan_line_len == 0 && p->scan_started) {
+                *end = i + 1; /* the blank line: end of head */
+                return 1;
+            }
+            /* Empty lines before the request line are skipped (RFC 9112 §2.2). */
+            p->scan_in_name = p->scan_started;
+            p->scan_line_len = 0;
+            continue;
+        }
+        if (c == '\r') {
+            p->scan_prev_cr = true;
+            continue;
+        }
+        if (c == '\n')
+            return scan_fail(p, "bare LF in head");
+        if (c == 0)
+            return scan_fail(p, "NUL in head");
+        if (p->scan_line_len == 0) {
+            if (c == ' ' || c == '\t')
+                return scan_fail(p, p->scan_started ? "obsolete line folding"
+                                                    : "whitespace before request line");
+            p->scan_started = true;
+        }
+        if (p->scan_in_name) {
+            if (c == ':')
+                p->scan_in_name = false;
+            else if (c == ' ' || c == '\t')
+                return scan_fail(p, "whitespace before colon"); /* RFC 9112 §5.1 */
+        }
+        p->scan_line_len++;
+    }
+    *end = len;
     return 0;
 }
 
@@ -379,6 +620,21 @@ void http1_parser_init(http1_parser_t *p, llhttp_type_t type, const http1_callba
     p->ctx = ctx;
     p->arena = arena;
     p->head.host = -1;
+    p->max_head_size = HTTP1_MAX_HEAD_SIZE;
+    p->max_headers = HTTP1_MAX_HEADERS;
+    if (type == HTTP_REQUEST) {
+        /* Control bytes and obs-text in values, HTTP/1.x minors: see http1.h for what we
+         * check instead. */
+        llhttp_set_lenient_headers(&p->ll, 1);
+        p->ll.lenient_flags |= LENIENT_VERSION;
+    }
+    scan_reset(p);
+}
+
+void http1_parser_set_limits(http1_parser_t *p, uint32_t max_head_size, uint32_t max_headers)
+{
+    p->max_head_size = max_head_size ? max_head_size : HTTP1_MAX_HEAD_SIZE;
+    p->max_headers = max_headers ? max_headers : HTTP1_MAX_HEADERS;
 }
 
 http1_result_t http1_parser_execute(http1_parser_t *p, const char *data, size_t len,
@@ -386,15 +642,52 @@ http1_result_t http1_parser_execute(http1_parser_t *p, const char *data, size_t 
 {
     if (!data)
         data = "";
-    p->exec_start = data;
-    p->exec_end = data + len;
-    llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
-    if (e == HPE_OK) {
-        *consumed = len;
-        return HTTP1_OK;
+    size_t off = 0;
+    llhttp_errno_t e;
+    for (;;) {
+        const char *d = data + off;
+        size_t n = len - off;
+        p->scan_end = NULL;
+        if (p->scan_active && n > 0 && llhttp_get_errno(&p->ll) == HPE_OK) {
+            size_t end = 0;
+            int s = scan_head(p, d, n, &end);
+            if (s < 0) {
+                *consumed = off + end;
+                return HTTP1_ERROR;
+            }
+            if (s > 0) {
+                p->scan_active = false;
+                p->scan_end = d + end;
+            }
+        }
+        if (p->crlf_due && !check_chunk_crlf(p, d, n)) {
+            fail(p, 400, "chunk data not followed by CRLF");
+            *consumed = off;
+            return HTTP1_ERROR;
+        }
+        p->exec_start = d;
+        p->exec_end = d + n;
+        e = llhttp_execute(&p->ll, d, n);
+        if (e == HPE_OK) {
+            *consumed = len;
+            return HTTP1_OK;
+        }
+        const char *pos = llhttp_get_error_pos(&p->ll);
+        size_t used = (pos && pos >= d && pos <= d + n) ? (size_t)(pos - d) : n;
+        if (e == HPE_PAUSED && p->scan_inner_pause) {
+            /* Our own stop at a request's end: scan the next head, then parse on. */
+            p->scan_inner_pause = false;
+            llhttp_resume(&p->ll);
+            off += used;
+            if (off >= len) {
+                *consumed = len;
+                return HTTP1_OK;
+            }
+            continue;
+        }
+        *consumed = off + used;
+        break;
     }
-    const char *pos = llhttp_get_error_pos(&p->ll);
-    *consumed = (pos && pos >= data && pos <= data + len) ? (size_t)(pos - data) : len;
     if (e == HPE_PAUSED)
         return HTTP1_PAUSED;
     if (p->error_status == 0) {

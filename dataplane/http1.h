@@ -12,8 +12,20 @@
  * the proxy, so forwarding is a flag test per header rather than a chain of string compares.
  * Headers named by a Connection header are marked hop-by-hop when the head completes.
  *
- * The parser never enables llhttp's lenient modes: what it accepts is what llhttp accepts in
- * its default strict configuration, plus the checks below (head size, header count, one Host).
+ * Request smuggling policy (requests only; RFC 9112 §2.2, §5, §6): before llhttp sees a byte
+ * of a request head, a small scanner of our own walks the raw bytes up to the blank line that
+ * ends the head and refuses (400) a bare CR, a bare LF, a NUL, obsolete line folding or any
+ * line starting with whitespace, and whitespace between a field name and its colon. So llhttp
+ * only ever parses heads whose line structure is unambiguous, and the scanner and llhttp must
+ * agree on where the head ends. llhttp then runs with two lenient flags: header values may
+ * carry other control bytes and obs-text (RFC 9110 §5.5 lets a recipient keep them; they are
+ * forwarded as received), and an HTTP/1.x version other than 1.0/1.1 is read as 1.1. What
+ * those flags relax is re-checked here: Content-Length must be one run of digits and given
+ * once; Transfer-Encoding must be a list of plain tokens ending in one `chunked`, never next
+ * to Content-Length and never in an HTTP/1.0 request; a field name that differs from either
+ * only by punctuation (`Transfer_Encoding`) is refused; the major version must be 1 (505).
+ * Chunk sizes and everything else are llhttp's own strict checks. Responses are parsed with
+ * llhttp's defaults: their framing is rebuilt for the client anyway.
  *
  * Callbacks must not free the parser or reset its arena: they return HTTP1_CB_PAUSE and let the
  * caller act after http1_parser_execute() returns. */
@@ -31,8 +43,8 @@
 struct evbuffer;
 
 /* ---- limits --------------------------------------------------------------------------- */
-#define HTTP1_MAX_HEAD_SIZE (64 * 1024) /* request/status line + headers, bytes (431 beyond) */
-#define HTTP1_MAX_HEADERS 100           /* header fields per message (431 beyond) */
+#define HTTP1_MAX_HEAD_SIZE (64 * 1024) /* default: request/status line + headers, bytes (431) */
+#define HTTP1_MAX_HEADERS 100           /* default: header fields per message (431 beyond) */
 #define HTTP1_HEAD_BUF_INIT 2048        /* first head buffer, grown by doubling */
 #define HTTP1_HEADERS_INIT 32           /* first header array, grown by doubling */
 
@@ -95,6 +107,11 @@ typedef struct http1_head {
     uint64_t content_length;   /* when framing == HTTP1_BODY_LENGTH */
     bool keep_alive;           /* llhttp's verdict for this message (version + Connection) */
     bool expect_continue;      /* Expect: 100-continue */
+    bool upgrade;              /* request: Upgrade header and `Connection: upgrade` */
+    bool te_codings;           /* Transfer-Encoding names codings besides the final chunked */
+    uint8_t n_cl, n_te;        /* Content-Length / Transfer-Encoding fields seen */
+    uint8_t n_chunked;         /* `chunked` codings seen across Transfer-Encoding fields */
+    bool te_last_chunked;      /* the last coding listed is `chunked` */
 } http1_head_t;
 
 #define HTTP1_NAME(h, hd) ((h)->buf + (hd)->name_off)
@@ -135,17 +152,32 @@ typedef struct http1_parser {
     uint32_t span_off;     /* start of the span being accumulated */
     uint32_t value_spans;  /* spans seen for the current header value */
     bool span_at_end;      /* the last value span ended where its input ended */
+    const char *span_end;  /* where the last value span ended (same execute call only) */
     const char *exec_start, *exec_end; /* input of the running execute call */
     bool in_head;          /* between message begin and headers complete */
     bool skip_body;        /* response to HEAD: no body whatever the headers say */
     bool msg_keep_alive;   /* keep-alive verdict captured at message complete */
     int error_status;      /* HTTP status to answer an error with (400, 413, 431, 502) */
     const char *error_reason; /* static text for logs */
+    uint32_t max_head_size;   /* bytes of request line + headers (431 beyond) */
+    uint32_t max_headers;     /* header fields (431 beyond) */
+    /* Request head scanner (see the top of this file). */
+    bool scan_active;      /* between the end of one request and the end of the next head */
+    bool scan_prev_cr;     /* the last byte scanned was CR */
+    bool scan_started;     /* a byte other than CR/LF of this message was seen */
+    bool scan_in_name;     /* inside a header field name (before its colon) */
+    bool scan_inner_pause; /* llhttp paused at message end for the scanner, not the owner */
+    uint32_t scan_line_len;  /* bytes on the current line, CR/LF excluded */
+    const char *scan_end;    /* where the head ended in the running execute call, or NULL */
+    uint8_t crlf_due;        /* bytes of a chunk's closing CRLF still to check (2, 1, 0) */
 } http1_parser_t;
 
 /** Initialise for HTTP_REQUEST or HTTP_RESPONSE. `arena` receives each message's head. */
 void http1_parser_init(http1_parser_t *p, llhttp_type_t type, const http1_callbacks_t *cb,
                        void *ctx, fg_arena_t *arena);
+
+/** Set the head limits (0 = the HTTP1_MAX_* default). Takes effect from the next head. */
+void http1_parser_set_limits(http1_parser_t *p, uint32_t max_head_size, uint32_t max_headers);
 
 /** Parse `len` bytes. `*consumed` is how many were used (all of them on HTTP1_OK). */
 http1_result_t http1_parser_execute(http1_parser_t *p, const char *data, size_t len,

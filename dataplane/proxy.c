@@ -36,17 +36,21 @@ static const error_def_t error_defs[] = {
     {413, "payload_too_large", "the request body exceeds the size limit"},
     {431, "header_too_large", "the request head exceeds the size limit"},
     {500, "internal_error", "internal error"},
+    {501, "not_implemented", "the transfer coding is not supported"},
     {502, "bad_gateway", "the upstream refused or broke the connection"},
     {503, "not_ready", "no configuration has been applied yet"},
     {504, "gateway_timeout", "the upstream did not respond in time"},
+    {505, "version_not_supported", "the HTTP version is not supported"},
 };
+
+#define ERROR_DEF_500 6 /* index of the 500 entry: the answer for an unlisted status */
 
 static const error_def_t *error_lookup(int status)
 {
     for (size_t i = 0; i < sizeof error_defs / sizeof error_defs[0]; i++)
         if (error_defs[i].status == status)
             return &error_defs[i];
-    return &error_defs[6]; /* 500 */
+    return &error_defs[ERROR_DEF_500];
 }
 
 static void on_request_timer(evutil_socket_t fd, short what, void *arg);
@@ -86,6 +90,17 @@ static void timer_arm(struct event *ev, uint32_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     evtimer_add(ev, &tv);
+}
+
+/* Arm the request timer for whichever comes first: the phase's own timeout or the
+ * whole-request deadline. Progress only stamps last_io_ms; the timer re-arms itself. */
+static void request_timer_arm(dp_request_t *r)
+{
+    uint64_t now = fg_now_ms();
+    uint64_t due = r->phase == DP_REQ_CONNECT ? r->phase_due_ms : r->last_io_ms + r->io_timeout_ms;
+    if (r->deadline_ms && r->deadline_ms < due)
+        due = r->deadline_ms;
+    timer_arm(r->timer, due > now ? (uint32_t)(due - now) : 0);
 }
 
 static void request_reset(dp_request_t *r)
@@ -170,6 +185,19 @@ static void request_finished(const dp_request_t *r, int status)
            "client", r->conn->peer_ip, NULL);
 }
 
+/* The client-caused refusals, counted by status (timeouts are counted where detected). */
+static void count_refusal(dp_server_stats_t *st, int status)
+{
+    switch (status) {
+    case 400: st->bad_requests++; break;
+    case 413: st->body_too_large++; break;
+    case 431: st->head_too_large++; break;
+    case 501: st->not_implemented++; break;
+    case 505: st->version_refused++; break;
+    default: break;
+    }
+}
+
 void proxy_finish(dp_request_t *r, int status)
 {
     dp_conn_t *c = r->conn;
@@ -182,6 +210,7 @@ void proxy_finish(dp_request_t *r, int status)
     } else if (status == 499 || r->resp_started) {
         keep = false; /* the client left, or its response is cut short: it sees the close */
     } else {
+        count_refusal(server_conn_stats(c), status);
         /* After CONNECT llhttp reads the stream as another protocol, and an oversized body is
          * not worth reading to drop: neither keeps its connection. */
         keep = r->head && parser_ok && r->head->keep_alive && r->head->method != HTTP_CONNECT &&
@@ -386,11 +415,12 @@ static int write_request_head(dp_request_t *r)
                    sizeof("X-Forwarded-Proto: http\r\n") +
                    (host ? sizeof("X-Forwarded-Host: \r\n") + host->value_len : 0) +
                    sizeof("Transfer-Encoding: chunked\r\n") + sizeof("Content-Length: \r\n") +
-                   num_len + 2;
+                   num_len + sizeof("Connection: upgrade\r\n") + 2;
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const http1_header_t *hd = &h->headers[i];
-        if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)))
-            total += hd->name_len + hd->value_len + 4;
+        if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)) ||
+            hd->token == HTTP1_H_TRANSFER_ENCODING || (r->upgrade && hd->token == HTTP1_H_UPGRADE))
+            total += hd->name_len + hd->value_len + 4; /* TE: covers its ", " separator */
     }
 
     struct evbuffer_iovec v;
@@ -426,7 +456,38 @@ static int write_request_head(dp_request_t *r)
         PUT(p, HTTP1_VALUE(h, host), host->value_len);
         PUTS(p, "\r\n");
     }
-    if (h->framing == HTTP1_BODY_CHUNKED) {
+    if (r->upgrade) {
+        /* The route tunnels upgrades: this hop asks for the same protocol switch. */
+        for (uint32_t i = 0; i < h->n_headers; i++) {
+            const http1_header_t *hd = &h->headers[i];
+            if (hd->token != HTTP1_H_UPGRADE)
+                continue;
+            PUT(p, HTTP1_NAME(h, hd), hd->name_len);
+            PUTS(p, ": ");
+            PUT(p, HTTP1_VALUE(h, hd), hd->value_len);
+            PUTS(p, "\r\n");
+        }
+        PUTS(p, "Connection: upgrade\r\n");
+    }
+    if (h->framing == HTTP1_BODY_CHUNKED && h->te_codings) {
+        /* gzip, chunked: the codings below chunked describe the body's bytes, which pass
+         * unchanged; only the chunk framing is rebuilt. The values were checked as plain
+         * coding lists ending in one chunked (http1.c). */
+        /* One field line: an upstream that reads only the first of several would miss the
+         * final chunked and read a different body. */
+        PUTS(p, "Transfer-Encoding: ");
+        bool first = true;
+        for (uint32_t i = 0; i < h->n_headers; i++) {
+            const http1_header_t *hd = &h->headers[i];
+            if (hd->token != HTTP1_H_TRANSFER_ENCODING || hd->value_len == 0)
+                continue;
+            if (!first)
+                PUTS(p, ", ");
+            PUT(p, HTTP1_VALUE(h, hd), hd->value_len);
+            first = false;
+        }
+        PUTS(p, "\r\n");
+    } else if (h->framing == HTTP1_BODY_CHUNKED) {
         PUTS(p, "Transfer-Encoding: chunked\r\n");
     } else if (h->framing == HTTP1_BODY_LENGTH) {
         PUTS(p, "Content-Length: ");
@@ -519,11 +580,44 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
 
 /* ---- response parser callbacks (inside llhttp: no finishing here) ---------------------- */
 
+/* The 101 to an upgrade the route allows: its end-to-end headers plus the Upgrade and
+ * Connection this hop needs. */
+static int write_switching_head(dp_request_t *r, const http1_head_t *rh)
+{
+    size_t total = sizeof("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n") + 2;
+    for (uint32_t i = 0; i < rh->n_headers; i++)
+        total += rh->headers[i].name_len + rh->headers[i].value_len + 4;
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(client_out(r), (ev_ssize_t)total, &v, 1) < 1)
+        return -ENOMEM;
+    char *p = v.iov_base;
+    PUTS(p, "HTTP/1.1 101 Switching Protocols\r\n");
+    for (uint32_t i = 0; i < rh->n_headers; i++) {
+        const http1_header_t *hd = &rh->headers[i];
+        if ((hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING)) && hd->token != HTTP1_H_UPGRADE)
+            continue;
+        PUT(p, HTTP1_NAME(rh, hd), hd->name_len);
+        PUTS(p, ": ");
+        PUT(p, HTTP1_VALUE(rh, hd), hd->value_len);
+        PUTS(p, "\r\n");
+    }
+    PUTS(p, "Connection: upgrade\r\n\r\n");
+    v.iov_len = (size_t)(p - (char *)v.iov_base);
+    return evbuffer_commit_space(client_out(r), &v, 1) == 0 ? 0 : -ENOMEM;
+}
+
 static int on_resp_head(void *ctx, http1_head_t *head)
 {
     dp_request_t *r = ctx;
+    if (head->status == 101 && r->upgrade) {
+        if (write_switching_head(r, head) < 0)
+            return HTTP1_CB_ERROR;
+        r->resp_started = true;
+        r->status = 101;
+        return HTTP1_CB_PAUSE; /* on_up_read turns the exchange into a tunnel */
+    }
     if (head->status == 101 || head->status < 100) {
-        r->resp.error_status = 502; /* we never ask for an upgrade */
+        r->resp.error_status = 502; /* a switch we did not ask for */
         return HTTP1_CB_ERROR;
     }
     if (head->status / 100 == 1) {
@@ -621,7 +715,7 @@ static void exchange_begin(dp_request_t *r)
         server_conn_flush(c);
     }
     r->last_io_ms = fg_now_ms();
-    timer_arm(r->timer, r->io_timeout_ms);
+    request_timer_arm(r);
     server_conn_unhold(c, DP_HOLD_UPSTREAM); /* may parse body now: nothing after this */
 }
 
@@ -652,7 +746,8 @@ static void request_connect(dp_request_t *r, bool allow_idle)
         return;
     }
     uint32_t ms = r->gen->config->proxy.connect_timeout_ms;
-    timer_arm(r->timer, ms ? ms : FG_DEFAULT_CONNECT_TIMEOUT_MS);
+    r->phase_due_ms = fg_now_ms() + (ms ? ms : FG_DEFAULT_CONNECT_TIMEOUT_MS);
+    request_timer_arm(r);
 }
 
 void proxy_start(dp_request_t *r)
@@ -687,12 +782,21 @@ void proxy_start(dp_request_t *r)
         return;
     }
     r->upstream = g->route_upstream[r->route - cfg->routes];
+    /* Request path hook points, in this order, each refusing through proxy_finish():
+     *   limits (below) -> auth, rate limit, circuit breaker (issues 5, 6) -> target pick and
+     *   SSRF guard on its address (pick_target, issues 5, 6) -> connect, with retries in the
+     *   connect/exchange failure paths (issue 6). */
     r->max_body = cfg->proxy.max_body_size;
     if (r->head->framing == HTTP1_BODY_LENGTH && r->max_body &&
         r->head->content_length > r->max_body) {
         proxy_finish(r, 413);
         return;
     }
+    /* Upgrade (WebSocket) is tunnelled only where the route allows it, and only for a
+     * body-less request; elsewhere the Upgrade field is dropped as hop-by-hop and the request
+     * goes up as plain HTTP, as nginx does. */
+    r->upgrade = r->route->websocket && r->head->upgrade &&
+                 r->head->framing == HTTP1_BODY_NONE;
     strip_route_prefix(r);
     r->target = pick_target(r);
     if (r->target->parsed.tls) {
@@ -707,9 +811,10 @@ void proxy_start(dp_request_t *r)
         proxy_finish(r, 500);
         return;
     }
-    r->io_timeout_ms = r->route->timeout_ms       ? r->route->timeout_ms
-                       : r->upstream->timeout_ms ? r->upstream->timeout_ms
-                                                 : FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
+    r->io_timeout_ms = r->upstream->timeout_ms ? r->upstream->timeout_ms
+                                               : FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
+    uint32_t whole = r->route->timeout_ms ? r->route->timeout_ms : cfg->proxy.request_timeout_ms;
+    r->deadline_ms = whole ? r->start_ms + whole : 0;
     request_connect(r, true);
 }
 
@@ -767,11 +872,73 @@ void proxy_request_end(dp_request_t *r)
 
 #define PEEK_IOV 8
 
+/* ---- tunnel (after a 101) ------------------------------------------------------------- */
+
+/* Relay what one side has buffered to the other; stop reading the source while the
+ * destination holds more than DP_HIGH_WATERMARK (resumed by the drain callbacks). */
+static void tunnel_pump_upstream(dp_request_t *r)
+{
+    struct bufferevent *ub = upstream_bev(r->up);
+    struct evbuffer *in = bufferevent_get_input(ub);
+    if (evbuffer_get_length(in) > 0) {
+        evbuffer_add_buffer(client_out(r), in);
+        r->last_io_ms = fg_now_ms();
+    }
+    server_conn_flush(r->conn);
+    if (evbuffer_get_length(client_out(r)) > DP_HIGH_WATERMARK) {
+        bufferevent_disable(ub, EV_READ);
+        r->up_paused = true;
+    }
+}
+
+static void tunnel_pump_client(dp_request_t *r)
+{
+    struct evbuffer *in = bufferevent_get_input(r->conn->bev);
+    if (evbuffer_get_length(in) > 0) {
+        evbuffer_add_buffer(up_out(r), in);
+        r->last_io_ms = fg_now_ms();
+    }
+    proxy_bev_flush(upstream_bev(r->up));
+    if (evbuffer_get_length(up_out(r)) > DP_HIGH_WATERMARK) {
+        bufferevent_disable(r->conn->bev, EV_READ);
+        r->client_paused = true;
+    }
+}
+
+void proxy_tunnel_client_input(dp_request_t *r)
+{
+    if (r->phase == DP_REQ_TUNNEL && r->up)
+        tunnel_pump_client(r);
+}
+
+/* The upstream switched protocols: from here on both connections carry opaque bytes until
+ * either side closes or both stay silent for proxy.timeout.idle. The tunnel is not a request
+ * any more: the whole-request deadline no longer applies. */
+static void tunnel_begin(dp_request_t *r)
+{
+    uint32_t idle = r->gen->config->proxy.idle_timeout_ms;
+    r->phase = DP_REQ_TUNNEL;
+    r->resp_close = true; /* neither connection carries HTTP again */
+    r->up_keep_alive = false;
+    r->deadline_ms = 0;
+    r->io_timeout_ms = idle ? idle : FG_DEFAULT_IDLE_TIMEOUT_MS;
+    server_conn_tunnel(r->conn);
+    bufferevent_enable(r->conn->bev, EV_READ);
+    tunnel_pump_upstream(r);
+    tunnel_pump_client(r);
+    r->last_io_ms = fg_now_ms();
+    request_timer_arm(r);
+}
+
 static void on_up_read(struct bufferevent *bev, void *arg)
 {
     dp_request_t *r = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     http1_result_t rc = HTTP1_OK;
+    if (r->phase == DP_REQ_TUNNEL) {
+        tunnel_pump_upstream(r);
+        return;
+    }
     r->last_io_ms = fg_now_ms();
     while (rc == HTTP1_OK && evbuffer_get_length(in) > 0) {
         struct evbuffer_iovec iov[PEEK_IOV];
@@ -788,6 +955,10 @@ static void on_up_read(struct bufferevent *bev, void *arg)
     if (rc == HTTP1_ERROR) {
         server_conn_flush(r->conn);
         proxy_finish(r, 502);
+        return;
+    }
+    if (rc == HTTP1_PAUSED && r->status == 101) {
+        tunnel_begin(r);
         return;
     }
     if (rc == HTTP1_PAUSED) { /* the final response is complete */
@@ -809,6 +980,12 @@ static void on_up_write(struct bufferevent *bev, void *arg)
     r->last_io_ms = fg_now_ms();
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
         bufferevent_disable(bev, EV_WRITE); /* back to direct writes */
+    if (r->client_paused && evbuffer_get_length(bufferevent_get_output(bev)) < DP_LOW_WATERMARK) {
+        r->client_paused = false;
+        bufferevent_enable(r->conn->bev, EV_READ);
+        tunnel_pump_client(r);
+        return;
+    }
     if (r->conn->hold & DP_HOLD_BACKPRESSURE)
         server_conn_unhold(r->conn, DP_HOLD_BACKPRESSURE); /* may finish: nothing after */
 }
@@ -816,6 +993,11 @@ static void on_up_write(struct bufferevent *bev, void *arg)
 static void on_up_event(struct bufferevent *bev, short what, void *arg)
 {
     dp_request_t *r = arg;
+    if (r->phase == DP_REQ_TUNNEL) {
+        tunnel_pump_upstream(r); /* whatever arrived before the close */
+        proxy_finish(r, 0);
+        return;
+    }
     if ((what & BEV_EVENT_EOF) && r->resp_started && r->resp.head.framing == HTTP1_BODY_EOF) {
         if (http1_parser_finish(&r->resp) == HTTP1_PAUSED) {
             r->up_keep_alive = false;
@@ -856,18 +1038,37 @@ void proxy_client_gone(dp_request_t *r)
 static void on_request_timer(evutil_socket_t fd, short what, void *arg)
 {
     dp_request_t *r = arg;
-    if (r->phase == DP_REQ_CONNECT) {
+    dp_server_stats_t *st = server_conn_stats(r->conn);
+    uint64_t now = fg_now_ms();
+    if (r->deadline_ms && now >= r->deadline_ms) {
+        st->request_timeouts++;
         proxy_finish(r, 504);
         return;
     }
-    /* Inactivity: progress only stamps last_io_ms; the timer re-arms itself lazily. */
-    uint64_t idle = fg_now_ms() - r->last_io_ms;
-    if (idle < r->io_timeout_ms) {
-        timer_arm(r->timer, (uint32_t)(r->io_timeout_ms - idle));
+    if (r->phase == DP_REQ_CONNECT) {
+        if (now >= r->phase_due_ms) {
+            st->connect_timeouts++;
+            proxy_finish(r, 504);
+        } else {
+            request_timer_arm(r);
+        }
+        return;
+    }
+    if (now - r->last_io_ms < r->io_timeout_ms) {
+        request_timer_arm(r);
+        return;
+    }
+    if (r->phase == DP_REQ_TUNNEL) {
+        st->idle_timeouts++;
+        proxy_finish(r, 0);
         return;
     }
     bool client_stalled =
         r->up_paused || (!r->req_done && !(r->conn->hold & DP_HOLD_BACKPRESSURE) &&
                          evbuffer_get_length(up_out(r)) == 0);
+    if (client_stalled)
+        st->client_timeouts++;
+    else
+        st->upstream_timeouts++;
     proxy_finish(r, client_stalled ? 408 : 504);
 }

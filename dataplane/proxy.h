@@ -8,11 +8,17 @@
  * in the input buffer. The request is embedded in its connection, so serving a request
  * allocates nothing but arena space (reset per request) and what libevent allocates for I/O.
  *
- * Phases of a request (dp_request_t.phase), each with one timer:
+ * Phases of a request (dp_request_t.phase), each with its timeout, all on one timer:
  *   NONE     - not in the proxy (the connection is idle or reading a head)
- *   CONNECT  - waiting for an upstream connection; connect timeout (proxy.connect_timeout_ms)
- *   EXCHANGE - head sent; body going up and/or response coming down; I/O inactivity timeout
- *              (route timeout, else the upstream's)
+ *   CONNECT  - waiting for an upstream connection: proxy.timeout.connect (504)
+ *   EXCHANGE - head sent; body going up and/or response coming down: the upstream's `timeout`
+ *              bounds any silence - waiting for the response head (504) or between body
+ *              bytes (504 before the response, a cut connection after); a client that stops
+ *              sending its body or reading the response for as long gets 408 / is cut
+ *   TUNNEL   - after a 101 to an upgrade the route allows: bytes both ways, idle timeout
+ * Over every phase runs the whole-request deadline: the route's `timeout`, else
+ * proxy.timeout.request (504, or a cut connection once the response has started). Each cause
+ * has its own counter in dp_server_stats_t.
  * Every way out ends in proxy_finish(r, status): it writes the JSON error when no response byte
  * was sent yet (or marks the connection for closing when one was), releases the upstream
  * connection (back to its pool only after a clean exchange), the generation and the timer,
@@ -43,7 +49,9 @@
 #define DP_HIGH_WATERMARK (64 * 1024)      /* pause the source above this many queued bytes */
 #define DP_LOW_WATERMARK (16 * 1024)       /* resume it once the destination is below this */
 #define DP_CLIENT_READ_MAX (64 * 1024)     /* client input buffered before reading stops */
-#define DP_CLIENT_HEADER_TIMEOUT_MS 10000u /* first byte to end of head (slowloris) */
+#define DP_SHED_MAX 256                    /* connections being refused (503) at once */
+#define DP_SHED_LINGER_MS 1000u            /* how long a refused connection is drained */
+#define DP_RETRY_AFTER_S 1                 /* Retry-After of the 503 past maxConnections */
 #define DP_LINGER_TIMEOUT_MS 2000u         /* lingering close: how long to drain a closer */
 #define DP_DISCARD_BODY_MAX (64 * 1024)    /* unread body dropped to keep a connection alive */
 #define DP_REQUEST_ARENA_CHUNK 8192        /* request arena chunk: a typical request fits */
@@ -62,6 +70,7 @@ typedef enum dp_conn_state {
     DP_CONN_HEAD,     /* reading a request head (header timer) */
     DP_CONN_REQUEST,  /* a request is in the proxy (request timer) */
     DP_CONN_DISCARD,  /* response sent; dropping the rest of a small request body */
+    DP_CONN_TUNNEL,   /* after a 101: bytes relayed both ways by proxy.c, no parsing */
     DP_CONN_CLOSING,  /* flushing the last response, then a lingering close */
 } dp_conn_state_t;
 
@@ -76,6 +85,7 @@ typedef enum dp_req_phase {
     DP_REQ_NONE = 0,
     DP_REQ_CONNECT,
     DP_REQ_EXCHANGE,
+    DP_REQ_TUNNEL,
 } dp_req_phase_t;
 
 struct dp_conn;
@@ -86,7 +96,9 @@ typedef struct dp_request {
     struct event *timer;          /* owned; created with the connection struct */
     uint64_t start_ms;            /* head parsed (fg_now_ms) */
     uint64_t last_io_ms;          /* last upstream or body progress (EXCHANGE) */
-    uint32_t io_timeout_ms;       /* EXCHANGE inactivity limit */
+    uint32_t io_timeout_ms;       /* EXCHANGE inactivity limit (the upstream's timeout) */
+    uint64_t deadline_ms;         /* whole-request deadline (route timeout), 0 = none */
+    uint64_t phase_due_ms;        /* CONNECT: when the connect times out */
     dp_generation_t *gen;         /* held from head to finish */
     const fg_route_t *route;
     const fg_upstream_t *upstream;
@@ -114,6 +126,8 @@ typedef struct dp_request {
     bool up_keep_alive;           /* the upstream allows reusing its connection */
     bool up_paused;               /* upstream reading stopped for client backpressure */
     bool sent_continue;           /* we answered Expect: 100-continue ourselves */
+    bool upgrade;                 /* an Upgrade the route allows: forwarded, 101 tunnelled */
+    bool client_paused;           /* TUNNEL: client reading stopped for upstream backpressure */
 } dp_request_t;
 
 typedef struct dp_conn {
@@ -166,6 +180,9 @@ void proxy_request_end(dp_request_t *r);
 /** The client's output drained below DP_LOW_WATERMARK. */
 void proxy_client_drained(dp_request_t *r);
 
+/** TUNNEL: client bytes arrived; relay them upstream. */
+void proxy_tunnel_client_input(dp_request_t *r);
+
 /** The client connection failed or closed while its request body was still due. */
 void proxy_client_gone(dp_request_t *r);
 
@@ -183,8 +200,14 @@ void proxy_bev_flush(struct bufferevent *bev);
 void server_conn_hold(dp_conn_t *c, unsigned why);
 void server_conn_unhold(dp_conn_t *c, unsigned why);
 
+/** The connection becomes a tunnel (after a 101): its input goes to proxy.c unparsed. */
+void server_conn_tunnel(dp_conn_t *c);
+
 /** Flush the client's output (proxy_bev_flush on the client bufferevent). */
 void server_conn_flush(dp_conn_t *c);
+
+/** The counters of the connection's server (proxy.c counts timeouts and refusals there). */
+dp_server_stats_t *server_conn_stats(dp_conn_t *c);
 
 /** False when the server is draining: every response should close its connection. */
 bool server_conn_may_keep_alive(const dp_conn_t *c);

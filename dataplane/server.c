@@ -17,10 +17,17 @@
  * request's first byte arrives and given back when the connection goes idle, so ten thousand
  * idle clients do not pin ten thousand arenas, and a busy connection never calls malloc for it.
  *
- * Timeouts, one timer per connection: DP_CLIENT_HEADER_TIMEOUT_MS from accept (or from the
- * first byte of a later request) to the end of the head; proxy.idle_timeout_ms between
- * requests; DP_LINGER_TIMEOUT_MS for a lingering close. While a request is in the proxy, the
- * proxy's own timer runs instead. */
+ * Timeouts, one timer per connection: proxy.timeout.header from accept (or from the first
+ * byte of a later request) to the end of the head (408, slowloris); proxy.timeout.idle
+ * between requests; DP_LINGER_TIMEOUT_MS for a lingering close. While a request is in the
+ * proxy, the proxy's own timer runs instead. Both configured timeouts are read from the
+ * current generation when armed.
+ *
+ * Limits: proxy.maxHeaderSize and proxy.maxHeaders are set on the parser as each request
+ * begins. Past proxy.maxConnections open connections, a new connection is shed: it gets a
+ * canned 503 with Retry-After written straight to its socket, is drained for
+ * DP_SHED_LINGER_MS so the answer is not destroyed by an RST, and closed - at most
+ * DP_SHED_MAX at a time (beyond that, closed at once), so overload never grows memory. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -41,6 +48,7 @@
 #include <event2/util.h>
 
 #include "fg_log.h"
+#include "fg_time.h"
 #include "proxy.h"
 
 #define DP_LISTEN_BACKLOG 511 /* nginx's default */
@@ -53,8 +61,19 @@ typedef enum conn_timer_kind {
     TIMER_LINGER, /* lingering close */
 } conn_timer_kind_t;
 
+typedef struct shed_conn {
+    struct dp_server *server;
+    struct shed_conn *prev, *next;
+    evutil_socket_t fd;
+    struct event *ev;
+    uint64_t deadline_ms;
+} shed_conn_t;
+
 struct dp_server {
     struct event_base *base;
+    dp_server_stats_t stats;
+    shed_conn_t *sheds; /* connections refused past maxConnections, draining */
+    size_t n_sheds;
     struct evconnlistener *listener;
     dp_conn_t *conns; /* open connections */
     size_t n_conns;
@@ -68,7 +87,8 @@ struct dp_server {
     const struct timeval *header_tv; /* common timeouts: O(1) timer queues */
     const struct timeval *linger_tv;
     const struct timeval *idle_tv;
-    uint32_t idle_ms; /* the value idle_tv was made for */
+    uint32_t idle_ms;   /* the value idle_tv was made for */
+    uint32_t header_ms; /* the value header_tv was made for */
 };
 
 static void conn_process(dp_conn_t *c);
@@ -91,6 +111,22 @@ static const struct timeval *common_tv(struct event_base *base, uint32_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     return event_base_init_common_timeout(base, &tv);
+}
+
+/* The request-head timeout of the current generation (proxy.timeout.header). */
+static const struct timeval *header_tv(dp_server_t *s)
+{
+    dp_generation_t *g = generation_current();
+    uint32_t ms = g && g->config->proxy.header_timeout_ms ? g->config->proxy.header_timeout_ms
+                                                           : FG_DEFAULT_HEADER_TIMEOUT_MS;
+    if (ms != s->header_ms || !s->header_tv) {
+        const struct timeval *tv = common_tv(s->base, ms);
+        if (tv) {
+            s->header_tv = tv;
+            s->header_ms = ms;
+        }
+    }
+    return s->header_tv;
 }
 
 /* The keep-alive timeout of the current generation (proxy.idle_timeout_ms). */
@@ -122,7 +158,7 @@ static void conn_timer(dp_conn_t *c, conn_timer_kind_t kind)
         evtimer_add(c->timer, idle_tv(c->server));
         break;
     case TIMER_HEADER:
-        evtimer_add(c->timer, c->server->header_tv);
+        evtimer_add(c->timer, header_tv(c->server));
         break;
     case TIMER_LINGER:
         evtimer_add(c->timer, c->server->linger_tv);
@@ -136,9 +172,12 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
     conn_timer_kind_t kind = c->timer_kind;
     c->timer_kind = TIMER_NONE;
     if (kind == TIMER_HEADER && c->state == DP_CONN_HEAD) {
+        c->server->stats.header_timeouts++;
         proxy_finish(&c->req, 408);
         return;
     }
+    if (kind == TIMER_IDLE && c->state == DP_CONN_IDLE)
+        c->server->stats.idle_timeouts++;
     conn_close(c); /* idle, linger, or a body to discard that never came */
 }
 
@@ -351,7 +390,8 @@ static void conn_parse_error(dp_conn_t *c)
 static void conn_step(dp_conn_t *c)
 {
     for (;;) {
-        if (c->dead || c->state == DP_CONN_CLOSING || c->hold || c->paused == DP_PAUSE_END)
+        if (c->dead || c->state == DP_CONN_CLOSING || c->state == DP_CONN_TUNNEL || c->hold ||
+            c->paused == DP_PAUSE_END)
             return;
         struct evbuffer *in = bufferevent_get_input(c->bev);
         if (c->paused == DP_PAUSE_HEAD) {
@@ -372,6 +412,10 @@ static void conn_step(dp_conn_t *c)
                 conn_close(c);
                 return;
             }
+            dp_generation_t *g = generation_current();
+            if (g)
+                http1_parser_set_limits(&c->parser, g->config->proxy.max_header_size,
+                                        g->config->proxy.max_headers);
             c->state = DP_CONN_HEAD;
         }
 
@@ -441,10 +485,21 @@ void server_conn_unhold(dp_conn_t *c, unsigned why)
         conn_process(c);
 }
 
+void server_conn_tunnel(dp_conn_t *c)
+{
+    c->state = DP_CONN_TUNNEL;
+    c->hold = 0;
+}
+
 void server_conn_flush(dp_conn_t *c)
 {
     if (c->bev)
         proxy_bev_flush(c->bev);
+}
+
+dp_server_stats_t *server_conn_stats(dp_conn_t *c)
+{
+    return &c->server->stats;
 }
 
 bool server_conn_may_keep_alive(const dp_conn_t *c)
@@ -475,6 +530,10 @@ void server_conn_request_done(dp_conn_t *c, bool keep_alive)
 static void on_client_read(struct bufferevent *bev, void *arg)
 {
     dp_conn_t *c = arg;
+    if (c->state == DP_CONN_TUNNEL) {
+        proxy_tunnel_client_input(&c->req);
+        return;
+    }
     if (c->state == DP_CONN_CLOSING) {
         struct evbuffer *in = bufferevent_get_input(bev);
         c->unread = true;
@@ -495,7 +554,7 @@ static void on_client_write(struct bufferevent *bev, void *arg)
             conn_after_flush(c);
         return;
     }
-    if (c->state == DP_CONN_REQUEST)
+    if (c->state == DP_CONN_REQUEST || c->state == DP_CONN_TUNNEL)
         proxy_client_drained(&c->req);
 }
 
@@ -506,6 +565,10 @@ static void on_client_event(struct bufferevent *bev, short what, void *arg)
         c->client_eof = true;
     else
         c->client_error = true;
+    if (c->state == DP_CONN_TUNNEL) {
+        proxy_client_gone(&c->req); /* either side closing ends the tunnel */
+        return;
+    }
     if (c->state == DP_CONN_REQUEST) {
         /* A half-close after a complete request still gets its response (RFC 9112 §9.6).
          * Input not parsed yet (paused at the head, held) may still complete the request:
@@ -519,6 +582,95 @@ static void on_client_event(struct bufferevent *bev, short what, void *arg)
     conn_close(c);
 }
 
+/* ---- shedding past maxConnections ------------------------------------------------------ */
+
+#define SHED_BODY "{\"error\":{\"code\":\"overloaded\",\"message\":\"too many connections\"}}"
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+static void shed_free(shed_conn_t *sh)
+{
+    dp_server_t *s = sh->server;
+    if (sh->prev)
+        sh->prev->next = sh->next;
+    else
+        s->sheds = sh->next;
+    if (sh->next)
+        sh->next->prev = sh->prev;
+    s->n_sheds--;
+    event_free(sh->ev);
+    evutil_closesocket(sh->fd);
+    free(sh);
+}
+
+/* Drop what the refused client sends until it closes or the linger time is up. */
+static void on_shed_event(evutil_socket_t fd, short what, void *arg)
+{
+    shed_conn_t *sh = arg;
+    char buf[4096];
+    if (what & EV_READ) {
+        for (int i = 0; i < 16; i++) { /* bounded work per wakeup */
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+                shed_free(sh);
+                return;
+            }
+            if (n < 0)
+                break;
+        }
+    }
+    uint64_t now = fg_now_ms();
+    if (!(what & EV_READ) || now >= sh->deadline_ms) {
+        shed_free(sh);
+        return;
+    }
+    uint64_t left = sh->deadline_ms - now;
+    struct timeval tv = {(time_t)(left / 1000), (suseconds_t)((left % 1000) * 1000)};
+    event_add(sh->ev, &tv);
+}
+
+static void shed_connection(dp_server_t *s, evutil_socket_t fd)
+{
+    static const char resp[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Retry-After: " STR(DP_RETRY_AFTER_S) "\r\n"
+                               "Connection: close\r\n"
+                               "Content-Length: ";
+    char msg[sizeof resp + 64 + sizeof SHED_BODY];
+    int n = snprintf(msg, sizeof msg, "%s%zu\r\n\r\n%s", resp, sizeof SHED_BODY - 1, SHED_BODY);
+    s->stats.connections_shed++;
+    shed_conn_t *sh = s->n_sheds < DP_SHED_MAX ? calloc(1, sizeof *sh) : NULL;
+    if (sh)
+        sh->ev = event_new(s->base, fd, EV_READ, on_shed_event, sh);
+    if (!sh || !sh->ev) {
+        free(sh);
+        evutil_closesocket(fd); /* too many at once: no answer at all, but no growth either */
+        return;
+    }
+    evutil_make_socket_nonblocking(fd);
+    /* A fresh socket's send buffer takes this small answer whole. */
+    if (n > 0)
+        (void)send(fd, msg, (size_t)n, MSG_NOSIGNAL);
+    shutdown(fd, SHUT_WR);
+    sh->server = s;
+    sh->fd = fd;
+    sh->deadline_ms = fg_now_ms() + DP_SHED_LINGER_MS;
+    sh->next = s->sheds;
+    if (s->sheds)
+        s->sheds->prev = sh;
+    s->sheds = sh;
+    s->n_sheds++;
+    struct timeval tv = {DP_SHED_LINGER_MS / 1000, (DP_SHED_LINGER_MS % 1000) * 1000};
+    event_add(sh->ev, &tv);
+}
+
+static size_t max_connections(void)
+{
+    dp_generation_t *g = generation_current();
+    return g && g->config->proxy.max_connections ? g->config->proxy.max_connections
+                                                 : FG_DEFAULT_MAX_CONNECTIONS;
+}
+
 /* ---- listener -------------------------------------------------------------------------- */
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
@@ -529,6 +681,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         close(fd);
         return;
     }
+    if (s->n_conns >= max_connections()) {
+        shed_connection(s, fd);
+        return;
+    }
+    s->stats.connections_accepted++;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     dp_conn_t *c = conn_alloc(s);
@@ -627,7 +784,8 @@ dp_server_t *server_start(struct event_base *base, const dp_server_conf_t *conf,
         return NULL;
     }
     s->base = base;
-    s->header_tv = common_tv(base, DP_CLIENT_HEADER_TIMEOUT_MS);
+    s->header_tv = common_tv(base, FG_DEFAULT_HEADER_TIMEOUT_MS);
+    s->header_ms = FG_DEFAULT_HEADER_TIMEOUT_MS;
     s->linger_tv = common_tv(base, DP_LINGER_TIMEOUT_MS);
     s->accept_pause = evtimer_new(base, on_accept_resume, s);
     if (!s->header_tv || !s->linger_tv || !s->accept_pause) {
@@ -674,15 +832,40 @@ void server_stop_accepting(dp_server_t *s)
     }
 }
 
+const dp_server_stats_t *server_stats(const dp_server_t *s)
+{
+    return &s->stats;
+}
+
 size_t server_active_connections(const dp_server_t *s)
 {
     return s ? s->n_conns : 0;
+}
+
+/* One line with every counter at shutdown: until /metrics exists (issue 7) this is where an
+ * operator (and the tests) can read why requests were refused or timed out. */
+static void log_stats(const dp_server_stats_t *st)
+{
+    char v[13][24];
+    const uint64_t n[13] = {st->connections_accepted, st->connections_shed, st->bad_requests,
+                            st->not_implemented,      st->version_refused,  st->head_too_large,
+                            st->body_too_large,       st->header_timeouts,  st->client_timeouts,
+                            st->idle_timeouts,        st->connect_timeouts, st->upstream_timeouts,
+                            st->request_timeouts};
+    for (int i = 0; i < 13; i++)
+        snprintf(v[i], sizeof v[i], "%llu", (unsigned long long)n[i]);
+    fg_log(FG_LOG_INFO, "http counters", "connections_accepted", v[0], "connections_shed", v[1],
+           "bad_requests", v[2], "not_implemented", v[3], "version_refused", v[4],
+           "head_too_large", v[5], "body_too_large", v[6], "header_timeouts", v[7],
+           "client_timeouts", v[8], "idle_timeouts", v[9], "connect_timeouts", v[10],
+           "upstream_timeouts", v[11], "request_timeouts", v[12], NULL);
 }
 
 void server_free(dp_server_t *s)
 {
     if (!s)
         return;
+    log_stats(&s->stats);
     s->freeing = true;
     while (s->conns) {
         dp_conn_t *c = s->conns;
@@ -693,6 +876,8 @@ void server_free(dp_server_t *s)
         if (s->conns == c) /* not freed (cannot happen outside the loop): force it */
             conn_free(c);
     }
+    while (s->sheds)
+        shed_free(s->sheds);
     while (s->free_list) {
         dp_conn_t *c = s->free_list;
         s->free_list = c->next;

@@ -10,9 +10,11 @@ Prints `listening 127.0.0.1:PORT name=NAME` on stdout (flushed) once it accepts 
 (`--listen 127.0.0.1:0` picks a free port; the line says which). SIGTERM/SIGINT: exit 0.
 
 Behaviour by path (query strings are parsed; the raw target is echoed):
-  any other path       200 JSON {"origin","method","path","headers","body_length",
-                       "body_sha256","peer","connection_requests"}; header names lowercased,
-                       repeated headers joined with ", "; "peer" is the client's ip:port and
+  any other path       200 JSON {"origin","method","path","headers","header_list",
+                       "body_length","body_sha256","peer","connection_requests"}; in
+                       "headers" names are lowercased and repeated headers joined with ", ",
+                       "header_list" is every [name, value] as received, in order; "peer" is
+                       the client's ip:port and
                        "connection_requests" how many requests this connection has carried
                        (tests use both to see upstream keep-alive)
   /status/NNN          that status (200..599), with the JSON above as body (none for 204/304)
@@ -26,8 +28,9 @@ Behaviour by path (query strings are parsed; the raw target is echoed):
                        ends when the origin closes the connection (RFC 9112 6.3 rule 8)
   /hang                reads the request and never answers (until the client goes or 10 min)
   /__stats             {"in_flight": requests being handled now (not counting this one),
-                       "total": requests received so far} -- lets a test see that a request
-                       reached the origin and is still in progress
+                       "total": requests received so far, "complete": requests whose body
+                       was read whole (not counting this one)} -- lets a test see that a
+                       request reached the origin and is still in progress
 
 /bytes and /chunked send `X-Body-Sha256: <hex>` of the body they send, so a client behind a
 proxy can check it received exactly what the origin sent. Every response has
@@ -140,6 +143,7 @@ class Handler(BaseHTTPRequestHandler):
             "method": self.command,
             "path": self.path,
             "headers": headers,
+            "header_list": [[n, v] for n, v in self.headers.items()],
             "body_length": body_length,
             "body_sha256": body_sha,
             "peer": "%s:%d" % self.client_address[:2],
@@ -177,6 +181,8 @@ class Handler(BaseHTTPRequestHandler):
     def respond(self):
         try:
             length, sha = self.read_body()
+            with self.server.lock:
+                self.server.complete += 1
         except (BadRequest, ValueError) as e:
             self.close_connection = True
             self.send_json(400, {"origin": self.server.name, "error": str(e)})
@@ -219,7 +225,8 @@ class Handler(BaseHTTPRequestHandler):
             self.hang()
         elif path == "/__stats":
             with self.server.lock:
-                stats = {"in_flight": self.server.in_flight - 1, "total": self.server.total}
+                stats = {"in_flight": self.server.in_flight - 1, "total": self.server.total,
+                         "complete": self.server.complete - 1}
             self.send_json(200, stats)
         else:
             self.send_json(200, info)
@@ -299,6 +306,7 @@ class OriginServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.in_flight = 0
         self.total = 0
+        self.complete = 0
 
 
 def parse_listen(text):

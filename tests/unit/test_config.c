@@ -1039,6 +1039,50 @@ static void test_validate_hand_built(void **state)
     assert_int_equal(fg_config_validate(NULL, &err), -EINVAL);
 }
 
+/* ---- HTTP limits and timeouts (issue 3) ----------------------------------------------- */
+
+static void test_proxy_limits(void **state)
+{
+    (void)state;
+    fg_config_t *cfg = parse_ok("{}");
+    assert_int_equal(cfg->proxy.header_timeout_ms, FG_DEFAULT_HEADER_TIMEOUT_MS);
+    assert_int_equal(cfg->proxy.max_header_size, FG_DEFAULT_MAX_HEADER_SIZE);
+    assert_int_equal(cfg->proxy.max_headers, FG_DEFAULT_MAX_HEADERS);
+    assert_int_equal(cfg->proxy.max_connections, FG_DEFAULT_MAX_CONNECTIONS);
+    fg_config_free(cfg);
+
+    cfg = parse_ok("{'proxy':{'timeout':{'header':1500},'maxHeaderSize':4096,'maxHeaders':20,"
+                   "'maxConnections':3}}");
+    assert_int_equal(cfg->proxy.header_timeout_ms, 1500);
+    assert_int_equal(cfg->proxy.max_header_size, 4096);
+    assert_int_equal(cfg->proxy.max_headers, 20);
+    assert_int_equal(cfg->proxy.max_connections, 3);
+    free(assert_round_trip(cfg));
+    fg_config_free(cfg);
+
+    expect_decode_error("{'proxy':{'maxHeaderSize':100}}", "proxy.maxHeaderSize", "between");
+    expect_decode_error("{'proxy':{'maxHeaders':0}}", "proxy.maxHeaders", "between");
+    expect_decode_error("{'proxy':{'maxConnections':-1}}", "proxy.maxConnections", "between");
+    expect_decode_error("{'proxy':{'timeout':{'header':0}}}", "proxy.timeout.header", "between");
+    expect_decode_error("{'proxy':{'maxHeader':5000}}", "proxy.maxHeader", "unknown key");
+}
+
+static void test_route_websocket(void **state)
+{
+    (void)state;
+    fg_config_t *cfg = parse_ok(ROUTE("{'id':'a','path':'/a','upstream':'b'},"
+                                      "{'id':'w','path':'/ws','upstream':'b','websocket':true}"));
+    assert_false(cfg->routes[0].websocket);
+    assert_true(cfg->routes[1].websocket);
+    char *canon = assert_round_trip(cfg);
+    assert_non_null(strstr(canon, "\"websocket\":true"));
+    assert_non_null(strstr(canon, "\"websocket\":false"));
+    free(canon);
+    fg_config_free(cfg);
+    expect_decode_error(ROUTE("{'id':'w','path':'/ws','upstream':'b','websocket':'yes'}"),
+                        "routes[0].websocket", "true or false");
+}
+
 /* ---- canonical form ------------------------------------------------------------------- */
 
 static const char everything[] =
@@ -1079,11 +1123,12 @@ static void test_canonical_round_trip(void **state)
     char *c2 = fg_config_canonical(again);
     assert_string_equal(canon, c2);
     /* Key order at the top and in one nested object. */
-    assert_int_equal(strncmp(canon, "{\"version\":\"1.0\",\"proxy\":{\"port\":8080,\"timeout\":"
-                                    "{\"request\":1000,\"connect\":100,\"idle\":5000},"
-                                    "\"maxBodySize\":2097152},\"security\":",
-                             113),
-                     0);
+    static const char head[] =
+        "{\"version\":\"1.0\",\"proxy\":{\"port\":8080,\"timeout\":"
+        "{\"request\":1000,\"connect\":100,\"idle\":5000,\"header\":10000},"
+        "\"maxBodySize\":2097152,\"maxHeaderSize\":65536,\"maxHeaders\":100,"
+        "\"maxConnections\":10000},\"security\":";
+    assert_int_equal(strncmp(canon, head, sizeof head - 1), 0);
     const char *rl = strstr(canon, "\"rateLimit\":{\"enabled\":true,\"backend\":\"redis\",\"redis\"");
     const char *lg = strstr(canon, "\"logging\":");
     const char *mt = strstr(canon, "\"metrics\":");
@@ -1318,6 +1363,8 @@ int main(void)
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_validate_cross_entity),
         cmocka_unit_test(test_validate_hand_built),
+        cmocka_unit_test(test_proxy_limits),
+        cmocka_unit_test(test_route_websocket),
         cmocka_unit_test(test_canonical_round_trip),
         cmocka_unit_test(test_canonical_is_independent_of_input_form),
         cmocka_unit_test(test_entity_decoders),
