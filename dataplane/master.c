@@ -73,6 +73,8 @@ static void child_run(master_t *m, unsigned index, int ready_wr, pid_t master_pi
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master_pid)
         _exit(0);
+    /* Until the worker's own handler is installed, a forwarded SIGHUP must not kill it. */
+    signal(SIGHUP, SIG_IGN);
     sigprocmask(SIG_SETMASK, &m->old_mask, NULL);
     _exit(m->conf->run(index, ready_wr, m->conf->arg));
 }

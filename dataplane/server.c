@@ -217,8 +217,10 @@ static void conn_free(dp_conn_t *c)
     dp_server_t *s = c->server;
     assert(!c->req.gen && !c->req.up); /* requests end in proxy_finish, never here */
     conn_timer(c, TIMER_NONE);
-    if (c->bev)
+    if (c->bev) {
+        tls_bev_close_notify(c->bev);
         bufferevent_free(c->bev); /* closes the socket */
+    }
     c->bev = NULL;
     if (c->prev)
         c->prev->next = c->next;
@@ -259,6 +261,7 @@ static void conn_after_flush(dp_conn_t *c)
         return;
     }
     c->lingering = true;
+    tls_bev_close_notify(c->bev);
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     struct evbuffer *in = bufferevent_get_input(c->bev);
     evbuffer_drain(in, evbuffer_get_length(in));

@@ -174,6 +174,16 @@ bool tls_bev_is_tls(struct bufferevent *bev)
     return bufferevent_openssl_get_ssl(bev) != NULL;
 }
 
+void tls_bev_close_notify(struct bufferevent *bev)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    if (!ssl)
+        return;
+    if (SSL_is_init_finished(ssl))
+        (void)SSL_shutdown(ssl); /* one alert record on a non-blocking socket */
+    ERR_clear_error();
+}
+
 /* ---- upstream client contexts ---------------------------------------------------------- */
 
 static bool str_eq(const char *a, const char *b)

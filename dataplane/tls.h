@@ -59,6 +59,11 @@ SSL_CTX *tls_client_ctx(const fg_upstream_t *u, fg_error_t *err);
  *  ENOMEM. */
 struct bufferevent *tls_client_bev(SSL_CTX *ctx, struct event_base *base, const char *host);
 
+/** Before freeing a TLS bufferevent: send close_notify if the handshake completed, so the
+ *  peer can tell our close from a truncation. Best effort, never blocks; a no-op for plain
+ *  bufferevents. */
+void tls_bev_close_notify(struct bufferevent *bev);
+
 /** Why the handshake of a client bufferevent failed, for the log ("certificate verify failed:
  *  unable to get local issuer certificate"). Static or thread-local storage. */
 const char *tls_bev_error(struct bufferevent *bev);

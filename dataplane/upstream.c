@@ -385,8 +385,10 @@ static void conn_free(up_conn_t *c)
     } else if (c->state == UC_RESOLVING) {
         TAILQ_REMOVE(&c->pool->waiters, c, link);
     }
-    if (c->bev)
+    if (c->bev) {
+        tls_bev_close_notify(c->bev);
         bufferevent_free(c->bev); /* closes the socket (BEV_OPT_CLOSE_ON_FREE) */
+    }
     free(c);
 }
 

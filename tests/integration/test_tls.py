@@ -197,6 +197,23 @@ class TlsListenerTest(TlsTest):
         _, cert = tls_handshake(self.dp.tls_port, loose, None)
         self.assertEqual(san_names(cert), ["localhost"])
 
+    def test_close_sends_close_notify(self):
+        # A strict client (ragged EOFs are errors) reads to the end of a Connection: close
+        # response: the data plane's close must be a TLS close_notify, not a bare FIN.
+        ctx = self.client_ctx()
+        with socket.create_connection(("127.0.0.1", self.dp.tls_port), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost",
+                                 suppress_ragged_eofs=False) as s:
+                s.sendall(b"GET /bye HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)  # SSLEOFError here without close_notify
+                    if not chunk:
+                        break
+                    data += chunk
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+        self.assertIn(b'"path": "/bye"', data.replace(b'":"', b'": "'))
+
     def test_plain_http_on_tls_port_is_dropped(self):
         with socket.create_connection(("127.0.0.1", self.dp.tls_port), timeout=5) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
