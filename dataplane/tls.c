@@ -37,6 +37,9 @@ typedef struct client_ctx {
     char *ca_file, *cert, *key; /* NULL when unset */
 } client_ctx_t;
 
+/* SSL ex_data index of a client connection's session slot; set once, read-only after. */
+static int session_slot_index = -1;
+
 /* The cache of client contexts: process-wide, like the upstream pools that borrow them. */
 static struct {
     client_ctx_t *head;
@@ -210,6 +213,19 @@ static char *dup_or_null(const char *s, bool *oom)
     return d;
 }
 
+/* A session (TLS 1.2 at the handshake's end, 1.3 on each NewSessionTicket) for the pool's
+ * slot. Returning 1 keeps the reference OpenSSL gave us. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    SSL_SESSION **slot = SSL_get_ex_data(ssl, session_slot_index);
+    if (!slot)
+        return 0;
+    if (*slot)
+        SSL_SESSION_free(*slot);
+    *slot = sess;
+    return 1;
+}
+
 static SSL_CTX *client_ctx_build(const fg_upstream_t *u, fg_error_t *err)
 {
     char e[256];
@@ -236,6 +252,10 @@ static SSL_CTX *client_ctx_build(const fg_upstream_t *u, fg_error_t *err)
     if (u->client_cert && u->client_key &&
         load_pair(ctx, u->client_cert, u->client_key, "clientCert", err) < 0)
         goto fail;
+    /* Resumption: sessions are kept per pool (target + context), not in OpenSSL's cache,
+     * which a client context does not look up by itself. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
     return ctx;
 fail:
     SSL_CTX_free(ctx);
@@ -244,6 +264,8 @@ fail:
 
 SSL_CTX *tls_client_ctx(const fg_upstream_t *u, fg_error_t *err)
 {
+    if (session_slot_index < 0)
+        session_slot_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     for (client_ctx_t *c = clients.head; c; c = c->next)
         if (c->verify == u->tls_verify && str_eq(c->ca_file, u->ca_file) &&
             str_eq(c->cert, u->client_cert) && str_eq(c->key, u->client_key))
@@ -284,11 +306,17 @@ static bool is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-struct bufferevent *tls_client_bev(SSL_CTX *ctx, struct event_base *base, const char *host)
+struct bufferevent *tls_client_bev(SSL_CTX *ctx, struct event_base *base, const char *host,
+                                   SSL_SESSION **session)
 {
     SSL *ssl = SSL_new(ctx);
     if (!ssl)
         return NULL;
+    if (session && session_slot_index >= 0) {
+        SSL_set_ex_data(ssl, session_slot_index, session);
+        if (*session)
+            SSL_set_session(ssl, *session); /* a refused offer is a full handshake, no error */
+    }
     bool ip = is_ip_literal(host);
     int ok = 1;
     /* RFC 6066: SNI carries DNS names only. The identity check is done by OpenSSL during

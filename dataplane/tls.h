@@ -56,8 +56,11 @@ SSL_CTX *tls_client_ctx(const fg_upstream_t *u, fg_error_t *err);
 /** A client TLS bufferevent that will connect to `host` (SNI unless `host` is an IP literal;
  *  with verification on, the certificate must match `host`). Connect it with
  *  bufferevent_socket_connect(); BEV_EVENT_CONNECTED means the handshake is done. NULL on
- *  ENOMEM. */
-struct bufferevent *tls_client_bev(SSL_CTX *ctx, struct event_base *base, const char *host);
+ *  ENOMEM. `session` (NULL: none) is the caller's slot for resumption: the handshake offers
+ *  the session in it, and a new session the server issues replaces it (the slot owns one
+ *  reference; free it with SSL_SESSION_free). The slot must outlive the bufferevent. */
+struct bufferevent *tls_client_bev(SSL_CTX *ctx, struct event_base *base, const char *host,
+                                   SSL_SESSION **session);
 
 /** Before freeing a TLS bufferevent: send close_notify if the handshake completed, so the
  *  peer can tell our close from a truncation. Best effort, never blocks; a no-op for plain

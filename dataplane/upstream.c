@@ -71,6 +71,7 @@ struct up_pool {
     bool tls;
     uint16_t port;
     SSL_CTX *ssl_ctx;         /* https: borrowed from tls.c's cache; NULL when it failed */
+    SSL_SESSION *tls_session; /* https: the latest session, offered for resumption; owned */
     uint32_t max_idle;        /* upstream keepalive.maxIdle */
     uint32_t idle_timeout_ms; /* upstream keepalive.idleTimeout */
     char *host;
@@ -434,7 +435,7 @@ static int conn_start_tls(up_conn_t *c, const struct sockaddr *sa, int salen)
     up_pool_t *p = c->pool;
     if (!p->ssl_ctx)
         return -EPROTO; /* the context failed to build; logged when the pool was made */
-    c->bev = tls_client_bev(p->ssl_ctx, up.base, p->host);
+    c->bev = tls_client_bev(p->ssl_ctx, up.base, p->host, &p->tls_session);
     if (!c->bev)
         return -ENOMEM;
     bufferevent_set_max_single_read(c->bev, UP_READ_MAX);
@@ -623,6 +624,8 @@ void upstream_shutdown(void)
                 p = next;
                 continue;
             }
+            if (p->tls_session)
+                SSL_SESSION_free(p->tls_session);
             free(p->host);
             free(p->host_header);
             free(p);

@@ -257,6 +257,20 @@ class HttpsUpstreamTest(TlsTest):
         # An IP literal is checked against the certificate's IP SANs.
         self.assertTrue(is_origin_json(self.wait_status(self.dp, "/byip/z", 200), "S"))
 
+    def test_upstream_tls_sessions_are_resumed(self):
+        o = self.start_tls_origin("S")
+        self.add_upstream("fresh", "https://localhost:%d" % o.port, caFile=self.cert("ca.crt"),
+                          keepalive={"maxIdle": 0})  # a new connection for every request
+        first = self.wait_status(self.dp, "/fresh/1", 200)
+        self.assertEqual(first.header("X-TLS-Session-Reused"), "0")
+        peers = {first.json()["peer"]}
+        for i in range(3):
+            r = self.c.through(self.dp, "GET", "/fresh/%d" % (i + 2))
+            self.assertEqual(r.json()["connection_requests"], 1)
+            peers.add(r.json()["peer"])
+            self.assertEqual(r.header("X-TLS-Session-Reused"), "1", "abbreviated handshake")
+        self.assertEqual(len(peers), 4)
+
     def test_wrong_ca_is_502_and_tls_verify_false_is_ok(self):
         o = self.start_tls_origin("S")
         other = make_certs(os.path.join(self.c.tmp, "other-ca"))

@@ -35,7 +35,8 @@ proxy can check it received exactly what the origin sent. Every response has
 
 TLS: `--tls-cert FILE --tls-key FILE` serves HTTPS instead (TLS 1.2+); `--tls-client-ca FILE`
 also requires a client certificate signed by that CA (mutual TLS). The handshake runs in the
-connection's thread, so a client that never completes it blocks nobody.
+connection's thread, so a client that never completes it blocks nobody. JSON responses then
+carry `X-TLS-Session-Reused: 1|0` (whether the client resumed a TLS session).
 """
 
 import argparse
@@ -154,6 +155,8 @@ class Handler(BaseHTTPRequestHandler):
     def send_bytes(self, status, body, content_type="application/json", extra=None):
         self.send_response(status)
         self.send_header("X-Origin", self.server.name)
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.send_header("X-TLS-Session-Reused", "1" if self.connection.session_reused else "0")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         no_body = status < 200 or status in (204, 304)
