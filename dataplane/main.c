@@ -8,7 +8,12 @@
  *
  * SIGTERM/SIGINT start a drain: stop accepting, mark not-ready, close the control plane link,
  * and exit once in-flight connections are gone or DP_DRAIN_TIMEOUT_MS has passed. A second
- * signal exits at once. Exit codes: 0 normal, 1 start-up failure, 2 usage. */
+ * signal exits at once. SIGHUP re-opens --log-file. Exit codes: 0 normal, 1 start-up
+ * failure, 2 usage.
+ *
+ * With --workers N > 1 (the default is one per core) that process is a worker: the master
+ * (master.c) forks N of them, each with the id <id>-wK, after loading the TLS certificates
+ * once so a bad file fails before any fork. --workers 1 is the single process, no master. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>

@@ -52,5 +52,5 @@ api -X POST "http://127.0.0.1:$admin_port/api/v1/routes" \
   -d '{"id":"all","path":"/*","upstream":"origin"}' >/dev/null
 
 export CANDIDATE_NAME=${CANDIDATE_NAME:-flexgate-dp} CANDIDATE_PORT=${CANDIDATE_PORT:-18103}
-export CANDIDATE_CMD="exec '$build/flexgate-dp' --control 'unix:$tmp/ctl.sock' --listen 127.0.0.1:\$CANDIDATE_PORT --status-listen 127.0.0.1:$((admin_port + 1)) --log-level warn"
+export CANDIDATE_CMD="exec '$build/flexgate-dp' --control 'unix:$tmp/ctl.sock' --listen 127.0.0.1:\$CANDIDATE_PORT --status-listen 127.0.0.1:$((admin_port + 1)) --log-level warn --workers 1"
 bash "$bench" "$@"
