@@ -306,8 +306,8 @@ static bool is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-struct bufferevent *tls_client_bev(SSL_CTX *ctx, struct event_base *base, const char *host,
-                                   SSL_SESSION **session)
+/* A client SSL for `host`: SNI, the identity to verify, the session slot. NULL on ENOMEM. */
+static SSL *client_ssl_new(SSL_CTX *ctx, const char *host, SSL_SESSION **session)
 {
     SSL *ssl = SSL_new(ctx);
     if (!ssl)
@@ -331,6 +331,15 @@ struct bufferevent *tls_client_bev(SSL_CTX *ctx, struct event_base *base, const 
         return NULL;
     }
     SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    return ssl;
+}
+
+struct bufferevent *tls_client_bev(SSL_CTX *ctx, struct event_base *base, const char *host,
+                                   SSL_SESSION **session)
+{
+    SSL *ssl = client_ssl_new(ctx, host, session);
+    if (!ssl)
+        return NULL;
     struct bufferevent *bev = bufferevent_openssl_socket_new(
         base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) {

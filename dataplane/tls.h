@@ -63,8 +63,9 @@ struct bufferevent *tls_client_bev(SSL_CTX *ctx, struct event_base *base, const 
                                    SSL_SESSION **session);
 
 /** Before freeing a TLS bufferevent: send close_notify if the handshake completed, so the
- *  peer can tell our close from a truncation. Best effort, never blocks; a no-op for plain
- *  bufferevents. */
+ *  peer can tell our close from a truncation (and, on a client, so OpenSSL keeps the session
+ *  resumable: an SSL freed without it marks its session unusable). Best effort, never
+ *  blocks; a no-op for plain bufferevents. */
 void tls_bev_close_notify(struct bufferevent *bev);
 
 /** Why the handshake of a client bufferevent failed, for the log ("certificate verify failed:
