@@ -14,6 +14,8 @@
  * with an unchanged path is not re-read until the process restarts (documented). */
 #include "tls.h"
 
+#include "fg_time.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +34,9 @@ struct tls_server {
 
 typedef struct client_ctx {
     struct client_ctx *next;
-    SSL_CTX *ctx;
+    SSL_CTX *ctx;            /* NULL while the last build failed */
+    uint64_t failed_at_ms;   /* when it failed (fg_now_ms) */
+    char error[FG_ERROR_MESSAGE_MAX];
     bool verify;
     char *ca_file, *cert, *key; /* NULL when unset */
 } client_ctx_t;
@@ -262,19 +266,38 @@ fail:
     return NULL;
 }
 
-SSL_CTX *tls_client_ctx(const fg_upstream_t *u, fg_error_t *err)
+/* Build (again) the context of cache entry `c`. 0, or a negative errno with err set. */
+static int client_ctx_try(client_ctx_t *c, const fg_upstream_t *u, fg_error_t *err)
 {
+    c->ctx = client_ctx_build(u, err);
+    if (c->ctx)
+        return 0;
+    c->failed_at_ms = fg_now_ms();
+    snprintf(c->error, sizeof c->error, "%s", err->message);
+    return -EINVAL;
+}
+
+int tls_client_ctx(const fg_upstream_t *u, SSL_CTX **out, fg_error_t *err)
+{
+    *out = NULL;
     if (session_slot_index < 0)
         session_slot_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-    for (client_ctx_t *c = clients.head; c; c = c->next)
-        if (c->verify == u->tls_verify && str_eq(c->ca_file, u->ca_file) &&
-            str_eq(c->cert, u->client_cert) && str_eq(c->key, u->client_key))
-            return c->ctx;
-    if (clients.n >= TLS_CLIENT_CTX_MAX) {
-        fg_error_setc(err, -ENOSPC, "caFile", "more than %d distinct upstream TLS settings",
-                      TLS_CLIENT_CTX_MAX);
-        return NULL;
+    for (client_ctx_t *c = clients.head; c; c = c->next) {
+        if (c->verify != u->tls_verify || !str_eq(c->ca_file, u->ca_file) ||
+            !str_eq(c->cert, u->client_cert) || !str_eq(c->key, u->client_key))
+            continue;
+        if (!c->ctx && fg_now_ms() - c->failed_at_ms < TLS_CLIENT_RETRY_MS) {
+            fg_error_set(err, "caFile", "%s", c->error);
+            return -EAGAIN;
+        }
+        if (!c->ctx && client_ctx_try(c, u, err) < 0)
+            return -EINVAL;
+        *out = c->ctx;
+        return 0;
     }
+    if (clients.n >= TLS_CLIENT_CTX_MAX)
+        return fg_error_setc(err, -ENOSPC, "caFile", "more than %d distinct upstream TLS settings",
+                             TLS_CLIENT_CTX_MAX);
     client_ctx_t *c = calloc(1, sizeof *c);
     bool oom = !c;
     if (c) {
@@ -286,18 +309,16 @@ SSL_CTX *tls_client_ctx(const fg_upstream_t *u, fg_error_t *err)
     if (oom) {
         if (c)
             client_ctx_free(c);
-        fg_error_setc(err, -ENOMEM, "", "out of memory");
-        return NULL;
+        return fg_error_setc(err, -ENOMEM, "", "out of memory");
     }
-    c->ctx = client_ctx_build(u, err);
-    if (!c->ctx) {
-        client_ctx_free(c);
-        return NULL;
-    }
+    /* Kept even when the build fails: the failure is remembered for TLS_CLIENT_RETRY_MS. */
     c->next = clients.head;
     clients.head = c;
     clients.n++;
-    return c->ctx;
+    if (client_ctx_try(c, u, err) < 0)
+        return -EINVAL;
+    *out = c->ctx;
+    return 0;
 }
 
 static bool is_ip_literal(const char *host)

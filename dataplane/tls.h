@@ -28,6 +28,7 @@
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TLS_CLIENT_CTX_MAX 256 /* distinct (caFile, tlsVerify, clientCert, clientKey) sets */
+#define TLS_CLIENT_RETRY_MS 5000u /* a context that failed to build is retried after this */
 
 typedef struct tls_server tls_server_t;
 
@@ -50,8 +51,11 @@ struct bufferevent *tls_server_bev(tls_server_t *ts, struct event_base *base, in
 bool tls_bev_is_tls(struct bufferevent *bev);
 
 /** The client context for https targets of upstream `u` (its caFile, tlsVerify, clientCert,
- *  clientKey), created on first use and cached. NULL with err when a file cannot be loaded. */
-SSL_CTX *tls_client_ctx(const fg_upstream_t *u, fg_error_t *err);
+ *  clientKey), created on first use and cached in *out. 0; -EINVAL (or -ENOMEM, -ENOSPC) with
+ *  err when it cannot be built (a file cannot be loaded); -EAGAIN with the same err while
+ *  that failure is younger than TLS_CLIENT_RETRY_MS, so files are not re-read, nor the
+ *  failure logged, on every request. */
+int tls_client_ctx(const fg_upstream_t *u, SSL_CTX **out, fg_error_t *err);
 
 /** A client TLS bufferevent that will connect to `host` (SNI unless `host` is an IP literal;
  *  with verification on, the certificate must match `host`). Connect it with

@@ -253,8 +253,8 @@ up_pool_t *upstream_pool_get(const fg_upstream_t *u, const fg_url_t *url)
          * exists, and each connect through it fails with the logged reason. */
         fg_error_t err;
         fg_error_clear(&err);
-        k.ssl_ctx = tls_client_ctx(u, &err);
-        if (!k.ssl_ctx)
+        int rc = tls_client_ctx(u, &k.ssl_ctx, &err);
+        if (rc < 0 && rc != -EAGAIN) /* -EAGAIN: the same failure, logged moments ago */
             fg_log(FG_LOG_ERROR, "cannot set up TLS to the upstream", "upstream", u->name,
                    "error", err.message, NULL);
     }

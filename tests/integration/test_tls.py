@@ -325,6 +325,10 @@ class HttpsUpstreamBadFilesTest(TlsTest):
                           caFile=os.path.join(self.c.tmp, "no-such-ca.pem"))
         self.wait_status(dp, "/missing/x", 502)
         self.assertIn("cannot load CA file", dp.read())
+        # Further requests fail the same way without re-reading files or logging each time.
+        for i in range(5):
+            self.assertEqual(self.c.through(dp, "GET", "/missing/%d" % i).status, 502)
+        self.assertLess(dp.read().count("cannot set up TLS to the upstream"), 5)
 
 
 class TlsStartupErrorsTest(TlsTest):

@@ -246,21 +246,33 @@ static void test_client_ctx_cache(void **state)
     fg_upstream_t b = upstream(path_of("ca.crt"), false, NULL, NULL);
     fg_upstream_t c = upstream(path_of("ca.crt"), true, path_of("client.crt"),
                                path_of("client.key"));
-    SSL_CTX *ca = tls_client_ctx(&a, &err);
+    SSL_CTX *ca, *ca2, *cb, *cc;
+    assert_int_equal(tls_client_ctx(&a, &ca, &err), 0);
     assert_non_null(ca);
-    assert_ptr_equal(tls_client_ctx(&a2, &err), ca); /* equal settings, other strings */
-    SSL_CTX *cb = tls_client_ctx(&b, &err), *cc = tls_client_ctx(&c, &err);
+    assert_int_equal(tls_client_ctx(&a2, &ca2, &err), 0);
+    assert_ptr_equal(ca2, ca); /* equal settings, other strings */
+    assert_int_equal(tls_client_ctx(&b, &cb, &err), 0);
+    assert_int_equal(tls_client_ctx(&c, &cc, &err), 0);
     assert_non_null(cb);
     assert_non_null(cc);
     assert_ptr_not_equal(cb, ca);
     assert_ptr_not_equal(cc, ca);
     assert_int_equal(SSL_CTX_get_min_proto_version(ca), TLS1_2_VERSION);
 
+    SSL_CTX *none;
     fg_upstream_t missing = upstream(path_of("none.pem"), true, NULL, NULL);
-    assert_null(tls_client_ctx(&missing, &err));
+    assert_int_equal(tls_client_ctx(&missing, &none, &err), -EINVAL);
+    assert_null(none);
+    assert_non_null(strstr(err.message, "cannot load CA file"));
+    /* The failure is remembered: same error, not rebuilt (the file appearing now changes
+     * nothing until TLS_CLIENT_RETRY_MS has passed). */
+    fg_error_clear(&err);
+    assert_int_equal(symlink(path_of("ca.crt"), path_of("none.pem")), 0);
+    assert_int_equal(tls_client_ctx(&missing, &none, &err), -EAGAIN);
+    assert_null(none);
     assert_non_null(strstr(err.message, "cannot load CA file"));
     fg_upstream_t badkey = upstream(NULL, true, path_of("client.crt"), path_of("alt.key"));
-    assert_null(tls_client_ctx(&badkey, &err));
+    assert_int_equal(tls_client_ctx(&badkey, &none, &err), -EINVAL);
     assert_non_null(strstr(err.message, "alt.key"));
 }
 
@@ -272,8 +284,8 @@ static long connect_to(fg_upstream_t *u, const char *host, const char *cert_name
     fg_error_t err;
     const char *names[] = {cert_name};
     tls_server_t *ts = listener(1, names);
-    SSL_CTX *cctx = tls_client_ctx(u, &err);
-    assert_non_null(cctx);
+    SSL_CTX *cctx;
+    assert_int_equal(tls_client_ctx(u, &cctx, &err), 0);
     SSL *c = client_ssl_new(cctx, host, NULL), *s = SSL_new(ts->ctx[0]);
     if (require_client_ca) {
         SSL_set_verify(s, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
@@ -318,7 +330,8 @@ static void test_client_certificate(void **state)
     (void)state;
     fg_error_t err;
     fg_upstream_t trust = upstream(path_of("ca.crt"), true, NULL, NULL);
-    SSL_CTX *trust_ctx = tls_client_ctx(&trust, &err); /* its store holds the test CA */
+    SSL_CTX *trust_ctx; /* its store holds the test CA */
+    assert_int_equal(tls_client_ctx(&trust, &trust_ctx, &err), 0);
     fg_upstream_t with = upstream(path_of("ca.crt"), true, path_of("client.crt"),
                                   path_of("client.key"));
     fg_upstream_t without = upstream(path_of("ca.crt"), true, NULL, NULL);
@@ -333,7 +346,8 @@ static void test_session_slot(void **state)
     fg_upstream_t u = upstream(path_of("ca.crt"), true, NULL, NULL);
     const char *names[] = {"localhost"};
     tls_server_t *ts = listener(1, names);
-    SSL_CTX *cctx = tls_client_ctx(&u, &err);
+    SSL_CTX *cctx;
+    assert_int_equal(tls_client_ctx(&u, &cctx, &err), 0);
     SSL_SESSION *slot = NULL;
     for (int round = 0; round < 2; round++) {
         SSL *c = client_ssl_new(cctx, "localhost", &slot), *s = SSL_new(ts->ctx[0]);
