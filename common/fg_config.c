@@ -45,6 +45,8 @@ void fg__upstream_defaults(fg_upstream_t *u)
     u->timeout_ms = FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
     u->retries = 0;
     u->tls_verify = true;
+    u->keepalive = (fg_keepalive_conf_t){.max_idle = FG_DEFAULT_KEEPALIVE_MAX_IDLE,
+                                         .idle_timeout_ms = FG_DEFAULT_KEEPALIVE_IDLE_MS};
     u->circuit_breaker = (fg_breaker_conf_t){
         .enabled = false,
         .failure_threshold = FG_DEFAULT_BREAKER_THRESHOLD,

@@ -71,6 +71,9 @@
 #define FG_DEFAULT_HC_UNHEALTHY 3u
 #define FG_DEFAULT_HC_HEALTHY 2u
 #define FG_DEFAULT_METRICS_PATH "/metrics"
+#define FG_DEFAULT_KEEPALIVE_MAX_IDLE 256u       /* upstream keepalive.maxIdle */
+#define FG_DEFAULT_KEEPALIVE_IDLE_MS 60000u      /* upstream keepalive.idleTimeout */
+#define FG_KEEPALIVE_MAX_IDLE_MAX 100000u
 
 typedef enum fg_auth_mode {
     FG_AUTH_NONE = 0,     /* "none" (also YAML false / absent) */
@@ -142,6 +145,12 @@ typedef struct fg_health_check {
     uint32_t unhealthy_threshold, healthy_threshold;
 } fg_health_check_t;
 
+/* Idle keep-alive connections kept per target (nginx `keepalive` / `keepalive_timeout`). */
+typedef struct fg_keepalive_conf {
+    uint32_t max_idle;        /* idle connections kept per target; 0 = no pooling */
+    uint32_t idle_timeout_ms; /* an idle connection older than this is closed */
+} fg_keepalive_conf_t;
+
 typedef struct fg_target {
     const char *url; /* as written */
     fg_url_t parsed;
@@ -161,6 +170,9 @@ typedef struct fg_upstream {
     const char *fallback;   /* name of another upstream, or NULL */
     const char *ca_file;    /* https: CA bundle for verification, or NULL (system) */
     bool tls_verify;        /* default true */
+    const char *client_cert; /* https: PEM client certificate (mTLS), or NULL; with client_key */
+    const char *client_key;  /* https: PEM private key of client_cert, or NULL */
+    fg_keepalive_conf_t keepalive;
     fg_breaker_conf_t circuit_breaker;
     fg_health_check_t health_check;
 } fg_upstream_t;

@@ -326,7 +326,8 @@ static int get_rate_limit(dec_t *d, const cJSON *obj, const char *key, fg_rate_l
 static const char *const upstream_keys[] = {
     "name",     "url",      "targets",  "loadBalancing", "hashOn",         "timeout",
     "retries",  "fallback", "caFile",   "tlsVerify",     "circuitBreaker", "healthCheck",
-    NULL};
+    "clientCert", "clientKey", "keepalive", NULL};
+static const char *const keepalive_keys[] = {"maxIdle", "idleTimeout", NULL};
 static const char *const target_keys[] = {"url", "weight", NULL};
 static const char *const breaker_keys[] = {"enabled",          "failureThreshold",
                                            "successThreshold", "openDuration",
@@ -467,6 +468,40 @@ out:
     return rc;
 }
 
+static int dec_keepalive(dec_t *d, const cJSON *obj, fg_keepalive_conf_t *k)
+{
+    const cJSON *it = member(obj, "keepalive");
+    int rc;
+    if (!it)
+        return 0;
+    size_t mark = dec_key(d, "keepalive");
+    if ((rc = dec_object(d, it, keepalive_keys)) != 0 ||
+        (rc = get_u32(d, it, "maxIdle", 0, FG_KEEPALIVE_MAX_IDLE_MAX, k->max_idle, false,
+                      &k->max_idle)) != 0 ||
+        (rc = get_u32(d, it, "idleTimeout", 1, FG_TIMEOUT_MAX_MS, k->idle_timeout_ms, false,
+                      &k->idle_timeout_ms)) != 0)
+        goto out;
+out:
+    dec_pop(d, mark);
+    return rc;
+}
+
+/* A client certificate is useless without its key and the reverse: refuse half a pair. */
+static int dec_client_cert(dec_t *d, const cJSON *obj, fg_upstream_t *u)
+{
+    int rc;
+    if ((rc = get_string(d, obj, "clientCert", false, FG_FILE_PATH_MAX_LEN, plain_text_problem,
+                         &u->client_cert)) != 0 ||
+        (rc = get_string(d, obj, "clientKey", false, FG_FILE_PATH_MAX_LEN, plain_text_problem,
+                         &u->client_key)) != 0)
+        return rc;
+    if (u->client_cert && !u->client_key)
+        return dec_fail_key(d, "clientKey", "required with clientCert");
+    if (u->client_key && !u->client_cert)
+        return dec_fail_key(d, "clientCert", "required with clientKey");
+    return 0;
+}
+
 static int dec_upstream(dec_t *d, const cJSON *obj, fg_upstream_t *u)
 {
     int rc;
@@ -506,6 +541,7 @@ static int dec_upstream(dec_t *d, const cJSON *obj, fg_upstream_t *u)
         (rc = get_string(d, obj, "caFile", false, FG_FILE_PATH_MAX_LEN, plain_text_problem,
                          &u->ca_file)) != 0 ||
         (rc = get_bool(d, obj, "tlsVerify", true, &u->tls_verify)) != 0 ||
+        (rc = dec_client_cert(d, obj, u)) != 0 || (rc = dec_keepalive(d, obj, &u->keepalive)) != 0 ||
         (rc = dec_breaker(d, obj, &u->circuit_breaker)) != 0 ||
         (rc = dec_health_check(d, obj, &u->health_check)) != 0)
         return rc;

@@ -128,6 +128,17 @@ static cJSON *enc_health_check(const fg_health_check_t *h)
     return o;
 }
 
+static cJSON *enc_keepalive(const fg_keepalive_conf_t *k)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o && !(add_num(o, "maxIdle", k->max_idle) &&
+               add_num(o, "idleTimeout", k->idle_timeout_ms))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
 cJSON *fg_upstream_encode(const fg_upstream_t *u)
 {
     cJSON *o = cJSON_CreateObject();
@@ -142,6 +153,8 @@ cJSON *fg_upstream_encode(const fg_upstream_t *u)
               add_str(o, "hashOn", u->hash_on) && add_num(o, "timeout", u->timeout_ms) &&
               add_num(o, "retries", u->retries) && add_str(o, "fallback", u->fallback) &&
               add_str(o, "caFile", u->ca_file) && add_bool(o, "tlsVerify", u->tls_verify) &&
+              add_str(o, "clientCert", u->client_cert) && add_str(o, "clientKey", u->client_key) &&
+              add_item(o, "keepalive", enc_keepalive(&u->keepalive)) &&
               add_item(o, "circuitBreaker", enc_breaker(&u->circuit_breaker)) &&
               add_item(o, "healthCheck", enc_health_check(&u->health_check));
     if (!ok) {

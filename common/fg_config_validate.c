@@ -143,7 +143,19 @@ static int check_upstream_tuning(const fg_upstream_t *u, size_t i, fg_error_t *e
                           FG_HC_THRESHOLD_MAX)) != 0)
         return rc;
     snprintf(p, sizeof(p), "upstreams[%zu].healthCheck.path", i);
-    return check_problem(err, p, fg__http_path_problem(h->path));
+    if ((rc = check_problem(err, p, fg__http_path_problem(h->path))) != 0)
+        return rc;
+    snprintf(p, sizeof(p), "upstreams[%zu].keepalive", i);
+    if ((rc = check_range(err, p, "maxIdle", u->keepalive.max_idle, 0,
+                          FG_KEEPALIVE_MAX_IDLE_MAX)) != 0 ||
+        (rc = check_range(err, p, "idleTimeout", u->keepalive.idle_timeout_ms, 1,
+                          FG_TIMEOUT_MAX_MS)) != 0)
+        return rc;
+    if (!u->client_cert != !u->client_key) {
+        snprintf(p, sizeof(p), "upstreams[%zu].%s", i, u->client_cert ? "clientKey" : "clientCert");
+        return fg_error_set(err, p, "clientCert and clientKey go together");
+    }
+    return 0;
 }
 
 static int check_header_ops(const fg_header_ops_t *ops, const char *prefix, fg_error_t *err)

@@ -9,10 +9,13 @@
 #include "fg_log.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -26,6 +29,9 @@ static const char *log_component = "flexgate";
 static atomic_int log_min_level = FG_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* The --log-file path, kept for fg_log_reopen(); empty = stderr is whatever we inherited. */
+static char log_path[PATH_MAX];
 
 typedef struct log_buf {
     char *p;
@@ -48,6 +54,38 @@ void fg_log_set_level(fg_log_level_t min_level)
 int fg_log_enabled(fg_log_level_t level)
 {
     return (int)level >= atomic_load_explicit(&log_min_level, memory_order_relaxed);
+}
+
+/* Point fd 2 at `path` (appending): the logger, libevent and anything else that writes to
+ * stderr all follow. O_APPEND keeps lines from several processes whole. */
+static int log_dup_to_stderr(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -errno;
+    if (fd != STDERR_FILENO) {
+        int rc = dup2(fd, STDERR_FILENO) < 0 ? -errno : 0;
+        close(fd);
+        return rc;
+    }
+    return 0;
+}
+
+int fg_log_open(const char *path)
+{
+    if (!path || !*path || strlen(path) >= sizeof(log_path))
+        return -EINVAL;
+    int rc = log_dup_to_stderr(path);
+    if (rc == 0)
+        snprintf(log_path, sizeof(log_path), "%s", path);
+    return rc;
+}
+
+int fg_log_reopen(void)
+{
+    if (!log_path[0])
+        return 0;
+    return log_dup_to_stderr(log_path);
 }
 
 int fg_log_level_parse(const char *name, fg_log_level_t *out)

@@ -1,4 +1,4 @@
-/* fg_log.h - the process log: one JSON object per line on stderr.
+/* fg_log.h - the process log: one JSON object per line on stderr (or a file, fg_log_open).
  *
  * Every line carries "ts" (RFC 3339 UTC with milliseconds), "level", "component" (set once
  * per process: "ctl" or "dp") and "msg", then the caller's key/value pairs. Keys and values
@@ -22,6 +22,15 @@ void fg_log_set_level(fg_log_level_t min_level);
 
 /** True when a line of `level` would be written: guard expensive argument building. */
 int fg_log_enabled(fg_log_level_t level);
+
+/** Send the log (and everything else written to stderr) to file `path`, appending, created
+ *  0640 if missing. 0, or a negative errno leaving stderr as it was. */
+int fg_log_open(const char *path);
+
+/** Open the fg_log_open() path again (after logrotate renamed the file): new lines go to a
+ *  file of that name. No file configured: nothing to do, 0. Else 0 or a negative errno; on
+ *  error the old file stays in use. */
+int fg_log_reopen(void);
 
 /** Parse "debug", "info", "warn"/"warning", "error". Returns 0, or -EINVAL leaving *out. */
 int fg_log_level_parse(const char *name, fg_log_level_t *out);

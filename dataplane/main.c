@@ -8,7 +8,12 @@
  *
  * SIGTERM/SIGINT start a drain: stop accepting, mark not-ready, close the control plane link,
  * and exit once in-flight connections are gone or DP_DRAIN_TIMEOUT_MS has passed. A second
- * signal exits at once. Exit codes: 0 normal, 1 start-up failure, 2 usage. */
+ * signal exits at once. SIGHUP re-opens --log-file. Exit codes: 0 normal, 1 start-up
+ * failure, 2 usage.
+ *
+ * With --workers N > 1 (the default is one per core) that process is a worker: the master
+ * (master.c) forks N of them, each with the id <id>-wK, after loading the TLS certificates
+ * once so a bad file fails before any fork. --workers 1 is the single process, no master. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -26,9 +31,11 @@
 #include "fg_proto.h"
 #include "fg_time.h"
 #include "generation.h"
+#include "master.h"
 #include "server.h"
 #include "status.h"
 #include "subscriber.h"
+#include "tls.h"
 
 #define DP_LISTEN_DEFAULT "127.0.0.1:8080"
 #define DP_DRAIN_TIMEOUT_MS 5000u    /* longest wait for in-flight connections on SIGTERM */
@@ -42,6 +49,12 @@ typedef struct dp_options {
     const char *status_listen;
     const char *id;
     fg_log_level_t log_level;
+    /* issue 3: TLS listener, workers, log file */
+    const char *tls_listen;
+    const char *tls_certs[TLS_MAX_CERTS], *tls_keys[TLS_MAX_CERTS];
+    size_t n_tls_certs, n_tls_keys;
+    long workers; /* -1 = not given: one per core */
+    const char *log_file;
 } dp_options_t;
 
 typedef struct dp_app {
@@ -52,6 +65,7 @@ typedef struct dp_app {
     struct event *sig_term, *sig_int, *sig_hup;
     struct event *drain_timer;
     uint64_t drain_deadline_ms; /* monotonic; 0 = not draining */
+    tls_server_t *tls;          /* --tls-listen certificates, or NULL; owned */
     char id[FG_ID_MAX];
     char hostname[FG_HOSTNAME_MAX];
 } dp_app_t;
@@ -72,6 +86,17 @@ static void print_usage(FILE *out)
             "  --id NAME             data plane id shown by the control plane\n"
             "                        (default <hostname>-<pid>)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+            "  --tls-listen ADDR     also accept TLS (1.2+) on HOST:PORT; needs --tls-cert\n"
+            "  --tls-cert FILE       PEM certificate chain for --tls-listen; repeat with\n"
+            "                        --tls-key for more certificates, chosen by SNI (the\n"
+            "                        first is the default)\n"
+            "  --tls-key FILE        PEM private key of the --tls-cert in the same position\n"
+            "  --workers N           worker processes sharing the ports (SO_REUSEPORT), each\n"
+            "                        with its own status listener and control plane session\n"
+            "                        (id <id>-w<K>); 1 runs a single process without a master;\n"
+            "                        0 or absent: one per core\n"
+            "  --log-file FILE       append the log to FILE instead of stderr; SIGHUP\n"
+            "                        re-opens it (logrotate)\n"
             "  --help                show this help and exit\n"
             "  --version             print the version and exit\n",
             DP_LISTEN_DEFAULT, DP_STATUS_LISTEN_DEFAULT);
@@ -91,10 +116,41 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* The TLS, worker and log-file options (in enum order from OPT_TLS_LISTEN). 0, or -1 after
+ * printing the usage error. */
+static int parse_issue3_option(int which, const char *arg, dp_options_t *o)
+{
+    char *end;
+    switch (which) {
+    case 0: o->tls_listen = arg; return 0;
+    case 1:
+    case 2:
+        if ((which == 1 ? o->n_tls_certs : o->n_tls_keys) >= TLS_MAX_CERTS) {
+            usage_error("at most %d --tls-cert/--tls-key pairs", TLS_MAX_CERTS);
+            return -1;
+        }
+        if (which == 1)
+            o->tls_certs[o->n_tls_certs++] = arg;
+        else
+            o->tls_keys[o->n_tls_keys++] = arg;
+        return 0;
+    case 3:
+        errno = 0;
+        o->workers = strtol(arg, &end, 10);
+        if (errno || end == arg || *end || o->workers < 0 || o->workers > MASTER_WORKERS_MAX) {
+            usage_error("--workers: want 0..%d, got '%s'", MASTER_WORKERS_MAX, arg);
+            return -1;
+        }
+        return 0;
+    default: o->log_file = arg; return 0;
+    }
+}
+
 /* Returns -1 to go on, or the process's exit code. */
 static int parse_options(int argc, char **argv, dp_options_t *o)
 {
-    enum { OPT_CONTROL = 256, OPT_LISTEN, OPT_STATUS, OPT_ID, OPT_LOG, OPT_HELP, OPT_VERSION };
+    enum { OPT_CONTROL = 256, OPT_LISTEN, OPT_STATUS, OPT_ID, OPT_LOG, OPT_HELP, OPT_VERSION,
+           OPT_TLS_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_LOG_FILE };
     static const struct option longopts[] = {
         {"control", required_argument, NULL, OPT_CONTROL},
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -103,6 +159,11 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         {"log-level", required_argument, NULL, OPT_LOG},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
+        {"tls-listen", required_argument, NULL, OPT_TLS_LISTEN},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {NULL, 0, NULL, 0},
     };
     dp_control_addr_t addr;
@@ -112,6 +173,7 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
     o->listen = DP_LISTEN_DEFAULT;
     o->status_listen = DP_STATUS_LISTEN_DEFAULT;
     o->log_level = FG_LOG_INFO;
+    o->workers = -1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
@@ -122,6 +184,14 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         case OPT_LOG:
             if (fg_log_level_parse(optarg, &o->log_level) < 0)
                 return usage_error("--log-level: unknown level '%s'", optarg);
+            break;
+        case OPT_TLS_LISTEN:
+        case OPT_TLS_CERT:
+        case OPT_TLS_KEY:
+        case OPT_WORKERS:
+        case OPT_LOG_FILE:
+            if (parse_issue3_option(c - OPT_TLS_LISTEN, optarg, o) < 0)
+                return EXIT_USAGE;
             break;
         case 'h':
         case OPT_HELP: print_usage(stdout); return 0;
@@ -143,6 +213,13 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
                            "use unix:PATH", o->control);
     if (o->id && (!*o->id || strlen(o->id) >= FG_ID_MAX))
         return usage_error("--id: must be 1..127 characters, got '%s'", o->id);
+    if (o->n_tls_certs != o->n_tls_keys)
+        return usage_error("give one --tls-key per --tls-cert (%zu certificates, %zu keys)",
+                           o->n_tls_certs, o->n_tls_keys);
+    if (o->tls_listen && !o->n_tls_certs)
+        return usage_error("--tls-listen needs --tls-cert and --tls-key");
+    if (!o->tls_listen && o->n_tls_certs)
+        return usage_error("--tls-cert is only used with --tls-listen");
     return -1;
 }
 
@@ -196,8 +273,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
     (void)what;
     if (sig == SIGHUP) {
-        /* Logs go to stderr, which the supervisor owns: there is nothing to re-open yet. */
-        fg_log(FG_LOG_INFO, "SIGHUP received: nothing to reload", NULL);
+        /* logrotate renamed the file: lines go to a new file of the configured name. */
+        if (fg_log_reopen() < 0)
+            fg_log(FG_LOG_ERROR, "SIGHUP: cannot reopen the log file", NULL);
+        else
+            fg_log(FG_LOG_INFO, "SIGHUP: log reopened", NULL);
         return;
     }
     app_start_drain(app, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -217,7 +297,8 @@ static void on_libevent_log(int severity, const char *msg)
 
 static int app_start(dp_app_t *app, const dp_options_t *o)
 {
-    dp_server_conf_t server_conf = {.listen = o->listen};
+    dp_server_conf_t server_conf = {.listen = o->listen, .tls_listen = o->tls_listen,
+                                    .tls = app->tls};
     dp_status_conf_t status_conf = {.listen = o->status_listen};
     dp_subscriber_conf_t sub_conf;
     fg_error_t err;
@@ -283,6 +364,7 @@ static void app_free(dp_app_t *app)
         event_free(app->sig_hup);
     if (app->base)
         event_base_free(app->base);
+    tls_server_free(app->tls);
     libevent_global_shutdown();
 }
 
@@ -297,11 +379,58 @@ static void app_identify(dp_app_t *app, const dp_options_t *o)
         snprintf(app->id, sizeof(app->id), "%.100s-%ld", app->hostname, (long)getpid());
 }
 
+/* One data plane: the whole process with --workers 1, else one forked worker. `ready_fd`
+ * (-1 for none) gets one byte once everything is listening. */
+static int run_data_plane(dp_app_t *app, const dp_options_t *o, int ready_fd)
+{
+    char pid[24];
+
+    if (app_start(app, o) < 0) {
+        app_free(app);
+        return EXIT_STARTUP;
+    }
+    if (ready_fd >= 0) {
+        (void)!write(ready_fd, "r", 1);
+        close(ready_fd);
+    }
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    fg_log(FG_LOG_INFO, "data plane started", "version", FG_VERSION, "id", app->id, "pid", pid,
+           "listen", o->listen, "status_listen", o->status_listen, "control", o->control,
+           "tls_listen", o->tls_listen, NULL);
+    event_base_dispatch(app->base);
+    fg_log(FG_LOG_INFO, "data plane stopped", "id", app->id, NULL);
+    app_free(app);
+    return 0;
+}
+
+typedef struct dp_worker_arg {
+    const dp_options_t *opts;
+    const dp_app_t *proto; /* identity and TLS contexts made before the fork */
+} dp_worker_arg_t;
+
+static int run_worker(unsigned index, int ready_fd, void *arg)
+{
+    const dp_worker_arg_t *w = arg;
+    dp_app_t app;
+
+    memset(&app, 0, sizeof(app));
+    app.tls = w->proto->tls; /* the forked copy: this process's own */
+    memcpy(app.hostname, w->proto->hostname, sizeof(app.hostname));
+    snprintf(app.id, sizeof(app.id), "%.120s-w%u", w->proto->id, index + 1);
+    return run_data_plane(&app, w->opts, ready_fd);
+}
+
+static unsigned default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : n > MASTER_WORKERS_MAX ? MASTER_WORKERS_MAX : (unsigned)n;
+}
+
 int main(int argc, char **argv)
 {
     dp_options_t opts;
     dp_app_t app;
-    char pid[24];
+    fg_error_t err;
     int rc;
 
     memset(&opts, 0, sizeof(opts));
@@ -310,22 +439,35 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     fg_log_init("dp", opts.log_level);
+    if (opts.log_file && (rc = fg_log_open(opts.log_file)) < 0) {
+        fprintf(stderr, "flexgate-dp: --log-file %s: %s\n", opts.log_file, strerror(-rc));
+        return EXIT_STARTUP;
+    }
     event_set_log_callback(on_libevent_log);
     /* A peer that goes away mid-write must cost an EPIPE on that connection, not the
      * process. */
     signal(SIGPIPE, SIG_IGN);
     app_identify(&app, &opts);
-
-    if (app_start(&app, &opts) < 0) {
-        app_free(&app);
-        return EXIT_STARTUP;
+    if (opts.tls_listen) {
+        /* Loaded once, before any fork: a bad file fails the start with its name. */
+        fg_error_clear(&err);
+        app.tls = tls_server_new(opts.tls_certs, opts.tls_keys, opts.n_tls_certs, &err);
+        if (!app.tls) {
+            fg_log(FG_LOG_ERROR, "cannot load the TLS certificates", "error", err.message, NULL);
+            return EXIT_STARTUP;
+        }
     }
-    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
-    fg_log(FG_LOG_INFO, "data plane started", "version", FG_VERSION, "id", app.id, "pid", pid,
-           "listen", opts.listen, "status_listen", opts.status_listen, "control", opts.control,
-           NULL);
-    event_base_dispatch(app.base);
-    fg_log(FG_LOG_INFO, "data plane stopped", "id", app.id, NULL);
-    app_free(&app);
-    return 0;
+
+    unsigned workers = opts.workers > 0 ? (unsigned)opts.workers : default_workers();
+    if (workers == 1)
+        return run_data_plane(&app, &opts, -1);
+    dp_worker_arg_t warg = {.opts = &opts, .proto = &app};
+    master_conf_t mconf = {.workers = workers, .run = run_worker, .arg = &warg,
+                           .drain_timeout_ms = DP_DRAIN_TIMEOUT_MS};
+    char n[16];
+    snprintf(n, sizeof n, "%u", workers);
+    fg_log(FG_LOG_INFO, "data plane master starting", "id", app.id, "workers", n, NULL);
+    rc = master_run(&mconf);
+    tls_server_free(app.tls);
+    return rc;
 }

@@ -20,6 +20,7 @@
 
 #include "fg_log.h"
 #include "fg_time.h"
+#include "tls.h"
 
 /* The JSON errors a request can end with. Static text only: request data is never echoed. */
 typedef struct error_def {
@@ -79,6 +80,10 @@ void proxy_bev_flush(struct bufferevent *bev)
      * callback; do what that callback does. A failed write (EPIPE, ECONNRESET) leaves the
      * data queued: libevent's write event then retries it and reports the error through the
      * event callback, asynchronously. */
+    if (tls_bev_is_tls(bev)) { /* libevent encrypts and writes */
+        bufferevent_enable(bev, EV_WRITE);
+        return;
+    }
     evbuffer_unfreeze(out, 1);
     (void)evbuffer_write(out, bufferevent_getfd(bev));
     evbuffer_freeze(out, 1);
@@ -412,7 +417,7 @@ static int write_request_head(dp_request_t *r)
     size_t total = mlen + 1 + base_len + r->path_len + (r->query ? 1 + r->query_len : 0) +
                    sizeof(" HTTP/1.1\r\nHost: \r\n") + hh_len +
                    sizeof("X-Forwarded-For: \r\n") + r->conn->peer_ip_len +
-                   sizeof("X-Forwarded-Proto: http\r\n") +
+                   sizeof("X-Forwarded-Proto: https\r\n") +
                    (host ? sizeof("X-Forwarded-Host: \r\n") + host->value_len : 0) +
                    sizeof("Transfer-Encoding: chunked\r\n") + sizeof("Content-Length: \r\n") +
                    num_len + sizeof("Connection: upgrade\r\n") + 2;
@@ -450,7 +455,10 @@ static int write_request_head(dp_request_t *r)
     /* Issue 5 keeps a trusted proxy's X-Forwarded-For chain; until then it is replaced. */
     PUTS(p, "X-Forwarded-For: ");
     PUT(p, r->conn->peer_ip, r->conn->peer_ip_len);
-    PUTS(p, "\r\nX-Forwarded-Proto: http\r\n");
+    if (tls_bev_is_tls(r->conn->bev)) /* arrived on the TLS listener */
+        PUTS(p, "\r\nX-Forwarded-Proto: https\r\n");
+    else
+        PUTS(p, "\r\nX-Forwarded-Proto: http\r\n");
     if (host) {
         PUTS(p, "X-Forwarded-Host: ");
         PUT(p, HTTP1_VALUE(h, host), host->value_len);
@@ -799,14 +807,7 @@ void proxy_start(dp_request_t *r)
                  r->head->framing == HTTP1_BODY_NONE;
     strip_route_prefix(r);
     r->target = pick_target(r);
-    if (r->target->parsed.tls) {
-        /* https upstreams arrive with TLS (issue 3). */
-        fg_log(FG_LOG_WARN, "https upstreams are not supported yet", "upstream",
-               r->upstream->name, NULL);
-        proxy_finish(r, 502);
-        return;
-    }
-    r->pool = upstream_pool_get(&r->target->parsed);
+    r->pool = upstream_pool_get(r->upstream, &r->target->parsed);
     if (!r->pool) {
         proxy_finish(r, 500);
         return;

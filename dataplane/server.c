@@ -50,6 +50,7 @@
 #include "fg_log.h"
 #include "fg_time.h"
 #include "proxy.h"
+#include "tls.h"
 
 #define DP_LISTEN_BACKLOG 511 /* nginx's default */
 #define PEEK_IOV 8
@@ -75,6 +76,8 @@ struct dp_server {
     shed_conn_t *sheds; /* connections refused past maxConnections, draining */
     size_t n_sheds;
     struct evconnlistener *listener;
+    struct evconnlistener *tls_listener; /* --tls-listen, or NULL */
+    tls_server_t *tls;                   /* its certificates; borrowed */
     dp_conn_t *conns; /* open connections */
     size_t n_conns;
     dp_conn_t *free_list; /* closed connection structs, kept with their timers */
@@ -253,8 +256,10 @@ static void conn_free(dp_conn_t *c)
     dp_server_t *s = c->server;
     assert(!c->req.gen && !c->req.up); /* requests end in proxy_finish, never here */
     conn_timer(c, TIMER_NONE);
-    if (c->bev)
+    if (c->bev) {
+        tls_bev_close_notify(c->bev);
         bufferevent_free(c->bev); /* closes the socket */
+    }
     c->bev = NULL;
     if (c->prev)
         c->prev->next = c->next;
@@ -295,6 +300,7 @@ static void conn_after_flush(dp_conn_t *c)
         return;
     }
     c->lingering = true;
+    tls_bev_close_notify(c->bev);
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     struct evbuffer *in = bufferevent_get_input(c->bev);
     evbuffer_drain(in, evbuffer_get_length(in));
@@ -561,6 +567,8 @@ static void on_client_write(struct bufferevent *bev, void *arg)
 static void on_client_event(struct bufferevent *bev, short what, void *arg)
 {
     dp_conn_t *c = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return; /* a TLS handshake completed: requests follow */
     if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR))
         c->client_eof = true;
     else
@@ -694,7 +702,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         fg_log(FG_LOG_ERROR, "out of memory accepting a connection", NULL);
         return;
     }
-    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->bev = l == s->tls_listener ? tls_server_bev(s->tls, s->base, fd)
+                                  : bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
         close(fd);
         conn_destroy(c);
@@ -724,8 +733,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
 {
     dp_server_t *s = arg;
-    if (!s->draining)
+    if (!s->draining) {
         evconnlistener_enable(s->listener);
+        if (s->tls_listener)
+            evconnlistener_enable(s->tls_listener);
+    }
 }
 
 /* Out of descriptors the listening socket stays readable: without a pause the loop would spin
@@ -761,6 +773,29 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, int *len)
     *len = (int)sizeof *ss;
     if (evutil_parse_sockaddr_port(buf, (struct sockaddr *)ss, len) < 0)
         return -EINVAL;
+    return 0;
+}
+
+/* The TLS listener: same accept path, with a TLS bufferevent per connection. 0 or -errno. */
+static int server_listen_tls(dp_server_t *s, const dp_server_conf_t *conf, fg_error_t *err)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    if (!conf->tls || parse_listen(conf->tls_listen, &ss, &sslen) < 0)
+        return fg_error_set(err, "tls-listen", "bad TLS listen address \"%s\" (want host:port)",
+                            conf->tls_listen);
+    s->tls = conf->tls;
+    s->tls_listener = evconnlistener_new_bind(
+        s->base, on_accept, s,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
+            LEV_OPT_CLOSE_ON_EXEC,
+        DP_LISTEN_BACKLOG, (struct sockaddr *)&ss, sslen);
+    if (!s->tls_listener) {
+        int e = errno ? errno : EADDRINUSE;
+        return fg_error_setc(err, -e, "tls-listen", "cannot listen on %s: %s", conf->tls_listen,
+                             strerror(e));
+    }
+    evconnlistener_set_error_cb(s->tls_listener, on_accept_error);
     return 0;
 }
 
@@ -810,6 +845,10 @@ dp_server_t *server_start(struct event_base *base, const dp_server_conf_t *conf,
         return NULL;
     }
     evconnlistener_set_error_cb(s->listener, on_accept_error);
+    if (conf->tls_listen && server_listen_tls(s, conf, err) < 0) {
+        server_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -819,6 +858,8 @@ void server_stop_accepting(dp_server_t *s)
         return;
     s->draining = true;
     evconnlistener_disable(s->listener);
+    if (s->tls_listener)
+        evconnlistener_disable(s->tls_listener);
     evtimer_del(s->accept_pause);
     /* Idle keep-alive connections have nothing in flight: close them now. The others close
      * after their current response (server_conn_may_keep_alive says no). */
@@ -887,6 +928,8 @@ void server_free(dp_server_t *s)
         fg_arena_free(s->arenas[--s->n_arenas]);
     if (s->listener)
         evconnlistener_free(s->listener);
+    if (s->tls_listener)
+        evconnlistener_free(s->tls_listener);
     event_free(s->accept_pause);
     upstream_shutdown();
     free(s);

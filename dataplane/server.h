@@ -13,8 +13,12 @@
 
 #include "fg_error.h"
 
+struct tls_server;
+
 typedef struct dp_server_conf {
     const char *listen; /* "127.0.0.1:8080", "[::1]:8080" or "0.0.0.0:8080" */
+    const char *tls_listen;     /* a second, TLS-terminating listener, or NULL */
+    struct tls_server *tls;     /* its certificates (tls.h); borrowed, must outlive the server */
 } dp_server_conf_t;
 
 typedef struct dp_server dp_server_t;

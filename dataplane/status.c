@@ -183,6 +183,8 @@ static evutil_socket_t status_listen_socket(const char *addr, fg_error_t *err)
         return -1;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* --workers: every worker has its own status listener on the shared port. */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, ss_len) < 0 || listen(fd, STATUS_LISTEN_BACKLOG) < 0) {
         int e = errno;
         fg_error_setc(err, -e, "status-listen", "cannot listen on %s: %s", addr, strerror(e));

@@ -31,6 +31,7 @@
 
 #include "fg_log.h"
 #include "fg_time.h"
+#include "tls.h"
 
 #define POOL_BUCKETS_INIT 64
 #define UP_SWEEP_INTERVAL_MS 1000u /* idle-timeout resolution */
@@ -69,6 +70,10 @@ struct up_pool {
     uint32_t hash;
     bool tls;
     uint16_t port;
+    SSL_CTX *ssl_ctx;         /* https: borrowed from tls.c's cache; NULL when it failed */
+    SSL_SESSION *tls_session; /* https: the latest session, offered for resumption; owned */
+    uint32_t max_idle;        /* upstream keepalive.maxIdle */
+    uint32_t idle_timeout_ms; /* upstream keepalive.idleTimeout */
     char *host;
     char *host_header; /* Host value sent upstream */
     size_t host_header_len;
@@ -90,6 +95,15 @@ struct up_pool {
 
 TAILQ_HEAD(pool_list, up_pool);
 
+/* What makes two pools different: the target, and how connections to it are made and kept. */
+typedef struct pool_key {
+    bool tls;
+    const char *host;
+    uint16_t port;
+    SSL_CTX *ssl_ctx;
+    uint32_t max_idle, idle_timeout_ms;
+} pool_key_t;
+
 static struct {
     struct event_base *base;
     struct evdns_base *dns;
@@ -102,6 +116,7 @@ static struct {
 
 static void conn_free(up_conn_t *c);
 static int conn_start(up_conn_t *c);
+static void on_connect_event(struct bufferevent *bev, short what, void *arg);
 static void on_sweep(evutil_socket_t fd, short what, void *arg);
 
 int upstream_init(struct event_base *base)
@@ -127,7 +142,7 @@ int upstream_init(struct event_base *base)
 
 static uint32_t pool_hash(bool tls, const char *host, uint16_t port)
 {
-    uint32_t h = 2166136261u ^ port ^ (tls ? 0x80000000u : 0);
+    uint32_t h = 2166136261u ^ port ^ (tls ? 0x80000000u : 0u);
     for (const char *p = host; *p; p++) {
         h ^= (unsigned char)*p;
         h *= 16777619u;
@@ -184,14 +199,20 @@ static void pool_parse_literal(up_pool_t *p)
     p->addr_state = ADDR_OK;
 }
 
-static up_pool_t *pool_new(bool tls, const char *host, uint16_t port, uint32_t h)
+static up_pool_t *pool_new(const pool_key_t *k, uint32_t h)
 {
+    bool tls = k->tls;
+    const char *host = k->host;
+    uint16_t port = k->port;
     up_pool_t *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->hash = h;
     p->tls = tls;
     p->port = port;
+    p->ssl_ctx = k->ssl_ctx;
+    p->max_idle = k->max_idle;
+    p->idle_timeout_ms = k->idle_timeout_ms;
     p->host = strdup(host);
     bool v6 = strchr(host, ':') != NULL;
     bool default_port = port == (tls ? 443 : 80);
@@ -213,18 +234,37 @@ static up_pool_t *pool_new(bool tls, const char *host, uint16_t port, uint32_t h
     return p;
 }
 
-up_pool_t *upstream_pool_get(const fg_url_t *url)
+static bool pool_matches(const up_pool_t *p, const pool_key_t *k, uint32_t h)
 {
-    if (!up.base || !url || !url->host)
+    return p->hash == h && p->port == k->port && p->tls == k->tls &&
+           p->ssl_ctx == k->ssl_ctx && p->max_idle == k->max_idle &&
+           p->idle_timeout_ms == k->idle_timeout_ms && strcmp(p->host, k->host) == 0;
+}
+
+up_pool_t *upstream_pool_get(const fg_upstream_t *u, const fg_url_t *url)
+{
+    if (!up.base || !u || !url || !url->host)
         return NULL;
-    uint32_t h = pool_hash(url->tls, url->host, url->port);
+    pool_key_t k = {.tls = url->tls, .host = url->host, .port = url->port,
+                    .max_idle = u->keepalive.max_idle,
+                    .idle_timeout_ms = u->keepalive.idle_timeout_ms};
+    if (k.tls) {
+        /* A context that cannot be built (unreadable CA file) leaves ssl_ctx NULL: the pool
+         * exists, and each connect through it fails with the logged reason. */
+        fg_error_t err;
+        fg_error_clear(&err);
+        int rc = tls_client_ctx(u, &k.ssl_ctx, &err);
+        if (rc < 0 && rc != -EAGAIN) /* -EAGAIN: the same failure, logged moments ago */
+            fg_log(FG_LOG_ERROR, "cannot set up TLS to the upstream", "upstream", u->name,
+                   "error", err.message, NULL);
+    }
+    uint32_t h = pool_hash(k.tls, k.host, k.port);
     for (up_pool_t *p = up.buckets[h & (up.n_buckets - 1)]; p; p = p->hash_next)
-        if (p->hash == h && p->port == url->port && p->tls == url->tls &&
-            strcmp(p->host, url->host) == 0)
+        if (pool_matches(p, &k, h))
             return p;
     if (up.n_pools >= up.n_buckets && table_grow() < 0)
         return NULL;
-    up_pool_t *p = pool_new(url->tls, url->host, url->port, h);
+    up_pool_t *p = pool_new(&k, h);
     if (!p)
         return NULL;
     p->hash_next = up.buckets[h & (up.n_buckets - 1)];
@@ -346,8 +386,10 @@ static void conn_free(up_conn_t *c)
     } else if (c->state == UC_RESOLVING) {
         TAILQ_REMOVE(&c->pool->waiters, c, link);
     }
-    if (c->bev)
+    if (c->bev) {
+        tls_bev_close_notify(c->bev);
         bufferevent_free(c->bev); /* closes the socket (BEV_OPT_CLOSE_ON_FREE) */
+    }
     free(c);
 }
 
@@ -365,6 +407,13 @@ static void on_connect_event(struct bufferevent *bev, short what, void *arg)
     int err = EVUTIL_SOCKET_ERROR();
     if (err == 0 || err == EAGAIN || err == EINPROGRESS)
         err = ECONNREFUSED;
+    if (p->tls) {
+        char port[8];
+        snprintf(port, sizeof port, "%u", (unsigned)p->port);
+        fg_log(FG_LOG_WARN, "upstream TLS connection failed", "host", p->host, "port", port,
+               "error", tls_bev_error(bev), NULL);
+        err = EPROTO;
+    }
     bufferevent_free(c->bev);
     c->bev = NULL;
     /* Next address of a multi-address name ("localhost" is ::1 and 127.0.0.1). */
@@ -378,12 +427,40 @@ static void on_connect_event(struct bufferevent *bev, short what, void *arg)
     conn_fail(c, -err);
 }
 
+/* https: libevent opens the socket, and reports BEV_EVENT_CONNECTED only once the TLS
+ * handshake (and certificate verification) succeeded. The output is written by libevent, so
+ * EV_WRITE stays enabled (see tls_bev_is_tls()). 0 or -errno. */
+static int conn_start_tls(up_conn_t *c, const struct sockaddr *sa, int salen)
+{
+    up_pool_t *p = c->pool;
+    if (!p->ssl_ctx)
+        return -EPROTO; /* the context failed to build; logged when the pool was made */
+    c->bev = tls_client_bev(p->ssl_ctx, up.base, p->host, &p->tls_session);
+    if (!c->bev)
+        return -ENOMEM;
+    bufferevent_set_max_single_read(c->bev, UP_READ_MAX);
+    bufferevent_setcb(c->bev, NULL, NULL, on_connect_event, c);
+    c->state = UC_CONNECTING;
+    if (bufferevent_socket_connect(c->bev, sa, salen) < 0) {
+        int err = errno ? errno : ECONNREFUSED;
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        return -err;
+    }
+    int one = 1, fd = bufferevent_getfd(c->bev);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    p->connects++;
+    return 0;
+}
+
 /* Open a socket to the next address to try and start the handshake. 0 or -errno. */
 static int conn_start(up_conn_t *c)
 {
     up_pool_t *p = c->pool;
     const struct sockaddr *sa = (const struct sockaddr *)&p->addrs[c->addr_index];
     c->attempts++;
+    if (p->tls)
+        return conn_start_tls(c, sa, (int)p->addr_lens[c->addr_index]);
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
@@ -458,7 +535,8 @@ static void sweep_arm(void)
     up.sweep_armed = true;
 }
 
-/* Close the connections idle for UP_POOL_IDLE_TIMEOUT_MS: the tail of each LIFO list. */
+/* Close the connections idle for longer than their pool's keepalive.idleTimeout: the tail of
+ * each LIFO list. */
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
     up.sweep_armed = false;
@@ -468,7 +546,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         up_pool_t *next = TAILQ_NEXT(p, idle_link); /* p may leave the list below */
         up_conn_t *c;
         while ((c = TAILQ_LAST(&p->idle, conn_list)) &&
-               now - c->idle_since_ms >= UP_POOL_IDLE_TIMEOUT_MS)
+               now - c->idle_since_ms >= p->idle_timeout_ms)
             conn_free(c);
         p = next;
     }
@@ -507,7 +585,7 @@ void upstream_release(up_conn_t *c, bool reusable)
     if (!c)
         return;
     up_pool_t *p = c->pool;
-    if (c->state != UC_BUSY || !reusable || p->n_idle >= UP_POOL_MAX_IDLE ||
+    if (c->state != UC_BUSY || !reusable || p->n_idle >= p->max_idle ||
         evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
         evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) {
         conn_free(c);
@@ -517,7 +595,8 @@ void upstream_release(up_conn_t *c, bool reusable)
     c->idle_since_ms = fg_now_ms();
     /* Read stays enabled (it was, for the response): toggling it would cost epoll_ctl. */
     bufferevent_setcb(c->bev, on_idle_read, NULL, on_idle_event, c);
-    bufferevent_disable(c->bev, EV_WRITE); /* output is empty: nothing pending to cancel */
+    if (!p->tls)
+        bufferevent_disable(c->bev, EV_WRITE); /* output is empty: nothing to cancel */
     bufferevent_enable(c->bev, EV_READ);
     TAILQ_INSERT_HEAD(&p->idle, c, link);
     if (p->n_idle++ == 0)
@@ -545,6 +624,8 @@ void upstream_shutdown(void)
                 p = next;
                 continue;
             }
+            if (p->tls_session)
+                SSL_SESSION_free(p->tls_session);
             free(p->host);
             free(p->host_header);
             free(p);
@@ -557,4 +638,5 @@ void upstream_shutdown(void)
     if (up.dns)
         evdns_base_free(up.dns, 0);
     memset(&up, 0, sizeof up);
+    tls_client_shutdown();
 }

@@ -1,11 +1,15 @@
 /* upstream.h - connections to upstream targets: per-target keep-alive pools, connect, DNS.
  *
- * A pool exists per target address (scheme, host, port) for the life of the process, not per
- * generation: two generations, or two upstreams naming the same target, share its idle
- * connections, and a config swap never drops them. A pool holds at most
- * UP_POOL_MAX_IDLE idle connections, most recently used first; an idle connection that
- * becomes readable (an unsolicited byte or the peer's FIN) or stays idle for
- * UP_POOL_IDLE_TIMEOUT_MS is closed.
+ * A pool exists per target address (scheme, host, port) and connection settings (the https
+ * client context, the upstream's keepalive limits) for the life of the process, not per
+ * generation: two generations, or two upstreams naming the same target the same way, share its
+ * idle connections, and a config swap never drops them. A pool holds at most keepalive.maxIdle
+ * idle connections, most recently used first; an idle connection that becomes readable (an
+ * unsolicited byte or the peer's FIN) or stays idle for keepalive.idleTimeout is closed.
+ *
+ * https targets: connections are TLS bufferevents (tls.h); the connect callback runs once the
+ * handshake succeeded, with the certificate verified against the upstream's caFile and the
+ * URL's host unless tlsVerify is false. A failed handshake is a failed connect (-EPROTO).
  *
  * Addresses: IP literals are parsed once when the pool is created; names are resolved with
  * evdns (never the blocking resolver), cached for UP_DNS_TTL_MS, and connections that need an
@@ -28,8 +32,6 @@
 
 #include "fg_config.h"
 
-#define UP_POOL_MAX_IDLE 256              /* idle keep-alive connections per target */
-#define UP_POOL_IDLE_TIMEOUT_MS 60000u    /* an idle connection older than this is closed */
 #define UP_DNS_TTL_MS 30000u              /* names are re-resolved after this */
 #define UP_MAX_ADDRS 8                    /* resolved addresses kept per target */
 #define UP_READ_MAX (64 * 1024)           /* bytes read from an upstream per wakeup */
@@ -48,8 +50,9 @@ int upstream_init(struct event_base *base);
  *  callers must have been released first. */
 void upstream_shutdown(void);
 
-/** The pool for a target URL, created on first use. NULL on ENOMEM. */
-up_pool_t *upstream_pool_get(const fg_url_t *url);
+/** The pool for target `url` of upstream `u` (its TLS settings and keepalive limits), created
+ *  on first use. NULL on ENOMEM. */
+up_pool_t *upstream_pool_get(const fg_upstream_t *u, const fg_url_t *url);
 
 /** The most recently used idle connection of `p`, or NULL. It may have been closed by the peer
  *  a moment ago without the loop having noticed yet: callers retry such failures once. */

@@ -74,7 +74,7 @@ runner=(valgrind --tool=callgrind --callgrind-out-file="$T/callgrind.out")
 ((SYSCALLS)) && runner=()
 bench_start dp "${runner[@]}" \
   "$build/flexgate-dp" --control "unix:$T/fake.sock" --listen "127.0.0.1:$port" \
-  --status-listen "127.0.0.1:$(bench_free_port)" --log-level warn
+  --status-listen "127.0.0.1:$(bench_free_port)" --log-level warn --workers 1
 dp_pid=$LAST_PID
 bench_wait_applied fake "$dp_pid"
 path=$(jq -r .bench_path "$T/fake.jsonl" | head -1)

@@ -78,7 +78,7 @@ for n in "${NS[@]}"; do
   DP_PORT[$n]=$port
   bench_fake_ctl "fake-$n" "$n"
   bench_start "dp-$n" "$build/flexgate-dp" --control "unix:$T/fake-$n.sock" --listen "127.0.0.1:$port" \
-    --status-listen "127.0.0.1:$(bench_free_port)" --log-level info
+    --status-listen "127.0.0.1:$(bench_free_port)" --log-level info --workers 1
   DP_PID[$n]=$LAST_PID
   bench_wait_applied "fake-$n" "${DP_PID[$n]}"
   PATH_OF[$n]=$(jq -r .bench_path "$T/fake-$n.jsonl" | head -1)

@@ -529,6 +529,8 @@ class Cluster:
         argv = [DP_BIN, "--control", "unix:" + socket_path, "--listen", "127.0.0.1:%d" % port,
                 "--status-listen", "127.0.0.1:%d" % status_port, "--id", dp_id,
                 "--log-level", "info"] + list(extra_args)
+        if "--workers" not in extra_args:
+            argv += ["--workers", "1"]  # one process, no master: tests see its pid and id
         dp = DataPlane(dp_id, argv, self.tmp)
         dp.dp_id, dp.port, dp.status_port, dp.control = dp_id, port, status_port, socket_path
         self._track(dp).start()

@@ -35,6 +35,11 @@ Behaviour by path (query strings are parsed; the raw target is echoed):
 /bytes and /chunked send `X-Body-Sha256: <hex>` of the body they send, so a client behind a
 proxy can check it received exactly what the origin sent. Every response has
 `X-Origin: NAME`. Request bodies are read whole, with Content-Length or chunked.
+
+TLS: `--tls-cert FILE --tls-key FILE` serves HTTPS instead (TLS 1.2+); `--tls-client-ca FILE`
+also requires a client certificate signed by that CA (mutual TLS). The handshake runs in the
+connection's thread, so a client that never completes it blocks nobody. JSON responses then
+carry `X-TLS-Session-Reused: 1|0` (whether the client resumed a TLS session).
 """
 
 import argparse
@@ -42,6 +47,7 @@ import hashlib
 import json
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -153,6 +159,8 @@ class Handler(BaseHTTPRequestHandler):
     def send_bytes(self, status, body, content_type="application/json", extra=None):
         self.send_response(status)
         self.send_header("X-Origin", self.server.name)
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.send_header("X-TLS-Session-Reused", "1" if self.connection.session_reused else "0")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         no_body = status < 200 or status in (204, 304)
@@ -322,9 +330,21 @@ def main(argv=None):
                     help="HOST:PORT to listen on (port 0: pick a free one)")
     ap.add_argument("--name", default="origin", help="reported as \"origin\" in responses")
     ap.add_argument("--verbose", action="store_true", help="log each request on stderr")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain")
+    ap.add_argument("--tls-key", help="the private key of --tls-cert")
+    ap.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
     args = ap.parse_args(argv)
 
     server = OriginServer(args.listen, args.name, args.verbose)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.tls_client_ca)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True,
+                                        do_handshake_on_connect=False)
 
     def on_signal(signum, frame):
         server.stopping.set()

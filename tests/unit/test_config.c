@@ -263,6 +263,10 @@ static void test_entity_defaults(void **state)
     assert_int_equal(u->timeout_ms, FG_DEFAULT_UPSTREAM_TIMEOUT_MS);
     assert_int_equal(u->retries, 0);
     assert_true(u->tls_verify);
+    assert_null(u->client_cert);
+    assert_null(u->client_key);
+    assert_int_equal(u->keepalive.max_idle, FG_DEFAULT_KEEPALIVE_MAX_IDLE);
+    assert_int_equal(u->keepalive.idle_timeout_ms, FG_DEFAULT_KEEPALIVE_IDLE_MS);
     assert_null(u->fallback);
     assert_null(u->hash_on);
     assert_false(u->circuit_breaker.enabled);
@@ -334,6 +338,19 @@ static void test_types(void **state)
     expect_decode_error("{'routes':[1]}", "routes[0]", "object");
     expect_decode_error(UP("{'name':'a','url':'http://h','tlsVerify':'yes'}"),
                         "upstreams[0].tlsVerify", "true or false");
+    /* Half a client certificate pair, and keepalive's own keys and ranges. */
+    expect_decode_error(UP("{'name':'a','url':'https://h','clientCert':'/c.pem'}"),
+                        "upstreams[0].clientKey", "required with clientCert");
+    expect_decode_error(UP("{'name':'a','url':'https://h','clientKey':'/c.key'}"),
+                        "upstreams[0].clientCert", "required with clientKey");
+    expect_decode_error(UP("{'name':'a','url':'https://h','clientCert':3,'clientKey':'/k'}"),
+                        "upstreams[0].clientCert", "string");
+    expect_decode_error(UP("{'name':'a','url':'http://h','keepalive':{'max':1}}"),
+                        "upstreams[0].keepalive.max", "unknown key");
+    expect_decode_error(UP("{'name':'a','url':'http://h','keepalive':{'idleTimeout':0}}"),
+                        "upstreams[0].keepalive.idleTimeout", "");
+    expect_decode_error(UP("{'name':'a','url':'http://h','keepalive':{'maxIdle':100001}}"),
+                        "upstreams[0].keepalive.maxIdle", "");
     expect_decode_error(UP("{'name':5,'url':'http://h'}"), "upstreams[0].name", "string");
     expect_decode_error(UP("{'name':'','url':'http://h'}"), "upstreams[0].name", "empty");
     expect_decode_error("{'security':{'allowedHosts':'a.com'}}", "security.allowedHosts",
@@ -985,6 +1002,13 @@ static void test_validate_hand_built(void **state)
     ups[0].health_check = (fg_health_check_t){.interval_ms = 1, .timeout_ms = 1,
                                               .unhealthy_threshold = 1, .healthy_threshold = 1};
     assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
+    assert_string_equal(err.field, "upstreams[0].keepalive.idleTimeout");
+    ups[0].keepalive.idle_timeout_ms = 1;
+    ups[0].client_cert = "/c.pem";
+    assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
+    assert_string_equal(err.field, "upstreams[0].clientKey");
+    ups[0].client_key = "/c.key";
+    assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
     assert_string_equal(err.field, "routes[0].id");
     routes[0].id = "x";
     assert_int_equal(fg_config_validate(cfg, &err), 0);
@@ -1099,6 +1123,7 @@ static const char everything[] =
     " 'upstreams':[{'name':'u1','targets':[{'url':'http://127.0.0.1:1','weight':2},"
     "   {'url':'https://u.example:443/base'}],'loadBalancing':'least-conn','timeout':100,"
     "   'retries':2,'fallback':'u2','caFile':'/etc/ca.pem','tlsVerify':false,"
+    "   'clientCert':'/etc/c.pem','clientKey':'/etc/c.key','keepalive':{'maxIdle':7,'idleTimeout':900},"
     "   'circuitBreaker':{'enabled':true,'failureThreshold':10,'successThreshold':2,'openDuration':500,"
     "   'halfOpenRequests':3,'minRequests':4,'windowMs':600},"
     "   'healthCheck':{'enabled':true,'path':'/hz?full=1','interval':700,'timeout':80,"
@@ -1138,6 +1163,9 @@ static void test_canonical_round_trip(void **state)
     assert_non_null(strstr(canon, "\"successRate\":0.333,\"errorRate\":0.5"));
     assert_null(strstr(canon, "\"hashOn\""));
     assert_non_null(strstr(canon, "\"fallback\":\"u2\",\"caFile\":\"/etc/ca.pem\",\"tlsVerify\":false"));
+    assert_non_null(strstr(canon, "\"tlsVerify\":false,\"clientCert\":\"/etc/c.pem\","
+                                  "\"clientKey\":\"/etc/c.key\","
+                                  "\"keepalive\":{\"maxIdle\":7,\"idleTimeout\":900}"));
     /* No whitespace outside strings. */
     assert_null(strstr(canon, ": "));
     assert_null(strstr(canon, ", "));

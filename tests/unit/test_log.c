@@ -231,13 +231,58 @@ static void test_error_record(void **state)
     assert_int_equal(strlen(err.message), FG_ERROR_MESSAGE_MAX - 1);
 }
 
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = calloc(1, 65536);
+    size_t n = fread(buf, 1, 65535, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* logrotate: rename the file, then ask for a reopen; lines before the reopen follow the old
+ * file under its new name, lines after it go to a new file with the configured name. */
+static void test_log_reopen(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fg-test-log-XXXXXX", path[128], rotated[160];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/dp.log", dir);
+    snprintf(rotated, sizeof rotated, "%s.1", path);
+    int saved = dup(2);
+    assert_int_equal(fg_log_reopen(), 0); /* nothing configured yet: a no-op */
+    assert_int_equal(fg_log_open("/nonexistent-dir/x.log"), -ENOENT);
+    assert_int_equal(fg_log_open(path), 0);
+    fg_log(FG_LOG_ERROR, "first", NULL);
+    assert_int_equal(rename(path, rotated), 0);
+    fg_log(FG_LOG_ERROR, "second", NULL);
+    assert_int_equal(fg_log_reopen(), 0);
+    fg_log(FG_LOG_ERROR, "third", NULL);
+    dup2(saved, 2);
+    close(saved);
+
+    char *old = slurp(rotated), *cur = slurp(path);
+    assert_non_null(strstr(old, "\"msg\":\"first\""));
+    assert_non_null(strstr(old, "\"msg\":\"second\""));
+    assert_null(strstr(old, "third"));
+    assert_non_null(strstr(cur, "\"msg\":\"third\""));
+    assert_null(strstr(cur, "first"));
+    free(old);
+    free(cur);
+    unlink(rotated);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_line_shape), cmocka_unit_test(test_log_escaping),
         cmocka_unit_test(test_log_levels),     cmocka_unit_test(test_log_truncation),
         cmocka_unit_test(test_rfc3339),        cmocka_unit_test(test_hash),
-        cmocka_unit_test(test_error_record),
+        cmocka_unit_test(test_error_record),   cmocka_unit_test(test_log_reopen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
