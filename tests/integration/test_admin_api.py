@@ -202,6 +202,38 @@ class AdminApi(ClusterTest):
                          [up_before])
         self.assertEqual(self.c.config_version(), v)
 
+    def test_etag_and_if_match(self):
+        """Every entity GET carries its revision as ETag; a PUT or DELETE with an older
+        If-Match is refused with 412 and changes nothing; a matching one goes through."""
+        self.start()
+        self.c.api_ok("POST", "/api/v1/upstreams", {"name": "backend", "url": self.url}, expect=201)
+        self.c.api_ok("POST", "/api/v1/routes", {"id": "r", "path": "/r", "upstream": "backend"},
+                      expect=201)
+        for path, body in (("/api/v1/upstreams/backend", {"url": self.url, "timeout": 1000}),
+                           ("/api/v1/routes/r", {"path": "/r2", "upstream": "backend"})):
+            with self.subTest(path):
+                r = self.c.api_ok("GET", path, expect=200)
+                self.assertEqual(r.header("ETag"), '"1"')
+                r = self.c.api("PUT", path, body, headers={"If-Match": '"1"'})
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.header("ETag"), '"2"')
+                after = self.c.api_ok("GET", path, expect=200).body
+                v = self.c.config_version()
+                for method in ("PUT", "DELETE"):
+                    r = self.c.api(method, path, body if method == "PUT" else None,
+                                   headers={"If-Match": '"1"'})
+                    self.assert_error(r, 412, "precondition_failed", what="stale " + method)
+                    r = self.c.api(method, path, body if method == "PUT" else None,
+                                   headers={"If-Match": "1"})
+                    self.assert_error(r, 400, what="unquoted If-Match on " + method)
+                self.assertEqual(self.c.config_version(), v)
+                self.assertEqual(self.c.api_ok("GET", path, expect=200).body, after)
+                self.assertEqual(self.c.api_ok("GET", path, expect=200).header("ETag"), '"2"')
+        r = self.c.api("DELETE", "/api/v1/routes/r", headers={"If-Match": '"2"'})
+        self.assertEqual(r.status, 204, r)
+        r = self.c.api("DELETE", "/api/v1/upstreams/backend", headers={"If-Match": '"2"'})
+        self.assertEqual(r.status, 204, r)
+
     def test_generated_token_file(self):
         c = self.c
         ctl = c.start_ctl(use_env_token=False, wait=False)
