@@ -42,6 +42,8 @@ typedef struct dp_options {
     const char *status_listen;
     const char *id;
     fg_log_level_t log_level;
+    fg_label_t labels[FG_LABELS_MAX];
+    size_t n_labels;
 } dp_options_t;
 
 typedef struct dp_app {
@@ -72,6 +74,7 @@ static void print_usage(FILE *out)
             "  --id NAME             data plane id shown by the control plane\n"
             "                        (default <hostname>-<pid>)\n"
             "  --log-level LEVEL     debug, info, warn or error (default info)\n"
+            "  --label KEY=VALUE     shown by the control plane (repeatable, at most 16)\n"
             "  --help                show this help and exit\n"
             "  --version             print the version and exit\n",
             DP_LISTEN_DEFAULT, DP_STATUS_LISTEN_DEFAULT);
@@ -94,13 +97,15 @@ static int usage_error(const char *fmt, ...)
 /* Returns -1 to go on, or the process's exit code. */
 static int parse_options(int argc, char **argv, dp_options_t *o)
 {
-    enum { OPT_CONTROL = 256, OPT_LISTEN, OPT_STATUS, OPT_ID, OPT_LOG, OPT_HELP, OPT_VERSION };
+    enum { OPT_CONTROL = 256, OPT_LISTEN, OPT_STATUS, OPT_ID, OPT_LOG, OPT_HELP, OPT_VERSION,
+           OPT_LABEL };
     static const struct option longopts[] = {
         {"control", required_argument, NULL, OPT_CONTROL},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"status-listen", required_argument, NULL, OPT_STATUS},
         {"id", required_argument, NULL, OPT_ID},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"label", required_argument, NULL, OPT_LABEL},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
@@ -122,6 +127,16 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         case OPT_LOG:
             if (fg_log_level_parse(optarg, &o->log_level) < 0)
                 return usage_error("--log-level: unknown level '%s'", optarg);
+            break;
+        case OPT_LABEL:
+            if (o->n_labels == FG_LABELS_MAX)
+                return usage_error("--label: at most %d labels", FG_LABELS_MAX);
+            if (fg_label_parse(optarg, &o->labels[o->n_labels], &err) < 0)
+                return usage_error("--label '%s': %s", optarg, err.message);
+            for (size_t i = 0; i < o->n_labels; i++)
+                if (strcmp(o->labels[i].key, o->labels[o->n_labels].key) == 0)
+                    return usage_error("--label: '%s' given twice", o->labels[i].key);
+            o->n_labels++;
             break;
         case 'h':
         case OPT_HELP: print_usage(stdout); return 0;
@@ -244,6 +259,8 @@ static int app_start(dp_app_t *app, const dp_options_t *o)
     sub_conf.control = o->control;
     sub_conf.dp_id = app->id;
     sub_conf.hostname = app->hostname;
+    sub_conf.labels = o->labels;
+    sub_conf.n_labels = o->n_labels;
     app->subscriber = subscriber_start(app->base, &sub_conf, &err);
     if (!app->subscriber) {
         fg_log(FG_LOG_ERROR, "cannot start the control plane client", "control", o->control,

@@ -6,8 +6,8 @@ control plane: a HELLO behind gets the stored snapshot, byte for byte as in the 
 a HELLO in sync gets none; a NACKed version shows as "nacked" with its error and is never
 sent again to that dp_id, not even after a reconnect; the next version is; PINGs are
 answered with the latest version; a first frame that is not HELLO, an oversized header and
-an unknown type close the connection; another protocol version gets a NACK from ctl and no
-snapshot; a silent data plane is PINGed, then dropped after 3 intervals.
+an unknown type close the connection; another protocol version gets a NACK from ctl, no
+snapshot, and is hung up on; a silent data plane is PINGed, then dropped after 3 intervals.
 """
 
 import json
@@ -234,6 +234,7 @@ class CtlProtocol(ClusterTest):
         nack = json.loads([f for f in frames if f and f[0] == NACK][0][1])
         self.assertEqual(nack["version"], 0)
         self.assertTrue(re.search(r"protocol", nack["error"]))
+        self.assertTrue(dp.closed_within(5.0), "ctl hangs up after telling it (PROTOCOL.md 4.6)")
 
     def test_silent_data_plane_is_pinged_then_dropped(self):
         c, v = self.c, self.v
