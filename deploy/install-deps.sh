@@ -13,6 +13,8 @@ PACKAGES=(
   libssl-dev libcjson-dev libyaml-dev libcmocka-dev
   # tests and `make run`: integration drivers, test origin, Redis, HTTP conversations
   python3 curl redis-server varnish openssl procps iproute2
+  # tests of docs/admin-api.yaml: schema validation (Python), and npm to fetch @redocly/cli
+  python3-jsonschema python3-yaml nodejs npm
 )
 
 missing=()
