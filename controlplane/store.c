@@ -1247,7 +1247,40 @@ static int rollback_entities(store_t *st, store_kind_t kind, const cJSON *array,
     return 0;
 }
 
-/* A section is rewritten only when its text differs, so an untouched section keeps its
+/* Canonical tree of settings section `section` holding JSON `text` (caller owns), or NULL
+ * when it does not decode. */
+static cJSON *section_canonical_tree(const char *section, const char *text)
+{
+    fg_config_t *cfg = NULL;
+    fg_error_t err;
+    cJSON *root = cJSON_CreateObject(), *value = cJSON_Parse(text), *out = NULL;
+    if (root && value && cJSON_AddItemToObject(root, section, value)) {
+        value = NULL;
+        if (fg_config_decode(root, &cfg, &err) == 0) {
+            cJSON *all = fg_config_encode(cfg);
+            out = all ? cJSON_DetachItemFromObjectCaseSensitive(all, section) : NULL;
+            cJSON_Delete(all);
+            fg_config_free(cfg);
+        }
+    }
+    cJSON_Delete(value);
+    cJSON_Delete(root);
+    return out;
+}
+
+/* Same meaning, even if written differently ("{}" and every default spelled out). */
+static bool section_same(const char *section, const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return true;
+    cJSON *x = section_canonical_tree(section, a), *y = section_canonical_tree(section, b);
+    bool same = x && y && cJSON_Compare(x, y, true);
+    cJSON_Delete(x);
+    cJSON_Delete(y);
+    return same;
+}
+
+/* A section is rewritten only when its meaning differs, so an untouched section keeps its
  * revision (an ETag a client holds stays valid). */
 static int rollback_setting(store_t *st, const char *section, const cJSON *value,
                             fg_error_t *err)
@@ -1265,7 +1298,7 @@ static int rollback_setting(store_t *st, const char *section, const cJSON *value
     if (!text)
         return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
     int rc = store_setting_get(st, section, &row, err);
-    if (rc == 0 && strcmp(row.spec, text) != 0)
+    if (rc == 0 && !section_same(section, row.spec, text))
         rc = setting_write(st, section, text, 0, NULL, err);
     store_row_clear(&row);
     free(text);

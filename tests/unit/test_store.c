@@ -566,6 +566,10 @@ static void test_rollback_restores_config_and_checksum(void **state)
                                        &test_change, &res, &err), 0);
     int64_t route_rev = row_revision(f, STORE_ROUTES, "users");
     assert_int_equal(route_rev, 2);
+    store_row_t before;
+    assert_int_equal(store_setting_get(f->st, "proxy", &before, &err), 0);
+    int64_t proxy_rev = before.revision;
+    store_row_clear(&before);
 
     const store_change_t chg = {.summary = "rollback to version 3", .actor = "rollback:v3"};
     int rc = store_rollback(f->st, 3, &chg, &res, &err);
@@ -585,9 +589,15 @@ static void test_rollback_restores_config_and_checksum(void **state)
     assert_int_equal(row_revision(f, STORE_ROUTES, "users"), route_rev + 1);
     assert_int_equal(row_revision(f, STORE_UPSTREAMS, "other"), -1);
 
-    /* Rolling back to what is current changes no row revision. */
+    /* Rolling back to what is current changes no revision, of rows or of sections (which
+     * are stored as "{}" until first written). */
+    store_row_t row;
     assert_int_equal(store_rollback(f->st, 8, &chg, &res, &err), 0);
     assert_int_equal(row_revision(f, STORE_ROUTES, "users"), route_rev + 1);
+    assert_int_equal(store_setting_get(f->st, "proxy", &row, &err), 0);
+    assert_int_equal(row.revision, proxy_rev);
+    assert_string_equal(row.spec, "{}");
+    store_row_clear(&row);
     assert_int_equal(store_rollback(f->st, 99, &chg, &res, &err), -ENOENT);
     assert_int_equal(version_of(f), 9);
 }
