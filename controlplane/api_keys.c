@@ -148,44 +148,65 @@ static void wipe_key(cJSON *body)
         explicit_bzero(key->valuestring, strlen(key->valuestring));
 }
 
-/* Fill in what the body may leave out: on POST the name is required and the key generated
- * when absent (copied to `generated`); on PUT the name comes from the URL and an absent key
- * keeps the stored digest. */
-static int complete_body(api_req_t *req, cJSON *body, bool create, char *generated,
-                         fg_error_t *err)
+/* The stored digest of key `name` into `out`. */
+static int stored_digest(api_req_t *req, char out[FG_SHA256_HEX_LEN + 1], fg_error_t *err)
 {
-    cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "name");
-    cJSON *key = cJSON_GetObjectItemCaseSensitive(body, "key");
-    if (!create) {
-        if (!name && !cJSON_AddStringToObject(body, "name", req->item))
-            return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
-        if (name && (!cJSON_IsString(name) || strcmp(name->valuestring, req->item) != 0))
-            return fg_error_set(err, "name", "must equal the name in the URL ('%s')",
-                                req->item);
-    } else if (cJSON_IsString(name) && !key_name_addressable(name->valuestring)) {
-        return fg_error_set(err, "name", "must be 1 to %d characters, no control characters "
-                            "and no '/'", FG_NAME_MAX_LEN);
-    }
-    if (key)
-        return 0; /* the codec checks its type and hashes it */
-    if (create) {
-        int rc = key_generate(generated, err);
-        if (rc)
-            return rc;
-        return cJSON_AddStringToObject(body, "key", generated)
-                   ? 0 : fg_error_setc(err, -ENOMEM, NULL, "out of memory");
-    }
     store_row_t row;
     int rc = store_get(req->store, STORE_KEYS, req->item, &row, err);
     if (rc)
         return rc;
     cJSON *stored = cJSON_Parse(row.spec);
     cJSON *digest = stored ? cJSON_GetObjectItemCaseSensitive(stored, "key") : NULL;
-    rc = cJSON_IsString(digest) && cJSON_AddStringToObject(body, "key", digest->valuestring)
-             ? 0 : fg_error_setc(err, -EIO, NULL, "stored key '%s' has no digest", req->item);
+    if (cJSON_IsString(digest) && strlen(digest->valuestring) == FG_SHA256_HEX_LEN)
+        memcpy(out, digest->valuestring, FG_SHA256_HEX_LEN + 1);
+    else
+        rc = fg_error_setc(err, -EIO, NULL, "stored key '%s' has no digest", req->item);
     cJSON_Delete(stored);
     store_row_clear(&row);
     return rc;
+}
+
+/* Fill in what the body may leave out: on POST the name is required and the key generated
+ * when absent (copied to `generated`); on PUT the name comes from the URL, an absent key
+ * keeps the stored digest, and a `fingerprint` (as a GET answered it) is accepted when it
+ * is the stored key's, so what GET returns can be PUT back. */
+static int complete_body(api_req_t *req, cJSON *body, bool create, char *generated,
+                         fg_error_t *err)
+{
+    char digest[FG_SHA256_HEX_LEN + 1];
+    cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "name");
+    cJSON *key = cJSON_GetObjectItemCaseSensitive(body, "key");
+    if (create) {
+        if (cJSON_IsString(name) && !key_name_addressable(name->valuestring))
+            return fg_error_set(err, "name", "must be 1 to %d characters, no control "
+                                "characters and no '/'", FG_NAME_MAX_LEN);
+        if (key)
+            return 0; /* the codec checks its type and hashes it */
+        int rc = key_generate(generated, err);
+        if (rc)
+            return rc;
+        return cJSON_AddStringToObject(body, "key", generated)
+                   ? 0 : fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    }
+    if (!name && !cJSON_AddStringToObject(body, "name", req->item))
+        return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    if (name && (!cJSON_IsString(name) || strcmp(name->valuestring, req->item) != 0))
+        return fg_error_set(err, "name", "must equal the name in the URL ('%s')", req->item);
+    int rc = stored_digest(req, digest, err);
+    if (rc)
+        return rc;
+    cJSON *fp = cJSON_GetObjectItemCaseSensitive(body, "fingerprint");
+    if (fp) {
+        if (!cJSON_IsString(fp) || strlen(fp->valuestring) != KEY_FINGERPRINT_LEN ||
+            strncmp(fp->valuestring, digest, KEY_FINGERPRINT_LEN) != 0)
+            return fg_error_set(err, "fingerprint", "is read-only: omit it, or send the one "
+                                "GET returned");
+        cJSON_DeleteItemFromObjectCaseSensitive(body, "fingerprint");
+    }
+    if (key)
+        return 0;
+    return cJSON_AddStringToObject(body, "key", digest)
+               ? 0 : fg_error_setc(err, -ENOMEM, NULL, "out of memory");
 }
 
 static enum MHD_Result write_key(api_req_t *req, bool create)

@@ -92,7 +92,10 @@ class AdminKeys(AdminTest):
         digest = self.snapshot_keys()["k1"]["key"]
         self.assertEqual(self.etag(path), '"1"')
 
-        r = self.c.api_ok("PUT", path, {"disabled": True, "routes": []}, expect=200)
+        # What GET answers can be PUT back (the fingerprint is checked, then ignored).
+        got = self.c.api_ok("GET", path, expect=200).json()
+        got["disabled"] = True
+        r = self.c.api_ok("PUT", path, got, expect=200)
         self.assertEqual(r.header("ETag"), '"2"')
         self.assertEqual(r.json()["disabled"], True)
         self.assertEqual(self.snapshot_keys()["k1"]["key"], digest, "PUT without key keeps it")
@@ -149,6 +152,8 @@ class AdminKeys(AdminTest):
              None, "name"),
             ("PUT unknown key", "PUT", KEYS + "/nope", {"disabled": True}, 404, "not_found",
              None),
+            ("PUT with another fingerprint", "PUT", KEYS + "/taken",
+             {"fingerprint": "000000000000"}, 422, None, "fingerprint"),
             ("DELETE unknown key", "DELETE", KEYS + "/nope", None, 404, "not_found", None),
             ("DELETE on the collection", "DELETE", KEYS, None, 405, None, None),
         ]

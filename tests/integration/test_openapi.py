@@ -257,7 +257,9 @@ class Walk(ClusterTest):
         e(422, "POST", K, {"name": "n", "owner": "x"}, body_valid=False)
         e(200, "GET", K + "/Client%20A")
         e(404, "GET", K + "/nope")
-        e(200, "PUT", K + "/legacy", {"disabled": False}, headers={"If-Match": '"1"'})
+        legacy = e(200, "GET", K + "/legacy").json()
+        legacy["disabled"] = False
+        e(200, "PUT", K + "/legacy", legacy, headers={"If-Match": '"1"'})
         e(412, "PUT", K + "/legacy", {"disabled": True}, headers={"If-Match": '"1"'})
         e(404, "DELETE", K + "/nope")
         body = json.dumps(self.c.api_ok("GET", K).json())
