@@ -7,7 +7,9 @@
  * `name`, `routes`, `disabled`, `expiresAt`, and `key` -- which on POST is optional (absent:
  * the server generates one) and lets an operator bring an existing key over (hashed the
  * same way; 64 lowercase hex characters are taken as an already-hashed digest, as in YAML).
- * On PUT an absent `key` keeps the stored digest, a present one rotates it. */
+ * On PUT an absent `key` keeps the stored digest, a present one rotates it. Buffers that held
+ * a plaintext key (request text, decoded body, the 201 response) are wiped before they are
+ * freed, so a later heap read or core dump is less likely to find one. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -209,6 +211,34 @@ static int complete_body(api_req_t *req, cJSON *body, bool create, char *generat
                ? 0 : fg_error_setc(err, -ENOMEM, NULL, "out of memory");
 }
 
+/* MHD's free callback for a response holding a key: wiped once it has been sent. */
+static void free_wiped(void *text)
+{
+    if (text) {
+        explicit_bzero(text, strlen(text));
+        free(text);
+    }
+}
+
+/* 201 with `out` (consumed) plus the plaintext `key`; no copy of the key outlives it. */
+static enum MHD_Result reply_with_secret(api_req_t *req, cJSON *out, const char *key)
+{
+    char *text = NULL;
+    if (cJSON_AddStringToObject(out, "key", key))
+        text = cJSON_PrintUnformatted(out);
+    wipe_key(out);
+    cJSON_Delete(out);
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer_with_free_callback(strlen(text), text,
+                                                                  free_wiped)
+             : NULL;
+    if (!resp) {
+        free_wiped(text);
+        return api_reply_store_error(req, -ENOMEM, NULL);
+    }
+    return api_reply_response(req, MHD_HTTP_CREATED, resp, "application/json");
+}
+
 static enum MHD_Result write_key(api_req_t *req, bool create)
 {
     fg_error_t err;
@@ -246,18 +276,21 @@ static enum MHD_Result write_key(api_req_t *req, bool create)
     api_committed(req, res.version);
     req->reply_revision = res.revision;
     cJSON *out = key_public(text);
-    if (out && generated[0]) /* the one and only time the plaintext is shown */
-        cJSON_AddStringToObject(out, "key", generated);
     if (create)
         location_of(k.name, req->reply_location, sizeof req->reply_location);
-    mrc = out ? api_reply_json(req, create ? MHD_HTTP_CREATED : MHD_HTTP_OK, out)
-              : api_reply_store_error(req, -ENOMEM, NULL);
+    if (out && generated[0]) /* the one and only time the plaintext is shown */
+        mrc = reply_with_secret(req, out, generated);
+    else
+        mrc = out ? api_reply_json(req, create ? MHD_HTTP_CREATED : MHD_HTTP_OK, out)
+                  : api_reply_store_error(req, -ENOMEM, NULL);
     goto done;
 
 fail_reply:
     mrc = api_reply_store_error(req, rc, &err);
 done:
     explicit_bzero(generated, sizeof generated);
+    if (req->body) /* the request text itself may hold a caller-supplied key */
+        explicit_bzero(req->body, req->body_len);
     wipe_key(body);
     free(text);
     cJSON_Delete(canon);
