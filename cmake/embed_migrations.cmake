@@ -5,6 +5,7 @@ set(body "/* Generated from the SQL files in migrations/ by cmake/embed_migratio
 string(APPEND body "#include <stddef.h>\n#include \"migrations.h\"\n\n")
 set(table "")
 set(i 0)
+string(REPLACE "|" ";" FILES "${FILES}")
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME)
   file(READ ${f} hex HEX)

@@ -34,22 +34,28 @@ struct admin_api {
     uint16_t port;
 };
 
-/* Where a path goes. `allow_*` list the methods of the collection and of its items (NULL:
- * the route has no such form). HEAD is accepted wherever GET is. */
+/* Where a path goes. `allow_*` list the methods of the collection, of its items and of the
+ * item's `action` sub-resource (NULL: the route has no such form). HEAD is accepted
+ * wherever GET is. */
 typedef struct api_route {
     const char *path;
     bool auth;
     const char *allow_collection;
     const char *allow_item;
     api_handler_fn fn;
+    const char *action;       /* "/{item}/<action>", or NULL */
+    const char *allow_action;
 } api_route_t;
 
 static const api_route_t api_routes_table[] = {
-    {"/api/v1/upstreams", true, "GET, POST", "GET, PUT, DELETE", api_upstreams},
-    {"/api/v1/routes", true, "GET, POST", "GET, PUT, DELETE", api_routes},
-    {"/api/v1/dataplanes", true, "GET", NULL, api_dataplanes},
-    {"/health/live", false, "GET", NULL, api_health_live},
-    {"/health/ready", false, "GET", NULL, api_health_ready},
+    {"/api/v1/upstreams", true, "GET, POST", "GET, PUT, DELETE", api_upstreams, NULL, NULL},
+    {"/api/v1/routes", true, "GET, POST", "GET, PUT, DELETE", api_routes, NULL, NULL},
+    {"/api/v1/keys", true, "GET, POST", "GET, PUT, DELETE", api_keys, NULL, NULL},
+    {"/api/v1/settings", true, "GET", "GET, PUT", api_settings, NULL, NULL},
+    {"/api/v1/snapshots", true, "GET", "GET", api_snapshots, "rollback", "POST"},
+    {"/api/v1/dataplanes", true, "GET", NULL, api_dataplanes, NULL, NULL},
+    {"/health/live", false, "GET", NULL, api_health_live, NULL, NULL},
+    {"/health/ready", false, "GET", NULL, api_health_ready, NULL, NULL},
 };
 
 /* ---- replies -------------------------------------------------------------------------- */
@@ -243,6 +249,36 @@ void api_committed(api_req_t *req, int64_t version)
     publisher_notify(req->publisher);
 }
 
+int api_query_int(api_req_t *req, const char *name, int64_t min, int64_t max, int64_t *out)
+{
+    const char *v = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    char *end = NULL;
+    if (!v)
+        return 0;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (!*v || *end || errno || n < min || n > max || !(*v >= '0' && *v <= '9')) {
+        api_reply_error(req, MHD_HTTP_BAD_REQUEST, "bad_request", name,
+                        "%s: must be an integer from %" PRId64 " to %" PRId64, name, min, max);
+        return -1;
+    }
+    *out = n;
+    return 1;
+}
+
+void api_field_relative(fg_error_t *err, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    if (!err || strncmp(err->field, prefix, n) != 0)
+        return;
+    const char *rest = err->field + n;
+    if (*rest == '.')
+        rest++;
+    else if (*rest != '[' && *rest != '\0')
+        return; /* "proxyX": another name that merely starts with the prefix */
+    memmove(err->field, rest, strlen(rest) + 1);
+}
+
 /* ---- routing -------------------------------------------------------------------------- */
 
 static bool method_allowed(const char *allow, const char *method)
@@ -258,10 +294,12 @@ static bool method_allowed(const char *allow, const char *method)
     return false;
 }
 
-/* Match the path: exact -> collection, "<path>/<item>" -> item (no further '/'). */
-static const api_route_t *route_find(const char *url, const char **item)
+/* Match the path: exact -> collection, "<path>/<item>" -> item (no further '/'),
+ * "<path>/<item>/<action>" -> the route's action. `item` is copied into `item_buf`. */
+static const api_route_t *route_find(const char *url, char *item_buf, size_t item_len,
+                                     const char **item, const char **action)
 {
-    *item = NULL;
+    *item = *action = NULL;
     for (size_t i = 0; i < sizeof api_routes_table / sizeof api_routes_table[0]; i++) {
         const api_route_t *r = &api_routes_table[i];
         size_t n = strlen(r->path);
@@ -269,10 +307,22 @@ static const api_route_t *route_find(const char *url, const char **item)
             continue;
         if (url[n] == '\0' || (url[n] == '/' && url[n + 1] == '\0'))
             return r;
-        if (url[n] == '/' && !strchr(url + n + 1, '/')) {
-            *item = url + n + 1;
+        if (url[n] != '/' || url[n + 1] == '/')
+            continue;
+        const char *seg = url + n + 1, *slash = strchr(seg, '/');
+        if (!slash) {
+            *item = seg;
             return r;
         }
+        if (r->action && strcmp(slash + 1, r->action) == 0 &&
+            (size_t)(slash - seg) < item_len) {
+            memcpy(item_buf, seg, (size_t)(slash - seg));
+            item_buf[slash - seg] = '\0';
+            *item = item_buf;
+            *action = r->action;
+            return r;
+        }
+        return NULL;
     }
     return NULL;
 }
@@ -280,7 +330,7 @@ static const api_route_t *route_find(const char *url, const char **item)
 /* Decide everything the head allows; true when a reply has been queued. */
 static bool on_head(admin_api_t *api, api_req_t *req)
 {
-    const char *item = NULL;
+    const char *item = NULL, *action = NULL;
     bool is_api = strncmp(req->url, "/api/", 5) == 0;
     if (is_api) {
         const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
@@ -300,12 +350,13 @@ static bool on_head(admin_api_t *api, api_req_t *req)
         req->handler = api_ui;
         return false;
     }
-    const api_route_t *r = route_find(req->url, &item);
+    const api_route_t *r = route_find(req->url, req->item_buf, sizeof req->item_buf, &item,
+                                      &action);
     if (!r || (item && !r->allow_item)) {
         api_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such resource");
         return true;
     }
-    const char *allow = item ? r->allow_item : r->allow_collection;
+    const char *allow = action ? r->allow_action : item ? r->allow_item : r->allow_collection;
     if (!method_allowed(allow, req->method)) {
         api_reply_method_not_allowed(req, allow);
         return true;
@@ -318,6 +369,7 @@ static bool on_head(admin_api_t *api, api_req_t *req)
         return true;
     }
     req->item = item;
+    req->action = action;
     req->handler = r->fn;
     return false;
 }

@@ -1,5 +1,6 @@
 /* api.h - what the admin API's handler files share (admin_api.c, api_entities.c,
- * api_dataplanes.c, api_ui.c): the request record and the reply helpers.
+ * api_keys.c, api_settings.c, api_snapshots.c, api_dataplanes.c, api_ui.c): the request
+ * record and the reply helpers.
  *
  * A handler gets a request whose route, method and body are known and whose token has been
  * checked; it replies exactly once through an api_reply_* call, which queues the response
@@ -19,6 +20,8 @@
 
 #define API_PATH_LOG_MAX 256 /* request path kept for the access log */
 #define API_PREFIX "/api/v1/"
+#define API_ACTOR "api:admin" /* snapshot history: who made a change through this API */
+#define API_SUMMARY_MAX 160    /* snapshot history: the summary line of one change */
 
 typedef struct api_req api_req_t;
 typedef enum MHD_Result (*api_handler_fn)(api_req_t *req);
@@ -32,6 +35,7 @@ struct api_req {
     const char *method;    /* "GET", "POST", ... (MHD's string) */
     const char *url;       /* the decoded path (MHD's string, valid for the request) */
     const char *item;      /* the {name}/{id} segment, or NULL for a collection */
+    const char *action;    /* the segment after {item} ("rollback"), or NULL */
     api_handler_fn handler;
     char *body;            /* malloc'd, NUL-terminated; NULL when empty */
     size_t body_len;
@@ -41,6 +45,7 @@ struct api_req {
     int status;            /* of the reply, for the access log */
     uint64_t start_ms;     /* monotonic */
     char path[API_PATH_LOG_MAX];
+    char item_buf[API_PATH_LOG_MAX]; /* `item` when an action follows it */
     /* headers to add to the next reply; 0 / NULL = none */
     int64_t reply_version;  /* X-Config-Version */
     int64_t reply_revision; /* ETag: "<revision>" */
@@ -88,9 +93,20 @@ int64_t api_if_match(api_req_t *req);
 /** After a committed mutation: tell the publisher. */
 void api_committed(api_req_t *req, int64_t version);
 
+/** Query parameter `name` as an integer in [min, max]: 1 with *out set, 0 when absent
+ *  (*out untouched), -1 after replying 400 naming the parameter. */
+int api_query_int(api_req_t *req, const char *name, int64_t min, int64_t max, int64_t *out);
+
+/** Strip `prefix` + "." (or "[") from the front of err->field, so a field the whole-config
+ *  validator named ("logging.level") is named relative to the REST body ("level"). */
+void api_field_relative(fg_error_t *err, const char *prefix);
+
 /* ---- handlers ------------------------------------------------------------------------- */
 enum MHD_Result api_upstreams(api_req_t *req);  /* /api/v1/upstreams[/{name}] */
 enum MHD_Result api_routes(api_req_t *req);     /* /api/v1/routes[/{id}] */
+enum MHD_Result api_keys(api_req_t *req);       /* /api/v1/keys[/{name}] */
+enum MHD_Result api_settings(api_req_t *req);   /* /api/v1/settings[/{section}] */
+enum MHD_Result api_snapshots(api_req_t *req);  /* /api/v1/snapshots[/{v}[/rollback]] */
 enum MHD_Result api_dataplanes(api_req_t *req); /* /api/v1/dataplanes */
 enum MHD_Result api_health_live(api_req_t *req);
 enum MHD_Result api_health_ready(api_req_t *req);

@@ -15,8 +15,6 @@
 #include "fg_arena.h"
 #include "fg_config.h"
 
-#define API_ACTOR "admin-api"
-#define API_SUMMARY_MAX 160
 
 typedef struct entity_desc {
     store_kind_t kind;
@@ -161,8 +159,8 @@ static enum MHD_Result write_entity(api_req_t *req, const entity_desc_t *d, bool
         rc = fg_error_setc(&err, -ENOMEM, NULL, "out of memory");
         goto fail_reply;
     }
-    snprintf(summary, sizeof summary, "%s %s %s", create ? "create" : "replace",
-             store_kind_noun(d->kind), key);
+    snprintf(summary, sizeof summary, "%s %s %s", store_kind_noun(d->kind), key,
+             create ? "created" : "updated");
     const store_entity_t e = {.key = key, .spec = text, .ref = ref};
     const store_change_t chg = {.summary = summary, .actor = API_ACTOR};
     rc = create ? store_create(req->store, d->kind, &e, &chg, &res, &err)
@@ -195,7 +193,7 @@ static enum MHD_Result delete_entity(api_req_t *req, const entity_desc_t *d)
     int64_t if_revision = api_if_match(req);
     if (if_revision < 0)
         return MHD_YES; /* replied 400 */
-    snprintf(summary, sizeof summary, "delete %s %s", store_kind_noun(d->kind), req->item);
+    snprintf(summary, sizeof summary, "%s %s deleted", store_kind_noun(d->kind), req->item);
     const store_change_t chg = {.summary = summary, .actor = API_ACTOR};
     int rc = store_delete(req->store, d->kind, req->item, if_revision, &chg, &res, &err);
     if (rc)

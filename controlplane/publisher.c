@@ -58,6 +58,7 @@ typedef struct pub_dp {
     int64_t pid;
     char software_version[FG_SOFTWARE_VERSION_MAX];
     int protocol;
+    bool protocol_refused;       /* last_error holds why its protocol was refused */
     bool connected;
     uint64_t connected_since_ms; /* wall clock */
     uint64_t last_seen_ms;       /* wall clock: last frame received */
@@ -65,6 +66,8 @@ typedef struct pub_dp {
     int64_t applied_version;
     int64_t nacked_version;      /* never re-sent; 0 = none */
     char last_error[FG_PROTO_ERROR_MAX];
+    fg_label_t labels[FG_LABELS_MAX]; /* from its last HELLO */
+    size_t n_labels;
     pub_conn_t *conn;
     struct pub_dp *next;
 } pub_dp_t;
@@ -76,6 +79,7 @@ struct pub_conn {
     uint64_t last_recv_ms; /* monotonic */
     uint64_t last_ping_ms; /* monotonic */
     int64_t sent_version;  /* last SNAPSHOT queued on this connection */
+    bool closing;          /* told it is incompatible: closed once that is written */
     pub_conn_t *prev, *next;
 };
 
@@ -105,6 +109,7 @@ struct publisher {
 };
 
 static void conn_close(pub_conn_t *c, const char *reason);
+static void on_conn_event(struct bufferevent *bev, short what, void *arg);
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
@@ -323,16 +328,23 @@ static pub_dp_t *registry_hello(publisher_t *pub, const fg_hello_t *h, pub_conn_
     d->last_seen_ms = now;
     d->disconnected_ms = 0;
     d->applied_version = h->applied_version;
+    d->n_labels = h->n_labels < FG_LABELS_MAX ? h->n_labels : FG_LABELS_MAX;
+    memcpy(d->labels, h->labels, d->n_labels * sizeof d->labels[0]);
+    if (h->protocol == FG_PROTOCOL_VERSION && d->protocol_refused)
+        d->last_error[0] = '\0'; /* the refusal no longer applies */
+    d->protocol_refused = h->protocol != FG_PROTOCOL_VERSION;
     d->conn = c;
     return d;
 }
 
+/* An incompatible data plane is told so and disconnected (it retries rarely), so its
+ * protocol, not its connection, decides its status. */
 static const char *dp_status(const pub_dp_t *d, int64_t current)
 {
-    if (!d->connected)
-        return "disconnected";
     if (d->protocol != FG_PROTOCOL_VERSION)
         return "incompatible";
+    if (!d->connected)
+        return "disconnected";
     if (d->applied_version == current)
         return "in_sync";
     if (d->nacked_version == current)
@@ -359,6 +371,9 @@ static cJSON *dp_json(const pub_dp_t *d, int64_t current)
     cJSON_AddNumberToObject(o, "pid", (double)d->pid);
     cJSON_AddStringToObject(o, "software_version", d->software_version);
     cJSON_AddNumberToObject(o, "protocol", d->protocol);
+    cJSON *labels = cJSON_AddObjectToObject(o, "labels");
+    for (size_t i = 0; labels && i < d->n_labels; i++)
+        cJSON_AddStringToObject(labels, d->labels[i].key, d->labels[i].value);
     cJSON_AddBoolToObject(o, "connected", d->connected);
     cJSON_AddItemToObject(o, "connected_since", time_or_null(d->connected ?
                                                              d->connected_since_ms : 0));
@@ -407,20 +422,36 @@ cJSON *publisher_dataplanes_json(publisher_t *pub, int64_t current_version)
 
 /* ---- incoming frames ------------------------------------------------------------------ */
 
-/* PROTOCOL.md §4.6: a NACK of version 0 tells the data plane why it gets no snapshots; the
- * connection stays open so it is listed as connected but incompatible. */
+static void on_conn_flushed(struct bufferevent *bev, void *arg)
+{
+    conn_close(arg, "incompatible protocol: told so, closed");
+}
+
+/* PROTOCOL.md §4.6: a NACK of version 0 tells the data plane why it gets no snapshots, then
+ * the connection is closed once that frame is written; the data plane retries rarely. Its
+ * record stays, listed as incompatible with the reason. */
 static void tell_incompatible(pub_conn_t *c, int protocol)
 {
     char vbuf[24];
-    fg_ack_t nack = {.version = 0};
-    snprintf(nack.error, sizeof nack.error, "protocol %d not supported; this control plane "
-             "speaks %d", protocol, FG_PROTOCOL_VERSION);
+    fg_ack_t why;
+    fg_error_t err;
     fg_log(FG_LOG_WARN, "data plane speaks another protocol version, not sending it "
                         "snapshots", "dp_id", c->dp->id, "protocol", i64s(protocol, vbuf), NULL);
-    char *payload = fg_ack_encode(&nack, 1);
-    if (!payload || conn_send(c, FG_MSG_NACK, payload) < 0)
-        fg_log(FG_LOG_ERROR, "cannot queue frame", "type", "NACK", NULL);
+    char *payload = fg_incompatible_encode(protocol);
+    if (payload && fg_ack_decode(payload, strlen(payload), &why, &err) == 0) {
+        pthread_mutex_lock(&c->pub->mu);
+        snprintf(c->dp->last_error, sizeof c->dp->last_error, "%s", why.error);
+        pthread_mutex_unlock(&c->pub->mu);
+    }
+    if (!payload || conn_send(c, FG_MSG_NACK, payload) < 0) {
+        free(payload);
+        conn_close(c, "out of memory refusing an incompatible data plane");
+        return;
+    }
     free(payload);
+    c->closing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setcb(c->bev, NULL, on_conn_flushed, on_conn_event, c);
 }
 
 static int on_hello(pub_conn_t *c, const char *payload, size_t len)
@@ -461,8 +492,10 @@ static int on_hello(pub_conn_t *c, const char *payload, size_t len)
            "pid", i64s(h.pid, v1), "software_version", h.software_version,
            "applied_version", i64s(h.applied_version, v2), "protocol", i64s(h.protocol, v3),
            NULL);
-    if (h.protocol != FG_PROTOCOL_VERSION)
+    if (h.protocol != FG_PROTOCOL_VERSION) {
         tell_incompatible(c, h.protocol);
+        return 1; /* closing (or closed): read nothing more from it */
+    }
     /* The cached snapshot lags a commit by up to the coalescing delay; a data plane that
      * says HELLO inside that window must still get the current version first, not an older
      * one followed by the new one. One indexed read per HELLO is cheap. The others get the
@@ -669,7 +702,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         next = c->next;
         if (now - c->last_recv_ms >= pub->silence_ms)
             conn_close(c, "peer silent too long");
-        else if (c->dp && now - c->last_ping_ms >= pub->ping_ms)
+        else if (c->dp && !c->closing && now - c->last_ping_ms >= pub->ping_ms)
             conn_send_ping(c, FG_MSG_PING);
     }
     if (now - pub->last_poll_ms >= pub->poll_ms)

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 #include <sqlite3.h>
 
+#include "config_diff.h"
 #include "fg_config.h"
 #include "fg_hash.h"
 #include "fg_log.h"
@@ -87,8 +88,17 @@ static const kind_sql_t kind_sql[] = {
     },
 };
 
-static const char *const settings_sections[] = {"proxy", "security", "rateLimit", "logging",
-                                                "metrics"};
+const char *const store_settings_sections[STORE_N_SETTINGS] = {"proxy", "security",
+                                                                "rateLimit", "logging",
+                                                                "metrics"};
+
+bool store_setting_section_valid(const char *section)
+{
+    for (size_t i = 0; section && i < STORE_N_SETTINGS; i++)
+        if (strcmp(section, store_settings_sections[i]) == 0)
+            return true;
+    return false;
+}
 
 const char *store_kind_noun(store_kind_t kind)
 {
@@ -386,7 +396,9 @@ static int read_snapshot(store_t *st, const char *sql, int64_t version, store_sn
         out->config_len = out->config ? strlen(out->config) : 0;
         out->summary = column_strdup(s, 4);
         out->actor = column_strdup(s, 5);
-        rc = out->config && out->summary && out->actor ? 0 : -ENOMEM;
+        out->changes = column_strdup(s, 6);
+        out->changes_total = sqlite3_column_int64(s, 7);
+        rc = out->config && out->summary && out->actor && out->changes ? 0 : -ENOMEM;
         if (rc) {
             store_snapshot_clear(out);
             fg_error_setc(err, rc, NULL, "out of memory");
@@ -402,14 +414,16 @@ static int read_snapshot(store_t *st, const char *sql, int64_t version, store_sn
 
 int store_snapshot_latest(store_t *st, store_snapshot_t *out, fg_error_t *err)
 {
-    return read_snapshot(st, "SELECT version, checksum, created_at, config, summary, actor "
-                             "FROM snapshots ORDER BY version DESC LIMIT 1", 0, out, err);
+    return read_snapshot(st, "SELECT version, checksum, created_at, config, summary, actor, "
+                             "changes, changes_total FROM snapshots ORDER BY version DESC "
+                             "LIMIT 1", 0, out, err);
 }
 
 int store_snapshot_get(store_t *st, int64_t version, store_snapshot_t *out, fg_error_t *err)
 {
-    return read_snapshot(st, "SELECT version, checksum, created_at, config, summary, actor "
-                             "FROM snapshots WHERE version = ?1", version, out, err);
+    return read_snapshot(st, "SELECT version, checksum, created_at, config, summary, actor, "
+                             "changes, changes_total FROM snapshots WHERE version = ?1",
+                         version, out, err);
 }
 
 void store_snapshot_clear(store_snapshot_t *s)
@@ -419,8 +433,66 @@ void store_snapshot_clear(store_snapshot_t *s)
     free(s->config);
     free(s->summary);
     free(s->actor);
-    s->config = s->summary = s->actor = NULL;
+    free(s->changes);
+    s->config = s->summary = s->actor = s->changes = NULL;
     s->config_len = 0;
+}
+
+int store_snapshot_list(store_t *st, int64_t before, size_t limit, store_snapshots_t *out,
+                        fg_error_t *err)
+{
+    sqlite3_stmt *s;
+    memset(out, 0, sizeof *out);
+    if (limit < 1 || limit > STORE_HISTORY_PAGE_MAX)
+        return fg_error_set(err, "limit", "must be between 1 and %d", STORE_HISTORY_PAGE_MAX);
+    if (!(out->items = calloc(limit, sizeof *out->items)))
+        return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    /* One row more than asked says whether another page exists. */
+    int rc = prepare(st, "SELECT version, checksum, created_at, summary, actor, changes, "
+                         "changes_total FROM snapshots WHERE ?1 <= 0 OR version < ?1 "
+                         "ORDER BY version DESC LIMIT ?2", &s, err);
+    if (rc) {
+        store_snapshots_clear(out);
+        return rc;
+    }
+    sqlite3_bind_int64(s, 1, before);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)limit + 1);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (out->n == limit) {
+            out->more = true;
+            continue;
+        }
+        store_snapshot_t *it = &out->items[out->n++];
+        it->version = sqlite3_column_int64(s, 0);
+        column_copy(s, 1, it->checksum, sizeof it->checksum);
+        column_copy(s, 2, it->created_at, sizeof it->created_at);
+        it->summary = column_strdup(s, 3);
+        it->actor = column_strdup(s, 4);
+        it->changes = column_strdup(s, 5);
+        it->changes_total = sqlite3_column_int64(s, 6);
+        if (!it->summary || !it->actor || !it->changes) {
+            sqlite3_finalize(s);
+            store_snapshots_clear(out);
+            return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+        }
+    }
+    rc = rc == SQLITE_DONE ? 0 : fail_sqlite(st, sqlite3_extended_errcode(st->db), err,
+                                             "list snapshots");
+    sqlite3_finalize(s);
+    if (rc)
+        store_snapshots_clear(out);
+    return rc;
+}
+
+void store_snapshots_clear(store_snapshots_t *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; list->items && i < list->n; i++)
+        store_snapshot_clear(&list->items[i]);
+    free(list->items);
+    list->items = NULL;
+    list->n = 0;
 }
 
 static int read_row(sqlite3_stmt *s, store_row_t *row)
@@ -489,6 +561,32 @@ int store_get(store_t *st, store_kind_t kind, const char *key, store_row_t *out,
     else
         rc = fail_sqlite(st, sqlite3_extended_errcode(st->db), err, "get");
     sqlite3_finalize(s);
+    return rc;
+}
+
+int store_setting_get(store_t *st, const char *section, store_row_t *out, fg_error_t *err)
+{
+    sqlite3_stmt *s;
+    memset(out, 0, sizeof *out);
+    if (!store_setting_section_valid(section))
+        return fg_error_setc(err, -ENOENT, NULL, "no settings section '%s'",
+                             section ? section : "");
+    int rc = prepare(st, "SELECT key, value, revision, '', updated_at FROM settings "
+                         "WHERE key = ?1", &s, err);
+    if (rc)
+        return rc;
+    bind_text(s, 1, section);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        rc = read_row(s, out) < 0 ? fg_error_setc(err, -ENOMEM, NULL, "out of memory") : 0;
+    else if (rc == SQLITE_DONE) /* a database migrated before 0002 had no rows: defaults */
+        rc = (out->key = strdup(section)) && (out->spec = strdup("{}"))
+                 ? 0 : fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    else
+        rc = fail_sqlite(st, sqlite3_extended_errcode(st->db), err, "get setting");
+    sqlite3_finalize(s);
+    if (rc)
+        store_row_clear(out);
     return rc;
 }
 
@@ -640,6 +738,24 @@ fail_tree:
     return rc;
 }
 
+/* What changed since the newest stored snapshot, as config_diff's array text. */
+static int changes_since_latest(store_t *st, const char *text, char **changes, int64_t *total,
+                                fg_error_t *err)
+{
+    sqlite3_stmt *s;
+    int rc = prepare(st, "SELECT config FROM snapshots ORDER BY version DESC LIMIT 1", &s, err);
+    if (rc)
+        return rc;
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        rc = config_diff(rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL,
+                         text, STORE_CHANGES_MAX, changes, total, err);
+    else
+        rc = fail_sqlite(st, sqlite3_extended_errcode(st->db), err, "read previous snapshot");
+    sqlite3_finalize(s);
+    return rc == -EINVAL ? -EIO : rc; /* a stored config that is not JSON: hand-edited */
+}
+
 /* Bump the version, build and check the config of it, store its snapshot. Runs inside
  * the caller's transaction; any failure leaves the rollback to the caller. */
 static int commit_snapshot(store_t *st, const store_change_t *chg, int64_t *version,
@@ -647,7 +763,8 @@ static int commit_snapshot(store_t *st, const store_change_t *chg, int64_t *vers
 {
     cJSON *tree = NULL;
     fg_config_t *cfg = NULL;
-    char *text = NULL;
+    char *text = NULL, *changes = NULL;
+    int64_t changes_total = 0;
     sqlite3_stmt *s = NULL;
     char checksum[FG_SHA256_HEX_LEN + 1], now[STORE_TS_MAX];
 
@@ -685,8 +802,11 @@ static int commit_snapshot(store_t *st, const store_change_t *chg, int64_t *vers
     }
     fg_sha256_hex(text, strlen(text), checksum);
     now_rfc3339(now);
+    if ((rc = changes_since_latest(st, text, &changes, &changes_total, err)))
+        goto fail_text;
     if ((rc = prepare(st, "INSERT INTO snapshots (version, checksum, created_at, config, "
-                          "summary, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &s, err)))
+                          "summary, actor, changes, changes_total) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &s, err)))
         goto fail_text;
     sqlite3_bind_int64(s, 1, *version);
     bind_text(s, 2, checksum);
@@ -694,10 +814,13 @@ static int commit_snapshot(store_t *st, const store_change_t *chg, int64_t *vers
     bind_text(s, 4, text);
     bind_text(s, 5, chg && chg->summary ? chg->summary : "");
     bind_text(s, 6, chg && chg->actor ? chg->actor : "");
+    bind_text(s, 7, changes);
+    sqlite3_bind_int64(s, 8, changes_total);
     rc = step_done(st, s, err, "store snapshot");
     sqlite3_finalize(s);
 
 fail_text:
+    free(changes);
     free(text);
 fail_cfg:
     fg_config_free(cfg);
@@ -827,6 +950,12 @@ int store_tx_insert(store_t *st, store_kind_t kind, const store_entity_t *e,
     if (rc)
         return rc;
     rc = write_entity(st, kind_sql[kind].insert, e, revision, err);
+    if (rc == -EEXIST && kind == STORE_KEYS) { /* the name, or the digest (UNIQUE)? */
+        int64_t n = 0;
+        int qrc = query_int(st, kind_sql[kind].revision, e->key, &n, err);
+        if (qrc == -ENOENT)
+            return fg_error_setc(err, -EEXIST, "key", "another key has the same value");
+    }
     if (rc == -EEXIST)
         return fg_error_setc(err, -EEXIST, kind == STORE_ROUTES ? "id" : "name",
                              "%s '%s' already exists", kind_sql[kind].noun, e->key);
@@ -905,31 +1034,50 @@ int store_tx_delete_all(store_t *st, store_kind_t kind, fg_error_t *err)
     return exec_sql(st, kind_sql[kind].remove_all, err);
 }
 
-int store_tx_setting_put(store_t *st, const char *section, const char *value,
-                         fg_error_t *err)
+/* Upsert a section, conditional on `if_revision` (> 0); `revision` receives the new one. */
+static int setting_write(store_t *st, const char *section, const char *value,
+                         int64_t if_revision, int64_t *revision, fg_error_t *err)
 {
     sqlite3_stmt *s;
     char now[STORE_TS_MAX];
-    bool known = false;
+    int64_t current = 0;
     if (!st->in_tx)
         return fg_error_setc(err, -EPERM, NULL, "store_tx_* outside store_mutate");
-    for (size_t i = 0; i < sizeof settings_sections / sizeof settings_sections[0]; i++)
-        known = known || (section && strcmp(section, settings_sections[i]) == 0);
-    if (!known)
+    if (!store_setting_section_valid(section))
         return fg_error_set(err, section ? section : "", "unknown settings section");
-    int rc = prepare(st, value ? "INSERT INTO settings (key, value, revision, updated_at) "
-                                 "VALUES (?1, ?2, 1, ?3) ON CONFLICT (key) DO UPDATE SET "
-                                 "value = ?2, revision = revision + 1, updated_at = ?3"
-                               : "DELETE FROM settings WHERE key = ?1", &s, err);
+    int rc = query_int(st, "SELECT revision FROM settings WHERE key = ?1", section, &current,
+                       err);
+    if (rc && rc != -ENOENT)
+        return rc;
+    if (if_revision > 0 && current != if_revision)
+        return fg_error_setc(err, -ESTALE, NULL, "settings section '%s' is at revision %"
+                             PRId64 ", not %" PRId64, section, current, if_revision);
+    rc = prepare(st, "INSERT INTO settings (key, value, revision, updated_at) "
+                     "VALUES (?1, ?2, 1, ?3) ON CONFLICT (key) DO UPDATE SET "
+                     "value = ?2, revision = revision + 1, updated_at = ?3 RETURNING revision",
+                 &s, err);
     if (rc)
         return rc;
     now_rfc3339(now);
     bind_text(s, 1, section);
-    bind_text(s, 2, value);
+    bind_text(s, 2, value ? value : "{}");
     bind_text(s, 3, now);
-    rc = step_done(st, s, err, "settings");
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        if (revision)
+            *revision = sqlite3_column_int64(s, 0);
+        rc = step_done(st, s, err, "settings");
+    } else {
+        rc = fail_sqlite(st, sqlite3_extended_errcode(st->db), err, "settings");
+    }
     sqlite3_finalize(s);
     return rc;
+}
+
+int store_tx_setting_put(store_t *st, const char *section, const char *value,
+                         fg_error_t *err)
+{
+    return setting_write(st, section, value, 0, NULL, err);
 }
 
 /* ---- single-entity mutations ---------------------------------------------------------- */
@@ -992,4 +1140,212 @@ int store_delete(store_t *st, store_kind_t kind, const char *key, int64_t if_rev
 {
     entity_op_t op = {.op = OP_DELETE, .kind = kind, .key = key, .if_revision = if_revision};
     return run_entity_op(st, &op, chg, res, err);
+}
+
+/* ---- settings and rollback ------------------------------------------------------------ */
+
+typedef struct setting_op {
+    const char *section, *value;
+    int64_t if_revision;
+    int64_t revision; /* out */
+} setting_op_t;
+
+static int on_setting_op(store_t *st, void *arg, fg_error_t *err)
+{
+    setting_op_t *op = arg;
+    return setting_write(st, op->section, op->value, op->if_revision, &op->revision, err);
+}
+
+int store_setting_put(store_t *st, const char *section, const char *value,
+                      int64_t if_revision, const store_change_t *chg, store_result_t *res,
+                      fg_error_t *err)
+{
+    setting_op_t op = {.section = section, .value = value, .if_revision = if_revision};
+    store_result_t r = {0};
+    int rc = store_mutate(st, on_setting_op, &op, chg, &r, err);
+    if (rc)
+        return rc;
+    r.revision = op.revision;
+    if (res)
+        *res = r;
+    return 0;
+}
+
+/* Rows are rewritten from the old snapshot in its order. Entity order is table order
+ * (rowid for upstreams and keys, position for routes), so every entity row is deleted and
+ * re-inserted; what the rows were before is kept in a temporary table for the length of the
+ * transaction, so a row whose spec is unchanged keeps its revision and timestamps, a changed
+ * one gets revision + 1, and only a row that did not exist starts at 1. */
+static const char rollback_save_sql[] =
+    "DROP TABLE IF EXISTS temp.rollback_old;"
+    "CREATE TEMP TABLE rollback_old (kind INTEGER, key TEXT, spec TEXT, revision INTEGER, "
+    "  created_at TEXT, updated_at TEXT, PRIMARY KEY (kind, key));"
+    "INSERT INTO temp.rollback_old SELECT 0, name, spec, revision, created_at, updated_at "
+    "  FROM upstreams;"
+    "INSERT INTO temp.rollback_old SELECT 1, id, spec, revision, created_at, updated_at "
+    "  FROM routes;"
+    "INSERT INTO temp.rollback_old SELECT 2, name, spec, revision, created_at, updated_at "
+    "  FROM api_keys;"
+    "DELETE FROM routes; DELETE FROM api_keys; DELETE FROM upstreams;";
+
+/* ?1 key, ?2 spec, ?3 now, ?4 ref, ?5 kind. */
+#define ROLLBACK_OLD(col) "(SELECT " col " FROM temp.rollback_old WHERE kind = ?5 AND key = ?1)"
+#define ROLLBACK_REVISION "coalesce(" ROLLBACK_OLD("revision + (spec IS NOT ?2)") ", 1)"
+#define ROLLBACK_CREATED "coalesce(" ROLLBACK_OLD("created_at") ", ?3)"
+#define ROLLBACK_UPDATED "coalesce(" ROLLBACK_OLD("CASE WHEN spec IS ?2 THEN updated_at END") \
+                         ", ?3)"
+static const char *const rollback_insert_sql[] = {
+    [STORE_UPSTREAMS] = "INSERT INTO upstreams (name, spec, revision, created_at, updated_at) "
+                        "VALUES (?1, ?2, " ROLLBACK_REVISION ", " ROLLBACK_CREATED ", "
+                        ROLLBACK_UPDATED ")",
+    [STORE_ROUTES] = "INSERT INTO routes (id, upstream, position, spec, revision, created_at, "
+                     "updated_at) VALUES (?1, ?4, (SELECT coalesce(max(position), 0) + 1 FROM "
+                     "routes), ?2, " ROLLBACK_REVISION ", " ROLLBACK_CREATED ", "
+                     ROLLBACK_UPDATED ")",
+    [STORE_KEYS] = "INSERT INTO api_keys (name, key_sha256, spec, revision, created_at, "
+                   "updated_at) VALUES (?1, ?4, ?2, " ROLLBACK_REVISION ", " ROLLBACK_CREATED
+                   ", " ROLLBACK_UPDATED ")",
+};
+
+static int rollback_insert(store_t *st, store_kind_t kind, const cJSON *entity,
+                           const char *key_field, const char *ref_field, fg_error_t *err)
+{
+    sqlite3_stmt *s;
+    char now[STORE_TS_MAX];
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(entity, key_field);
+    const cJSON *ref = ref_field ? cJSON_GetObjectItemCaseSensitive(entity, ref_field) : NULL;
+    if (!cJSON_IsString(key) || (ref_field && !cJSON_IsString(ref)))
+        return fg_error_setc(err, -EIO, NULL, "stored snapshot has a %s without %s",
+                             kind_sql[kind].noun, !cJSON_IsString(key) ? key_field : ref_field);
+    char *spec = cJSON_PrintUnformatted(entity);
+    if (!spec)
+        return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    int rc = prepare(st, rollback_insert_sql[kind], &s, err);
+    if (rc == 0) {
+        now_rfc3339(now);
+        bind_text(s, 1, key->valuestring);
+        bind_text(s, 2, spec);
+        bind_text(s, 3, now);
+        bind_text(s, 4, ref ? ref->valuestring : NULL);
+        sqlite3_bind_int(s, 5, (int)kind);
+        rc = step_done(st, s, err, "rollback insert");
+        sqlite3_finalize(s);
+    }
+    free(spec);
+    return rc;
+}
+
+static int rollback_entities(store_t *st, store_kind_t kind, const cJSON *array,
+                             const char *key_field, const char *ref_field, fg_error_t *err)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, array) {
+        int rc = rollback_insert(st, kind, it, key_field, ref_field, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Canonical tree of settings section `section` holding JSON `text` (caller owns), or NULL
+ * when it does not decode. */
+static cJSON *section_canonical_tree(const char *section, const char *text)
+{
+    fg_config_t *cfg = NULL;
+    fg_error_t err;
+    cJSON *root = cJSON_CreateObject(), *value = cJSON_Parse(text), *out = NULL;
+    if (root && value && cJSON_AddItemToObject(root, section, value)) {
+        value = NULL;
+        if (fg_config_decode(root, &cfg, &err) == 0) {
+            cJSON *all = fg_config_encode(cfg);
+            out = all ? cJSON_DetachItemFromObjectCaseSensitive(all, section) : NULL;
+            cJSON_Delete(all);
+            fg_config_free(cfg);
+        }
+    }
+    cJSON_Delete(value);
+    cJSON_Delete(root);
+    return out;
+}
+
+/* Same meaning, even if written differently ("{}" and every default spelled out). */
+static bool section_same(const char *section, const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return true;
+    cJSON *x = section_canonical_tree(section, a), *y = section_canonical_tree(section, b);
+    bool same = x && y && cJSON_Compare(x, y, true);
+    cJSON_Delete(x);
+    cJSON_Delete(y);
+    return same;
+}
+
+/* A section is rewritten only when its meaning differs, so an untouched section keeps its
+ * revision (an ETag a client holds stays valid). */
+static int rollback_setting(store_t *st, const char *section, const cJSON *value,
+                            fg_error_t *err)
+{
+    cJSON *copy = value ? cJSON_Duplicate(value, true) : cJSON_CreateObject();
+    char *text = NULL;
+    store_row_t row;
+    if (!copy)
+        return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    if (strcmp(section, "security") == 0)
+        cJSON_DeleteItemFromObjectCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(copy, "auth"), "keys");
+    text = cJSON_PrintUnformatted(copy);
+    cJSON_Delete(copy);
+    if (!text)
+        return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    int rc = store_setting_get(st, section, &row, err);
+    if (rc == 0 && !section_same(section, row.spec, text))
+        rc = setting_write(st, section, text, 0, NULL, err);
+    store_row_clear(&row);
+    free(text);
+    return rc;
+}
+
+static int on_rollback(store_t *st, void *arg, fg_error_t *err)
+{
+    const cJSON *cfg = arg;
+    const cJSON *security = cJSON_GetObjectItemCaseSensitive(cfg, "security");
+    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(security, "auth"), "keys");
+    int rc = exec_sql(st, rollback_save_sql, err);
+    if (rc == 0)
+        rc = rollback_entities(st, STORE_UPSTREAMS,
+                               cJSON_GetObjectItemCaseSensitive(cfg, "upstreams"), "name", NULL,
+                               err);
+    if (rc == 0)
+        rc = rollback_entities(st, STORE_ROUTES, cJSON_GetObjectItemCaseSensitive(cfg, "routes"),
+                               "id", "upstream", err);
+    if (rc == 0)
+        rc = rollback_entities(st, STORE_KEYS, keys, "name", "key", err);
+    for (size_t i = 0; rc == 0 && i < STORE_N_SETTINGS; i++)
+        rc = rollback_setting(st, store_settings_sections[i],
+                              cJSON_GetObjectItemCaseSensitive(cfg, store_settings_sections[i]),
+                              err);
+    if (rc == 0)
+        rc = exec_sql(st, "DROP TABLE temp.rollback_old", err);
+    return rc;
+}
+
+int store_rollback(store_t *st, int64_t version, const store_change_t *chg,
+                   store_result_t *res, fg_error_t *err)
+{
+    store_snapshot_t snap;
+    int rc = store_snapshot_get(st, version, &snap, err);
+    if (rc)
+        return rc;
+    cJSON *cfg = cJSON_Parse(snap.config);
+    store_snapshot_clear(&snap);
+    if (!cfg || !cJSON_IsObject(cfg)) {
+        cJSON_Delete(cfg);
+        return fg_error_setc(err, -EIO, NULL, "stored snapshot %" PRId64 " is not a JSON "
+                             "object", version);
+    }
+    rc = store_mutate(st, on_rollback, cfg, chg, res, err);
+    cJSON_Delete(cfg);
+    /* A temp table left by a failed transaction is rolled back with it; nothing to undo. */
+    return rc;
 }

@@ -25,6 +25,7 @@
 #ifndef CTL_STORE_H
 #define CTL_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,10 @@
 #define STORE_BUSY_TIMEOUT_MS 5000 /* how long a statement waits for another writer */
 #define STORE_TS_MAX (FG_RFC3339_LEN + 1)
 #define STORE_ROUTE_ID_PREFIX "route-" /* generated route ids: "route-<n>" */
+#define STORE_CHANGES_MAX 100          /* change entries recorded per version (the total is
+                                        * always counted) */
+#define STORE_HISTORY_PAGE_MAX 1000    /* snapshots listed per store_snapshot_list call */
+#define STORE_N_SETTINGS 5             /* the settings sections, store_settings_sections */
 
 typedef struct store store_t;
 
@@ -69,7 +74,7 @@ typedef struct store_entity {
 /** Who made a change and what it was, recorded with the snapshot (history, audit). */
 typedef struct store_change {
     const char *summary; /* "create route users"; NULL = "" */
-    const char *actor;   /* "admin-api", "import", "migrate"; NULL = "" */
+    const char *actor;   /* "api:admin", "import:cli", "rollback:v12", "migrate"; NULL = "" */
 } store_change_t;
 
 /** What a committed mutation produced. */
@@ -87,7 +92,24 @@ typedef struct store_snapshot {
     size_t config_len; /* strlen(config) */
     char *summary;
     char *actor;
+    char *changes;         /* JSON array text: [{"kind","name","op"}], at most
+                            * STORE_CHANGES_MAX entries, computed at commit */
+    int64_t changes_total; /* how many changes there were in all */
 } store_snapshot_t;
+
+/** A page of history, newest first. Configs are not read (config is NULL). */
+typedef struct store_snapshots {
+    store_snapshot_t *items; /* malloc'd array of n */
+    size_t n;
+    bool more; /* older versions exist beyond this page */
+} store_snapshots_t;
+
+/** The settings sections, in config order: "proxy", "security", "rateLimit", "logging",
+ *  "metrics". `security` is stored without auth.keys (keys are rows of their own). */
+extern const char *const store_settings_sections[STORE_N_SETTINGS];
+
+/** True when `section` is one of store_settings_sections. */
+bool store_setting_section_valid(const char *section);
 
 /* ---- lifetime ------------------------------------------------------------------------- */
 
@@ -117,6 +139,17 @@ int store_snapshot_get(store_t *st, int64_t version, store_snapshot_t *out, fg_e
 
 /** Release what a snapshot read allocated; safe on a zeroed or cleared struct. */
 void store_snapshot_clear(store_snapshot_t *s);
+
+/** Up to `limit` (1..STORE_HISTORY_PAGE_MAX) snapshots with version < `before` (0: no
+ *  bound), newest first, without their configs. Release with store_snapshots_clear. */
+int store_snapshot_list(store_t *st, int64_t before, size_t limit, store_snapshots_t *out,
+                        fg_error_t *err);
+void store_snapshots_clear(store_snapshots_t *list);
+
+/** One settings section's stored row: key = section, spec = the stored JSON object text
+ *  (not necessarily canonical: "{}" is all defaults), revision, updated_at (created_at is
+ *  "" for settings). -ENOENT for an unknown section. */
+int store_setting_get(store_t *st, const char *section, store_row_t *out, fg_error_t *err);
 
 /** Every row of `kind` in config order (routes by position, others by creation). */
 int store_list(store_t *st, store_kind_t kind, store_rows_t *out, fg_error_t *err);
@@ -149,6 +182,20 @@ int store_replace(store_t *st, store_kind_t kind, const store_entity_t *e,
 int store_delete(store_t *st, store_kind_t kind, const char *key, int64_t if_revision,
                  const store_change_t *chg, store_result_t *res, fg_error_t *err);
 
+/** Replace settings section `section` with the JSON object text `value` (NULL: defaults).
+ *  `if_revision` > 0 makes it conditional (-ESTALE). res->revision is the section's new
+ *  revision. -EINVAL when the section is unknown or the whole config fails validation. */
+int store_setting_put(store_t *st, const char *section, const char *value,
+                      int64_t if_revision, const store_change_t *chg, store_result_t *res,
+                      fg_error_t *err);
+
+/** Commit a new version whose configuration equals that of stored `version`: every row is
+ *  rewritten from that snapshot in one transaction (entities in its order; revisions of
+ *  rows whose spec changes are bumped, never reset, for rows that exist now). The new
+ *  snapshot's checksum equals the old one's. -ENOENT when no such version is stored. */
+int store_rollback(store_t *st, int64_t version, const store_change_t *chg,
+                   store_result_t *res, fg_error_t *err);
+
 /** A custom mutation (import, rollback, settings): `fn` changes rows inside the
  *  transaction using the store_tx_* calls below; then the version is bumped and the
  *  snapshot built as for every mutation. `fn` returning < 0 rolls everything back. */
@@ -167,7 +214,8 @@ int store_tx_delete(store_t *st, store_kind_t kind, const char *key, int64_t if_
 /** Delete every row of `kind` (routes before upstreams, or the FK refuses). */
 int store_tx_delete_all(store_t *st, store_kind_t kind, fg_error_t *err);
 /** Set a settings section ("proxy", "security", "rateLimit", "logging", "metrics") to the
- *  JSON object text `value`; NULL `value` removes it (all defaults). */
+ *  JSON object text `value`; NULL `value` resets it to all defaults ("{}"). The section's
+ *  revision is bumped either way (a revision is never reused). */
 int store_tx_setting_put(store_t *st, const char *section, const char *value,
                          fg_error_t *err);
 

@@ -55,6 +55,8 @@ typedef struct dp_options {
     size_t n_tls_certs, n_tls_keys;
     long workers; /* -1 = not given: one per core */
     const char *log_file;
+    fg_label_t labels[FG_LABELS_MAX];
+    size_t n_labels;
 } dp_options_t;
 
 typedef struct dp_app {
@@ -97,6 +99,7 @@ static void print_usage(FILE *out)
             "                        0 or absent: one per core\n"
             "  --log-file FILE       append the log to FILE instead of stderr; SIGHUP\n"
             "                        re-opens it (logrotate)\n"
+            "  --label KEY=VALUE     shown by the control plane (repeatable, at most 16)\n"
             "  --help                show this help and exit\n"
             "  --version             print the version and exit\n",
             DP_LISTEN_DEFAULT, DP_STATUS_LISTEN_DEFAULT);
@@ -150,13 +153,15 @@ static int parse_issue3_option(int which, const char *arg, dp_options_t *o)
 static int parse_options(int argc, char **argv, dp_options_t *o)
 {
     enum { OPT_CONTROL = 256, OPT_LISTEN, OPT_STATUS, OPT_ID, OPT_LOG, OPT_HELP, OPT_VERSION,
-           OPT_TLS_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_LOG_FILE };
+           OPT_TLS_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_LOG_FILE,
+           OPT_LABEL };
     static const struct option longopts[] = {
         {"control", required_argument, NULL, OPT_CONTROL},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"status-listen", required_argument, NULL, OPT_STATUS},
         {"id", required_argument, NULL, OPT_ID},
         {"log-level", required_argument, NULL, OPT_LOG},
+        {"label", required_argument, NULL, OPT_LABEL},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {"tls-listen", required_argument, NULL, OPT_TLS_LISTEN},
@@ -192,6 +197,16 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         case OPT_LOG_FILE:
             if (parse_issue3_option(c - OPT_TLS_LISTEN, optarg, o) < 0)
                 return EXIT_USAGE;
+            break;
+        case OPT_LABEL:
+            if (o->n_labels == FG_LABELS_MAX)
+                return usage_error("--label: at most %d labels", FG_LABELS_MAX);
+            if (fg_label_parse(optarg, &o->labels[o->n_labels], &err) < 0)
+                return usage_error("--label '%s': %s", optarg, err.message);
+            for (size_t i = 0; i < o->n_labels; i++)
+                if (strcmp(o->labels[i].key, o->labels[o->n_labels].key) == 0)
+                    return usage_error("--label: '%s' given twice", o->labels[i].key);
+            o->n_labels++;
             break;
         case 'h':
         case OPT_HELP: print_usage(stdout); return 0;
@@ -325,6 +340,8 @@ static int app_start(dp_app_t *app, const dp_options_t *o)
     sub_conf.control = o->control;
     sub_conf.dp_id = app->id;
     sub_conf.hostname = app->hostname;
+    sub_conf.labels = o->labels;
+    sub_conf.n_labels = o->n_labels;
     app->subscriber = subscriber_start(app->base, &sub_conf, &err);
     if (!app->subscriber) {
         fg_log(FG_LOG_ERROR, "cannot start the control plane client", "control", o->control,

@@ -62,6 +62,10 @@ struct dp_subscriber {
     unsigned failures;     /* failed attempts since the last session (or start) */
     uint64_t last_warn_ms; /* monotonic: last "cannot connect" line, 0 = none since session */
     uint64_t rng;          /* xorshift state for jitter; not security-relevant */
+    fg_label_t labels[FG_LABELS_MAX];
+    size_t n_labels;
+    bool refused;          /* the control plane refused us (PROTOCOL.md §4.6): retry late */
+    uint32_t retry_delay_ms; /* of the retry last scheduled */
     dp_subscriber_state_t st;
 };
 
@@ -216,6 +220,8 @@ static int sub_send_hello(dp_subscriber_t *s)
     snprintf(m.software_version, sizeof(m.software_version), "%s", FG_VERSION);
     m.protocol = FG_PROTOCOL_VERSION;
     m.applied_version = sub_applied_version();
+    memcpy(m.labels, s->labels, s->n_labels * sizeof(m.labels[0]));
+    m.n_labels = s->n_labels;
     return sub_send(s, FG_MSG_HELLO, fg_hello_encode(&m));
 }
 
@@ -226,6 +232,11 @@ static int sub_send_hello(dp_subscriber_t *s)
 static void sub_schedule_retry(dp_subscriber_t *s)
 {
     uint32_t delay_ms = (uint32_t)(sub_random(s) % ((uint64_t)s->backoff_ms + 1));
+    if (s->refused) /* asking again soon would only be refused again */
+        delay_ms = DP_SUB_REFUSED_RETRY_MS / 2 +
+                   (uint32_t)(sub_random(s) % (DP_SUB_REFUSED_RETRY_MS / 2 + 1));
+    s->refused = false;
+    s->retry_delay_ms = delay_ms;
     struct timeval tv = {.tv_sec = delay_ms / 1000, .tv_usec = (delay_ms % 1000) * 1000};
 
     s->phase = SUB_IDLE;
@@ -386,7 +397,7 @@ static int sub_handle_snapshot(dp_subscriber_t *s, const char *payload, size_t l
 }
 
 /* The control plane NACKs a HELLO it will not serve (an incompatible protocol, PROTOCOL.md
- * §4.6) and keeps the connection open; we say so loudly and keep serving what we have. */
+ * §4.6) and closes; we say so loudly, keep serving what we have, and retry late. */
 static int sub_handle_refusal(dp_subscriber_t *s, const char *payload, size_t len)
 {
     fg_ack_t m;
@@ -403,6 +414,7 @@ static int sub_handle_refusal(dp_subscriber_t *s, const char *payload, size_t le
     sub_record_error(s, text);
     fg_log(FG_LOG_ERROR, "control plane refused this data plane", "control", s->control,
            "error", m.error[0] ? m.error : NULL, NULL);
+    s->refused = true;
     return 0;
 }
 
@@ -441,7 +453,8 @@ static int sub_dispatch(dp_subscriber_t *s, fg_msg_type_t type, const char *payl
             snprintf(why, why_len, "malformed NACK from control plane");
             return -1;
         }
-        return 0;
+        snprintf(why, why_len, "%.*s", (int)why_len - 1, s->st.last_error);
+        return -1; /* hang up: the retry is scheduled late (s->refused) */
     default:
         fg_log(FG_LOG_WARN, "unexpected message from control plane", "type",
                fg_msg_type_name((int)type), NULL);
@@ -639,6 +652,9 @@ dp_subscriber_t *subscriber_start(struct event_base *base, const dp_subscriber_c
     snprintf(s->control, sizeof(s->control), "%s", conf->control);
     snprintf(s->dp_id, sizeof(s->dp_id), "%s", conf->dp_id ? conf->dp_id : "");
     snprintf(s->hostname, sizeof(s->hostname), "%s", conf->hostname ? conf->hostname : "");
+    s->n_labels = conf->n_labels < FG_LABELS_MAX ? conf->n_labels : FG_LABELS_MAX;
+    if (s->n_labels)
+        memcpy(s->labels, conf->labels, s->n_labels * sizeof(s->labels[0]));
     s->max_payload = conf->max_payload ? conf->max_payload : FG_FRAME_MAX_PAYLOAD_DEFAULT;
     s->ping_interval_ms = conf->ping_interval_ms ? conf->ping_interval_ms
                                                  : DP_SUB_PING_INTERVAL_MS;

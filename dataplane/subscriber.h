@@ -25,6 +25,7 @@
 #define DP_SUB_BACKOFF_MIN_MS 100u        /* first reconnect delay bound */
 #define DP_SUB_BACKOFF_MAX_MS 5000u       /* reconnect delay bound cap */
 #define DP_SUB_WARN_INTERVAL_MS 60000u    /* repeat "cannot connect" at most this often */
+#define DP_SUB_REFUSED_RETRY_MS 60000u    /* refused as incompatible: retry after 1/2..1 of this */
 #define DP_SUB_MAX_SINGLE_READ (1u << 20) /* bytes read per wakeup: big snapshots, few calls */
 
 typedef enum dp_control_kind {
@@ -58,6 +59,8 @@ typedef struct dp_subscriber_conf {
     uint32_t ping_interval_ms;  /* 0 = DP_SUB_PING_INTERVAL_MS */
     uint32_t backoff_min_ms;    /* 0 = DP_SUB_BACKOFF_MIN_MS */
     uint32_t backoff_max_ms;    /* 0 = DP_SUB_BACKOFF_MAX_MS */
+    const fg_label_t *labels;   /* sent in HELLO; copied (at most FG_LABELS_MAX) */
+    size_t n_labels;
     dp_subscriber_applied_cb on_applied; /* optional */
     void *on_applied_arg;
 } dp_subscriber_conf_t;

@@ -12,7 +12,9 @@ PACKAGES=(
   libmicrohttpd-dev libevent-dev node-llhttp libsqlite3-dev libhiredis-dev
   libssl-dev libcjson-dev libyaml-dev libcmocka-dev
   # tests and `make run`: integration drivers, test origin, Redis, HTTP conversations
-  python3 python3-yaml curl redis-server varnish openssl procps iproute2
+  python3 curl redis-server varnish openssl procps iproute2
+  # tests of docs/admin-api.yaml: schema validation (Python), and npm to fetch @redocly/cli
+  python3-jsonschema python3-yaml nodejs npm
 )
 
 missing=()

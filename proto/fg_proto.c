@@ -103,6 +103,86 @@ static bool put_str(cJSON *o, const char *key, const char *v)
 
 /* ---- HELLO ---------------------------------------------------------------------------- */
 
+static const char *label_key_problem(const char *k, size_t n)
+{
+    if (n == 0 || n >= FG_LABEL_KEY_MAX)
+        return "label keys are 1 to 63 characters";
+    for (size_t i = 0; i < n; i++) {
+        char c = k[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-' || c == '/'))
+            return "label keys may hold only letters, digits and . _ - /";
+    }
+    return NULL;
+}
+
+static const char *label_value_problem(const char *v, size_t n)
+{
+    if (n >= FG_LABEL_VALUE_MAX)
+        return "label values are at most 127 bytes";
+    if (!fg__utf8_valid(v, n))
+        return "label values must be UTF-8";
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+            return "label values may not hold control characters";
+    return NULL;
+}
+
+int fg_label_parse(const char *text, fg_label_t *out, fg_error_t *err)
+{
+    const char *eq = text ? strchr(text, '=') : NULL;
+    const char *why;
+    memset(out, 0, sizeof(*out));
+    if (!eq)
+        return fg_error_set(err, "label", "expected KEY=VALUE");
+    size_t kn = (size_t)(eq - text), vn = strlen(eq + 1);
+    if ((why = label_key_problem(text, kn)) || (why = label_value_problem(eq + 1, vn)))
+        return fg_error_set(err, "label", "%s", why);
+    memcpy(out->key, text, kn);
+    memcpy(out->value, eq + 1, vn + 1);
+    return 0;
+}
+
+static cJSON *labels_json(const fg_hello_t *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o && i < m->n_labels && i < FG_LABELS_MAX; i++) {
+        if (!cJSON_AddStringToObject(o, m->labels[i].key, m->labels[i].value)) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* "labels" is optional (a data plane from before labels sends none); duplicates and more
+ * than FG_LABELS_MAX entries are refused like any malformed field. */
+static int get_labels(const cJSON *o, fg_hello_t *out, fg_error_t *err)
+{
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(o, "labels"), *it;
+    const char *why;
+    if (!labels)
+        return 0;
+    if (!cJSON_IsObject(labels))
+        return fg_error_set(err, "labels", "must be an object of strings");
+    cJSON_ArrayForEach(it, labels) {
+        if (out->n_labels == FG_LABELS_MAX)
+            return fg_error_set(err, "labels", "at most %d labels", FG_LABELS_MAX);
+        if (!cJSON_IsString(it))
+            return fg_error_set(err, "labels", "label '%.63s' must be a string", it->string);
+        if ((why = label_key_problem(it->string, strlen(it->string))) ||
+            (why = label_value_problem(it->valuestring, strlen(it->valuestring))))
+            return fg_error_set(err, "labels", "%s", why);
+        for (size_t i = 0; i < out->n_labels; i++)
+            if (strcmp(out->labels[i].key, it->string) == 0)
+                return fg_error_set(err, "labels", "label '%s' given twice", it->string);
+        fg_label_t *l = &out->labels[out->n_labels++];
+        snprintf(l->key, sizeof(l->key), "%s", it->string);
+        snprintf(l->value, sizeof(l->value), "%s", it->valuestring);
+    }
+    return 0;
+}
+
 char *fg_hello_encode(const fg_hello_t *m)
 {
     cJSON *o = cJSON_CreateObject();
@@ -110,7 +190,8 @@ char *fg_hello_encode(const fg_hello_t *m)
                put_num(o, "pid", (double)m->pid) &&
                put_str(o, "software_version", m->software_version) &&
                put_num(o, "protocol", m->protocol) &&
-               put_num(o, "applied_version", (double)m->applied_version))) {
+               put_num(o, "applied_version", (double)m->applied_version) &&
+               cJSON_AddItemToObject(o, "labels", labels_json(m)))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -133,13 +214,28 @@ int fg_hello_decode(const char *payload, size_t len, fg_hello_t *out, fg_error_t
         (rc = get_str(o, "software_version", out->software_version,
                       sizeof(out->software_version), false, err)) == 0 &&
         (rc = get_int(o, "protocol", 1, 2147483647.0, &protocol, err)) == 0 &&
-        (rc = get_int(o, "applied_version", 0, JSON_INT_MAX, &out->applied_version, err)) == 0)
+        (rc = get_int(o, "applied_version", 0, JSON_INT_MAX, &out->applied_version, err)) == 0 &&
+        (rc = get_labels(o, out, err)) == 0)
         out->protocol = (int)protocol;
     cJSON_Delete(o);
     return rc;
 }
 
 /* ---- ACK / NACK ----------------------------------------------------------------------- */
+
+char *fg_incompatible_encode(int their_protocol)
+{
+    fg_ack_t m = {.version = 0};
+    snprintf(m.error, sizeof(m.error), "protocol %d not supported; this control plane "
+             "speaks %d", their_protocol, FG_PROTOCOL_VERSION);
+    cJSON *o = cJSON_CreateObject();
+    if (o && !(put_num(o, "version", 0) && put_str(o, "error", m.error) &&
+               put_num(o, "protocol", FG_PROTOCOL_VERSION))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return print_and_delete(o);
+}
 
 char *fg_ack_encode(const fg_ack_t *m, int nack)
 {

@@ -22,6 +22,15 @@
 #define FG_HOSTNAME_MAX 256
 #define FG_SOFTWARE_VERSION_MAX 64
 #define FG_PROTO_ERROR_MAX 512
+#define FG_LABELS_MAX 16       /* labels in one HELLO */
+#define FG_LABEL_KEY_MAX 64    /* bytes incl. NUL: keys are 1..63 of [A-Za-z0-9._/-] */
+#define FG_LABEL_VALUE_MAX 128 /* bytes incl. NUL: values are 0..127 bytes, no controls */
+
+/** A data plane label ("zone" = "eu-1"), from `flexgate-dp --label k=v`. */
+typedef struct fg_label {
+    char key[FG_LABEL_KEY_MAX];
+    char value[FG_LABEL_VALUE_MAX];
+} fg_label_t;
 
 typedef struct fg_hello {
     char dp_id[FG_ID_MAX];
@@ -30,6 +39,8 @@ typedef struct fg_hello {
     char software_version[FG_SOFTWARE_VERSION_MAX];
     int protocol;              /* FG_PROTOCOL_VERSION of the sender */
     int64_t applied_version;   /* 0 when it has applied nothing */
+    fg_label_t labels[FG_LABELS_MAX]; /* optional on the wire ("labels" object) */
+    size_t n_labels;
 } fg_hello_t;
 
 typedef struct fg_ack {
@@ -48,8 +59,15 @@ typedef struct fg_snapshot {
     fg_config_t *config; /* owned: fg_snapshot_clear frees it */
 } fg_snapshot_t;
 
+/** Parse "key=value" into `out` with the HELLO's rules. 0, or -EINVAL with err. */
+int fg_label_parse(const char *text, fg_label_t *out, fg_error_t *err);
+
 char *fg_hello_encode(const fg_hello_t *m);
 int fg_hello_decode(const char *payload, size_t len, fg_hello_t *out, fg_error_t *err);
+
+/** The control plane's refusal of a HELLO whose `protocol` it does not speak (PROTOCOL.md
+ *  §4.6): a NACK payload with version 0, the reason, and the protocol ctl speaks. */
+char *fg_incompatible_encode(int their_protocol);
 
 /** ACK and NACK share a body; NACK adds "error". */
 char *fg_ack_encode(const fg_ack_t *m, int nack);

@@ -4,7 +4,8 @@
 Authentication (401 + WWW-Authenticate without the bearer token, the generated token file),
 create/read/update/delete of upstreams and routes with X-Config-Version, and every refusal
 (400 malformed JSON, 404, 405, 409 duplicate / in_use, 413 over 1 MiB, 422 naming the field)
-leaving the config version and the stored entities unchanged.
+leaving the config version and the stored entities unchanged; ETag/If-Match (412 on a stale
+write); SQL metacharacters in every string field either refused by name or stored verbatim.
 """
 
 import os
@@ -201,6 +202,95 @@ class AdminApi(ClusterTest):
         self.assertEqual(self.c.api_ok("GET", "/api/v1/upstreams", expect=200).json()["items"],
                          [up_before])
         self.assertEqual(self.c.config_version(), v)
+
+    def test_etag_and_if_match(self):
+        """Every entity GET carries its revision as ETag; a PUT or DELETE with an older
+        If-Match is refused with 412 and changes nothing; a matching one goes through."""
+        self.start()
+        self.c.api_ok("POST", "/api/v1/upstreams", {"name": "backend", "url": self.url}, expect=201)
+        self.c.api_ok("POST", "/api/v1/routes", {"id": "r", "path": "/r", "upstream": "backend"},
+                      expect=201)
+        for path, body in (("/api/v1/upstreams/backend", {"url": self.url, "timeout": 1000}),
+                           ("/api/v1/routes/r", {"path": "/r2", "upstream": "backend"})):
+            with self.subTest(path):
+                r = self.c.api_ok("GET", path, expect=200)
+                self.assertEqual(r.header("ETag"), '"1"')
+                r = self.c.api("PUT", path, body, headers={"If-Match": '"1"'})
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.header("ETag"), '"2"')
+                after = self.c.api_ok("GET", path, expect=200).body
+                v = self.c.config_version()
+                for method in ("PUT", "DELETE"):
+                    r = self.c.api(method, path, body if method == "PUT" else None,
+                                   headers={"If-Match": '"1"'})
+                    self.assert_error(r, 412, "precondition_failed", what="stale " + method)
+                    r = self.c.api(method, path, body if method == "PUT" else None,
+                                   headers={"If-Match": "1"})
+                    self.assert_error(r, 400, what="unquoted If-Match on " + method)
+                self.assertEqual(self.c.config_version(), v)
+                self.assertEqual(self.c.api_ok("GET", path, expect=200).body, after)
+                self.assertEqual(self.c.api_ok("GET", path, expect=200).header("ETag"), '"2"')
+        r = self.c.api("DELETE", "/api/v1/routes/r", headers={"If-Match": '"2"'})
+        self.assertEqual(r.status, 204, r)
+        r = self.c.api("DELETE", "/api/v1/upstreams/backend", headers={"If-Match": '"2"'})
+        self.assertEqual(r.status, 204, r)
+
+    def test_sql_metacharacters_in_string_fields(self):
+        """Every string field of upstreams and routes, given text that would break a query
+        pasted together from strings: either refused naming the field (version unchanged,
+        nothing stored) or stored and read back byte for byte -- never anything else."""
+        from admin_checks import SQL_METACHARS
+        self.start()
+        self.c.api_ok("POST", "/api/v1/upstreams", {"name": "backend", "url": self.url}, expect=201)
+        self.c.api_ok("POST", "/api/v1/routes", {"id": "r", "path": "/r", "upstream": "backend"},
+                      expect=201)
+        reads = ["/api/v1/upstreams", "/api/v1/routes", "/api/v1/keys", "/api/v1/settings"]
+        for sql in SQL_METACHARS:
+            refused = [
+                ("/api/v1/upstreams", {"name": sql, "url": self.url}, "name"),
+                ("/api/v1/upstreams", {"name": "u", "url": sql}, "url"),
+                ("/api/v1/upstreams", {"name": "u", "url": self.url, "fallback": sql}, "fallback"),
+                ("/api/v1/upstreams", {"name": "u", "url": self.url, "loadBalancing": sql},
+                 "loadBalancing"),
+                ("/api/v1/upstreams", {"name": "u", "url": self.url, "hashOn": sql}, "hashOn"),
+                ("/api/v1/routes", {"id": sql, "path": "/x", "upstream": "backend"}, "id"),
+                ("/api/v1/routes", {"id": "x", "path": "/x", "upstream": sql}, "upstream"),
+                ("/api/v1/routes", {"id": "x", "path": "/x", "upstream": "backend",
+                                    "hosts": [sql]}, "hosts[0]"),
+                ("/api/v1/routes", {"id": "x", "path": "/x", "upstream": "backend",
+                                    "methods": [sql]}, "methods[0]"),
+                ("/api/v1/routes", {"id": "x", "path": "/x", "upstream": "backend",
+                                    "auth": sql}, "auth"),
+                ("/api/v1/routes", {"id": "x", "path": "/x", "upstream": "backend",
+                                    "requestHeaders": {"add": {sql: "v"}}},
+                 "requestHeaders.add." + sql),
+            ]
+            v = self.c.config_version()
+            before = {p: self.c.api_ok("GET", p, expect=200).body for p in reads}
+            for path, body, field in refused:
+                with self.subTest(sql=sql, field=field):
+                    r = self.c.api("POST", path, body)
+                    err = self.assert_error(r, 422, "validation_failed", what="%r in %s" % (sql, field))
+                    self.assertTrue(err.get("field", "").startswith(field.split(".")[0]), err)
+                    self.assertEqual(self.c.config_version(), v)
+            for p in reads:
+                self.assertEqual(self.c.api_ok("GET", p, expect=200).body, before[p], p)
+
+        # Free-text fields take the text as data.
+        for i, sql in enumerate(SQL_METACHARS):
+            with self.subTest(stored=sql):
+                body = {"id": "t%d" % i, "path": "/t%d" % i, "upstream": "backend",
+                        "requestHeaders": {"add": {"X-Note": sql}},
+                        "rateLimit": {"max": 1, "windowMs": 1000, "message": sql}}
+                got = self.c.api_ok("POST", "/api/v1/routes", body, expect=201).json()
+                again = self.c.api_ok("GET", "/api/v1/routes/t%d" % i, expect=200).json()
+                for r in (got, again):
+                    self.assertEqual(r["requestHeaders"]["add"]["X-Note"], sql)
+                    self.assertEqual(r["rateLimit"]["message"], sql)
+        ids = [r["id"] for r in self.c.api_ok("GET", "/api/v1/routes", expect=200).json()["items"]]
+        self.assertEqual(ids, ["r"] + ["t%d" % i for i in range(len(SQL_METACHARS))])
+        ups = self.c.api_ok("GET", "/api/v1/upstreams", expect=200).json()["items"]
+        self.assertEqual([u["name"] for u in ups], ["backend"])
 
     def test_generated_token_file(self):
         c = self.c

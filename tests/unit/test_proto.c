@@ -119,6 +119,75 @@ static void test_hello_refused(void **state)
 
 /* ---- ACK / NACK / PING ---------------------------------------------------------------- */
 
+static void test_hello_labels(void **state)
+{
+    fg_hello_t in = {.pid = 1, .protocol = FG_PROTOCOL_VERSION}, out;
+    fg_error_t err;
+    (void)state;
+    snprintf(in.dp_id, sizeof in.dp_id, "dp");
+    snprintf(in.hostname, sizeof in.hostname, "h");
+    snprintf(in.software_version, sizeof in.software_version, "1");
+    assert_int_equal(fg_label_parse("zone=eu-1", &in.labels[0], &err), 0);
+    assert_int_equal(fg_label_parse("k8s.io/node=", &in.labels[1], &err), 0); /* empty value */
+    in.n_labels = 2;
+    char *p = fg_hello_encode(&in);
+    assert_non_null(strstr(p, "\"labels\":{\"zone\":\"eu-1\",\"k8s.io/node\":\"\"}"));
+    assert_int_equal(fg_hello_decode(p, strlen(p), &out, &err), 0);
+    free(p);
+    assert_int_equal(out.n_labels, 2);
+    assert_string_equal(out.labels[0].key, "zone");
+    assert_string_equal(out.labels[0].value, "eu-1");
+    assert_string_equal(out.labels[1].key, "k8s.io/node");
+    assert_string_equal(out.labels[1].value, "");
+
+    /* Optional: a HELLO from before labels decodes with none. */
+    static const char old[] = "{\"dp_id\":\"a\",\"hostname\":\"h\",\"pid\":1,"
+                              "\"software_version\":\"1\",\"protocol\":1,\"applied_version\":0}";
+    assert_int_equal(fg_hello_decode(old, sizeof old - 1, &out, &err), 0);
+    assert_int_equal(out.n_labels, 0);
+
+    /* Refused: wrong types, bad keys, control characters, duplicates, too many. */
+    static const char *const bad[] = {
+        "\"labels\":[]", "\"labels\":{\"a\":1}", "\"labels\":{\"\":\"x\"}",
+        "\"labels\":{\"a b\":\"x\"}", "\"labels\":{\"a\":\"x\\ny\"}",
+        "\"labels\":{\"a\":\"x\",\"a\":\"y\"}",
+        "\"labels\":{\"a\":\"x\",\"b\":\"x\",\"c\":\"x\",\"d\":\"x\",\"e\":\"x\",\"f\":\"x\","
+        "\"g\":\"x\",\"h\":\"x\",\"i\":\"x\",\"j\":\"x\",\"k\":\"x\",\"l\":\"x\",\"m\":\"x\","
+        "\"n\":\"x\",\"o\":\"x\",\"p\":\"x\",\"q\":\"x\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, "{\"dp_id\":\"a\",\"hostname\":\"h\",\"pid\":1,"
+                 "\"software_version\":\"1\",\"protocol\":1,\"applied_version\":0,%s}", bad[i]);
+        if (fg_hello_decode(text, strlen(text), &out, &err) != -EINVAL)
+            fail_msg("accepted %s", bad[i]);
+        assert_string_equal(err.field, "labels");
+    }
+    static const char *const bad_args[] = {"novalue", "=x", "a b=c", "a=\x01"};
+    fg_label_t l;
+    for (size_t i = 0; i < sizeof bad_args / sizeof bad_args[0]; i++)
+        assert_int_equal(fg_label_parse(bad_args[i], &l, &err), -EINVAL);
+    char long_key[80];
+    memset(long_key, 'k', 70);
+    memcpy(long_key + 70, "=v", 3);
+    assert_int_equal(fg_label_parse(long_key, &l, &err), -EINVAL);
+}
+
+static void test_incompatible_notice(void **state)
+{
+    fg_ack_t a;
+    fg_error_t err;
+    (void)state;
+    char *p = fg_incompatible_encode(FG_PROTOCOL_VERSION + 1);
+    assert_non_null(p);
+    /* An ordinary NACK of version 0 to any data plane, plus what ctl speaks. */
+    assert_int_equal(fg_ack_decode(p, strlen(p), &a, &err), 0);
+    assert_int_equal(a.version, 0);
+    assert_non_null(strstr(a.error, "not supported"));
+    assert_non_null(strstr(p, "\"protocol\":1"));
+    free(p);
+}
+
 static void test_ack_nack_round_trip(void **state)
 {
     (void)state;
@@ -393,6 +462,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hello_round_trip),
         cmocka_unit_test(test_hello_refused),
+        cmocka_unit_test(test_hello_labels),
+        cmocka_unit_test(test_incompatible_notice),
         cmocka_unit_test(test_ack_nack_round_trip),
         cmocka_unit_test(test_ping_round_trip),
         cmocka_unit_test(test_snapshot_round_trip),

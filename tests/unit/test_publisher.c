@@ -398,6 +398,22 @@ static void test_nacked_version_is_never_resent(void **state)
     close(fd);
 }
 
+/* The registry item of data plane `id` (a copy the caller deletes), or NULL. */
+static cJSON *registry_item(fixture_t *f, const char *id)
+{
+    int64_t current = 0;
+    fg_error_t err;
+    assert_int_equal(store_version(f->writer, &current, &err), 0);
+    cJSON *items = publisher_dataplanes_json(f->pub, current), *item, *found = NULL;
+    cJSON_ArrayForEach(item, items) {
+        const cJSON *jid = cJSON_GetObjectItem(item, "id");
+        if (cJSON_IsString(jid) && strcmp(jid->valuestring, id) == 0)
+            found = cJSON_Duplicate(item, true);
+    }
+    cJSON_Delete(items);
+    return found;
+}
+
 static void test_incompatible_protocol_is_told_not_fed(void **state)
 {
     fixture_t *f = *state;
@@ -411,9 +427,55 @@ static void test_incompatible_protocol_is_told_not_fed(void **state)
     assert_int_equal(nack.version, 0);
     assert_non_null(strstr(nack.error, "protocol"));
     free(fr.payload);
+    /* Told, then hung up on: never fed, not kept. */
+    expect_closed(fd);
+    close(fd);
     wait_status(f, "dp-old", "incompatible", 0);
+    cJSON *item = registry_item(f, "dp-old");
+    assert_non_null(item);
+    assert_false(cJSON_IsTrue(cJSON_GetObjectItem(item, "connected")));
+    assert_non_null(strstr(cJSON_GetObjectItem(item, "last_error")->valuestring,
+                           "not supported"));
+    cJSON_Delete(item);
+
+    /* The same id coming back with the right protocol is fed and loses the refusal. */
     commit_upstream(f, "backend");
-    expect_no_snapshot(fd, QUIET_MS);
+    fd = dp_connect(f);
+    dp_hello(fd, "dp-old", FG_PROTOCOL_VERSION, 0);
+    int64_t v = expect_snapshot(fd);
+    dp_ack(fd, v, false);
+    wait_status(f, "dp-old", "in_sync", v);
+    item = registry_item(f, "dp-old");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(item, "last_error")));
+    cJSON_Delete(item);
+    close(fd);
+}
+
+static void test_hello_labels_are_listed(void **state)
+{
+    fixture_t *f = *state;
+    fg_hello_t h = {.pid = 7, .protocol = FG_PROTOCOL_VERSION};
+    fg_error_t err;
+    snprintf(h.dp_id, sizeof h.dp_id, "dp-labelled");
+    snprintf(h.hostname, sizeof h.hostname, "edge-1");
+    snprintf(h.software_version, sizeof h.software_version, "9.9.9");
+    assert_int_equal(fg_label_parse("zone=eu-west-1", &h.labels[0], &err), 0);
+    assert_int_equal(fg_label_parse("tier=edge", &h.labels[1], &err), 0);
+    h.n_labels = 2;
+    int fd = dp_connect(f);
+    char *p = fg_hello_encode(&h);
+    dp_send_raw(fd, FG_MSG_HELLO, p);
+    free(p);
+    wait_status(f, "dp-labelled", "behind", -1);
+    cJSON *item = registry_item(f, "dp-labelled");
+    cJSON *labels = cJSON_GetObjectItem(item, "labels");
+    assert_true(cJSON_IsObject(labels));
+    assert_int_equal(cJSON_GetArraySize(labels), 2);
+    assert_string_equal(cJSON_GetObjectItem(labels, "zone")->valuestring, "eu-west-1");
+    assert_string_equal(cJSON_GetObjectItem(labels, "tier")->valuestring, "edge");
+    assert_string_equal(cJSON_GetObjectItem(item, "hostname")->valuestring, "edge-1");
+    assert_string_equal(cJSON_GetObjectItem(item, "software_version")->valuestring, "9.9.9");
+    cJSON_Delete(item);
     close(fd);
 }
 
@@ -499,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_version_is_pushed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_is_coalesced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nacked_version_is_never_resent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hello_labels_are_listed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incompatible_protocol_is_told_not_fed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_silent_peer_is_dropped, setup_fast_ping,

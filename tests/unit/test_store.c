@@ -16,12 +16,16 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 #include <sqlite3.h>
 
 #include "common/fg_config.h"
 #include "common/fg_hash.h"
 #include "common/fg_log.h"
+#include "controlplane/migrations.h"
 #include "controlplane/store.h"
+
+#define ALL_MIGRATIONS ((int)ctl_migrations_count)
 
 #define UP_BACKEND "{\"name\":\"backend\",\"url\":\"http://127.0.0.1:8081\"}"
 #define UP_OTHER "{\"name\":\"other\",\"url\":\"http://127.0.0.1:8082\"}"
@@ -130,7 +134,7 @@ static void check_latest_snapshot(fixture_t *f, int64_t version)
 static void test_migrate_creates_version_one(void **state)
 {
     fixture_t *f = *state;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     assert_int_equal(version_of(f), 1);
     check_latest_snapshot(f, 1);
 
@@ -150,7 +154,7 @@ static void test_migrate_twice_changes_nothing(void **state)
 {
     fixture_t *f = *state;
     fg_error_t err;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     store_snapshot_t before;
     assert_int_equal(store_snapshot_latest(f->st, &before, &err), 0);
 
@@ -161,7 +165,7 @@ static void test_migrate_twice_changes_nothing(void **state)
     migrate_ok(f, 0);
 
     assert_int_equal(version_of(f), 1);
-    assert_int_equal(count_rows(f, "SELECT count(*) FROM schema_migrations"), 1);
+    assert_int_equal(count_rows(f, "SELECT count(*) FROM schema_migrations"), ALL_MIGRATIONS);
     assert_int_equal(count_rows(f, "SELECT count(*) FROM snapshots"), 1);
     store_snapshot_t after;
     assert_int_equal(store_snapshot_latest(f->st, &after, &err), 0);
@@ -175,7 +179,7 @@ static void test_newer_schema_is_refused(void **state)
 {
     fixture_t *f = *state;
     fg_error_t err;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     sqlite3 *db;
     assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_migrations VALUES "
@@ -193,7 +197,7 @@ static void test_each_mutation_bumps_version(void **state)
     fixture_t *f = *state;
     fg_error_t err;
     store_result_t res;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
 
     assert_int_equal(create(f, STORE_UPSTREAMS, "backend", UP_BACKEND, NULL, &err), 0);
     assert_int_equal(version_of(f), 2);
@@ -233,7 +237,7 @@ static void test_snapshot_holds_the_rows(void **state)
     fg_error_t err;
     store_snapshot_t snap;
     fg_config_t *cfg = NULL;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     assert_int_equal(create(f, STORE_UPSTREAMS, "backend", UP_BACKEND, NULL, &err), 0);
     assert_int_equal(create(f, STORE_ROUTES, "b", "{\"id\":\"b\",\"path\":\"/b\","
                             "\"upstream\":\"backend\"}", "backend", &err), 0);
@@ -255,7 +259,7 @@ static void test_refused_mutation_rolls_back(void **state)
     fixture_t *f = *state;
     fg_error_t err;
     store_rows_t rows;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     assert_int_equal(create(f, STORE_UPSTREAMS, "backend", UP_BACKEND, NULL, &err), 0);
     int64_t v = version_of(f);
 
@@ -291,7 +295,7 @@ static void test_used_upstream_cannot_be_deleted(void **state)
     fixture_t *f = *state;
     fg_error_t err;
     store_result_t res;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     assert_int_equal(create(f, STORE_UPSTREAMS, "backend", UP_BACKEND, NULL, &err), 0);
     assert_int_equal(create(f, STORE_ROUTES, "users", ROUTE_USERS, "backend", &err), 0);
     int64_t v = version_of(f);
@@ -314,7 +318,7 @@ static void test_foreign_key_is_enforced(void **state)
     fixture_t *f = *state;
     fg_error_t err;
     store_result_t res;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     assert_int_equal(create(f, STORE_UPSTREAMS, "backend", UP_BACKEND, NULL, &err), 0);
     assert_int_equal(create(f, STORE_ROUTES, "users", ROUTE_USERS, "backend", &err), 0);
     int64_t v = version_of(f);
@@ -329,7 +333,7 @@ static void test_stale_revision_is_refused(void **state)
     fixture_t *f = *state;
     fg_error_t err;
     store_result_t res;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     assert_int_equal(create(f, STORE_UPSTREAMS, "backend", UP_BACKEND, NULL, &err), 0);
     store_entity_t e = {.key = "backend", .spec = UP_BACKEND};
     assert_int_equal(store_replace(f->st, STORE_UPSTREAMS, &e, 1, &test_change, &res, &err), 0);
@@ -350,7 +354,7 @@ static void test_generated_route_ids(void **state)
     fixture_t *f = *state;
     fg_error_t err;
     char id[FG_NAME_MAX_LEN + 1];
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     assert_int_equal(store_route_next_id(f->st, id, sizeof id, &err), 0);
     assert_string_equal(id, "route-1");
     assert_int_equal(create(f, STORE_UPSTREAMS, "backend", UP_BACKEND, NULL, &err), 0);
@@ -390,7 +394,7 @@ static void test_settings_and_keys_reach_snapshot(void **state)
     store_result_t res;
     store_snapshot_t snap;
     fg_config_t *cfg = NULL;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     settings_arg_t arg = {.logging = "{\"level\":\"debug\"}", .with_key = true};
     int rc = store_mutate(f->st, on_put_settings, &arg, &test_change, &res, &err);
     if (rc)
@@ -418,11 +422,191 @@ static void test_settings_and_keys_reach_snapshot(void **state)
     assert_int_equal(version_of(f), 2);
 }
 
+
+/* ---- settings sections, history, rollback (issue 4) ----------------------------------- */
+
+static void test_setting_put_has_revisions(void **state)
+{
+    fixture_t *f = *state;
+    fg_error_t err;
+    store_result_t res = {0};
+    store_row_t row;
+    migrate_ok(f, ALL_MIGRATIONS);
+    for (size_t i = 0; i < STORE_N_SETTINGS; i++) { /* every section exists from the start */
+        assert_int_equal(store_setting_get(f->st, store_settings_sections[i], &row, &err), 0);
+        assert_int_equal(row.revision, 1);
+        store_row_clear(&row);
+    }
+    assert_int_equal(store_setting_get(f->st, "routes", &row, &err), -ENOENT);
+
+    assert_int_equal(store_setting_put(f->st, "logging", "{\"level\":\"warn\"}", 1,
+                                       &test_change, &res, &err), 0);
+    assert_int_equal(res.revision, 2);
+    assert_int_equal(res.version, 2);
+    /* A write against the old revision is refused and changes nothing. */
+    assert_int_equal(store_setting_put(f->st, "logging", "{\"level\":\"error\"}", 1,
+                                       &test_change, &res, &err), -ESTALE);
+    assert_int_equal(version_of(f), 2);
+    assert_int_equal(store_setting_get(f->st, "logging", &row, &err), 0);
+    assert_string_equal(row.spec, "{\"level\":\"warn\"}");
+    assert_int_equal(row.revision, 2);
+    store_row_clear(&row);
+    /* Invalid values fail validation with the path; reset (NULL) bumps the revision. */
+    assert_int_equal(store_setting_put(f->st, "proxy", "{\"port\":0}", 0, &test_change, &res,
+                                       &err), -EINVAL);
+    assert_string_equal(err.field, "proxy.port");
+    assert_int_equal(store_setting_put(f->st, "logging", NULL, 0, &test_change, &res, &err), 0);
+    assert_int_equal(res.revision, 3);
+    assert_int_equal(version_of(f), 3);
+}
+
+static void test_history_lists_changes(void **state)
+{
+    fixture_t *f = *state;
+    fg_error_t err;
+    store_result_t res;
+    store_snapshots_t page;
+    const store_change_t by_api = {.summary = "create upstream backend", .actor = "api:admin"};
+    migrate_ok(f, ALL_MIGRATIONS);
+    store_entity_t up = {.key = "backend", .spec = UP_BACKEND};
+    store_entity_t route = {.key = "users", .spec = ROUTE_USERS, .ref = "backend"};
+    assert_int_equal(store_create(f->st, STORE_UPSTREAMS, &up, &by_api, &res, &err), 0);
+    assert_int_equal(store_create(f->st, STORE_ROUTES, &route, &test_change, &res, &err), 0);
+    assert_int_equal(store_delete(f->st, STORE_ROUTES, "users", 0, &test_change, &res, &err), 0);
+    assert_int_equal(version_of(f), 4);
+
+    assert_int_equal(store_snapshot_list(f->st, 0, 2, &page, &err), 0);
+    assert_int_equal(page.n, 2);
+    assert_true(page.more);
+    assert_int_equal(page.items[0].version, 4);
+    assert_null(page.items[0].config);
+    assert_string_equal(page.items[0].changes,
+                        "[{\"kind\":\"route\",\"name\":\"users\",\"op\":\"deleted\"}]");
+    assert_int_equal(page.items[0].changes_total, 1);
+    assert_string_equal(page.items[1].changes,
+                        "[{\"kind\":\"route\",\"name\":\"users\",\"op\":\"created\"}]");
+    store_snapshots_clear(&page);
+
+    assert_int_equal(store_snapshot_list(f->st, 3, 10, &page, &err), 0); /* before=3 */
+    assert_int_equal(page.n, 2);
+    assert_false(page.more);
+    assert_int_equal(page.items[0].version, 2);
+    assert_string_equal(page.items[0].actor, "api:admin");
+    assert_string_equal(page.items[0].summary, "create upstream backend");
+    assert_string_equal(page.items[0].changes,
+                        "[{\"kind\":\"upstream\",\"name\":\"backend\",\"op\":\"created\"}]");
+    assert_int_equal(page.items[1].version, 1);
+    store_snapshots_clear(&page);
+    assert_int_equal(store_snapshot_list(f->st, 0, 0, &page, &err), -EINVAL);
+}
+
+static int on_big_change(store_t *st, void *arg, fg_error_t *err)
+{
+    char name[32], spec[128];
+    for (int i = 0; i < STORE_CHANGES_MAX + 5; i++) {
+        snprintf(name, sizeof name, "u%d", i);
+        snprintf(spec, sizeof spec, "{\"name\":\"%s\",\"url\":\"http://127.0.0.1:1\"}", name);
+        store_entity_t e = {.key = name, .spec = spec};
+        int rc = store_tx_insert(st, STORE_UPSTREAMS, &e, NULL, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void test_history_caps_change_entries(void **state)
+{
+    fixture_t *f = *state;
+    fg_error_t err;
+    store_result_t res;
+    store_snapshot_t snap;
+    migrate_ok(f, ALL_MIGRATIONS);
+    assert_int_equal(store_mutate(f->st, on_big_change, NULL, &test_change, &res, &err), 0);
+    assert_int_equal(store_snapshot_latest(f->st, &snap, &err), 0);
+    assert_int_equal(snap.changes_total, STORE_CHANGES_MAX + 5);
+    cJSON *changes = cJSON_Parse(snap.changes);
+    assert_int_equal(cJSON_GetArraySize(changes), STORE_CHANGES_MAX);
+    cJSON_Delete(changes);
+    store_snapshot_clear(&snap);
+}
+
+static int64_t row_revision(fixture_t *f, store_kind_t kind, const char *key)
+{
+    store_row_t row;
+    fg_error_t err;
+    if (store_get(f->st, kind, key, &row, &err) != 0)
+        return -1;
+    int64_t rev = row.revision;
+    store_row_clear(&row);
+    return rev;
+}
+
+static void test_rollback_restores_config_and_checksum(void **state)
+{
+    fixture_t *f = *state;
+    fg_error_t err;
+    store_result_t res;
+    store_snapshot_t v3, now;
+    migrate_ok(f, ALL_MIGRATIONS);
+    store_entity_t up = {.key = "backend", .spec = UP_BACKEND};
+    store_entity_t other = {.key = "other", .spec = UP_OTHER};
+    store_entity_t route = {.key = "users", .spec = ROUTE_USERS, .ref = "backend"};
+    assert_int_equal(store_create(f->st, STORE_UPSTREAMS, &up, &test_change, &res, &err), 0);
+    assert_int_equal(store_create(f->st, STORE_ROUTES, &route, &test_change, &res, &err), 0);
+    assert_int_equal(store_snapshot_get(f->st, 3, &v3, &err), 0);
+
+    /* Move on: a second upstream before, route moved to it, backend deleted, settings. */
+    assert_int_equal(store_create(f->st, STORE_UPSTREAMS, &other, &test_change, &res, &err), 0);
+    store_entity_t moved = {.key = "users", .ref = "other",
+                            .spec = "{\"id\":\"users\",\"path\":\"/v2/*\",\"upstream\":\"other\"}"};
+    assert_int_equal(store_replace(f->st, STORE_ROUTES, &moved, 0, &test_change, &res, &err), 0);
+    assert_int_equal(store_delete(f->st, STORE_UPSTREAMS, "backend", 0, &test_change, &res,
+                                  &err), 0);
+    assert_int_equal(store_setting_put(f->st, "logging", "{\"level\":\"debug\"}", 0,
+                                       &test_change, &res, &err), 0);
+    int64_t route_rev = row_revision(f, STORE_ROUTES, "users");
+    assert_int_equal(route_rev, 2);
+    store_row_t before;
+    assert_int_equal(store_setting_get(f->st, "proxy", &before, &err), 0);
+    int64_t proxy_rev = before.revision;
+    store_row_clear(&before);
+
+    const store_change_t chg = {.summary = "rollback to version 3", .actor = "rollback:v3"};
+    int rc = store_rollback(f->st, 3, &chg, &res, &err);
+    if (rc)
+        fail_msg("rollback: %d %s: %s", rc, err.field, err.message);
+    assert_int_equal(res.version, 8);
+    assert_int_equal(store_snapshot_latest(f->st, &now, &err), 0);
+    assert_string_equal(now.checksum, v3.checksum);
+    assert_string_equal(now.config, v3.config);
+    assert_string_equal(now.actor, "rollback:v3");
+    assert_non_null(strstr(now.changes, "\"name\":\"other\",\"op\":\"deleted\""));
+    assert_non_null(strstr(now.changes, "\"name\":\"backend\",\"op\":\"created\""));
+    assert_non_null(strstr(now.changes, "\"name\":\"logging\",\"op\":\"updated\""));
+    store_snapshot_clear(&now);
+    store_snapshot_clear(&v3);
+    /* Revisions move forward, never back: a client's old ETag cannot match by accident. */
+    assert_int_equal(row_revision(f, STORE_ROUTES, "users"), route_rev + 1);
+    assert_int_equal(row_revision(f, STORE_UPSTREAMS, "other"), -1);
+
+    /* Rolling back to what is current changes no revision, of rows or of sections (which
+     * are stored as "{}" until first written). */
+    store_row_t row;
+    assert_int_equal(store_rollback(f->st, 8, &chg, &res, &err), 0);
+    assert_int_equal(row_revision(f, STORE_ROUTES, "users"), route_rev + 1);
+    assert_int_equal(store_setting_get(f->st, "proxy", &row, &err), 0);
+    assert_int_equal(row.revision, proxy_rev);
+    assert_string_equal(row.spec, "{}");
+    store_row_clear(&row);
+    assert_int_equal(store_rollback(f->st, 99, &chg, &res, &err), -ENOENT);
+    assert_int_equal(version_of(f), 9);
+}
+
 static void test_tx_calls_outside_mutate_are_refused(void **state)
 {
     fixture_t *f = *state;
     fg_error_t err;
-    migrate_ok(f, 1);
+    migrate_ok(f, ALL_MIGRATIONS);
     store_entity_t e = {.key = "backend", .spec = UP_BACKEND};
     assert_int_equal(store_tx_insert(f->st, STORE_UPSTREAMS, &e, NULL, &err), -EPERM);
     assert_int_equal(store_tx_setting_put(f->st, "logging", "{}", &err), -EPERM);
@@ -444,6 +628,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stale_revision_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generated_route_ids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_settings_and_keys_reach_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_setting_put_has_revisions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_lists_changes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_caps_change_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_restores_config_and_checksum, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_tx_calls_outside_mutate_are_refused, setup,
                                         teardown),
     };

@@ -520,24 +520,29 @@ static void test_malformed_ping_drops(void **state)
     assert_int_equal(greet(f).applied_version, 2);
 }
 
-static void test_refusal_from_ctl_keeps_serving(void **state)
+static void test_refusal_from_ctl_hangs_up_and_retries_late(void **state)
 {
     fixture_t *f = *state;
     fg_ack_t refusal = {.version = 0};
     dp_subscriber_state_t st;
-    frame_t fr;
 
     greet(f);
     apply(f, config_v1, 2);
     snprintf(refusal.error, sizeof(refusal.error), "protocol 1 not supported");
     send_frame(f, FG_MSG_NACK, fg_ack_encode(&refusal, 1));
-    /* still talking: a PING is answered, the config stays */
-    send_frame(f, FG_MSG_PING, strdup("{\"applied_version\":5}"));
-    fr = expect_frame(f, FG_MSG_PONG);
-    free(fr.payload);
+    /* it hangs up, keeps its config, says why, and asks again only after a long pause */
+    expect_eof(f);
     subscriber_state(f->sub, &st);
+    assert_false(st.connected);
     assert_non_null(strstr(st.last_error, "protocol 1 not supported"));
     assert_int_equal(generation_current()->version, 2);
+    assert_true(evtimer_pending(f->sub->retry_timer, NULL));
+    assert_true(f->sub->retry_delay_ms >= DP_SUB_REFUSED_RETRY_MS / 2);
+    assert_true(f->sub->retry_delay_ms <= DP_SUB_REFUSED_RETRY_MS);
+    assert_false(f->sub->refused); /* only this one retry is late */
+    evtimer_del(f->sub->retry_timer);
+    sub_connect(f->sub);
+    assert_int_equal(greet(f).applied_version, 2);
 }
 
 static void test_silent_peer_dropped(void **state)
@@ -637,7 +642,8 @@ int main(void)
         cmocka_unit_test_teardown(test_oversized_frame_drops_and_reconnects, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_type_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_ping_drops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusal_from_ctl_keeps_serving, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refusal_from_ctl_hangs_up_and_retries_late, setup,
+                                        teardown),
         cmocka_unit_test_teardown(test_silent_peer_dropped, teardown),
         cmocka_unit_test_setup_teardown(test_refused_before_connect_and_backoff, setup,
                                         teardown),
