@@ -829,6 +829,23 @@ int store_import_mode_parse(const char *s, store_import_mode_t *out)
     return 0;
 }
 
+/* The snapshot store_mutate built from the rows must be the configuration planned in
+ * memory (the one a dry run reports). A difference is a bug in the planning here: said
+ * loudly, though the committed version itself is valid (store_mutate validated it), and
+ * the committed checksum is what the caller is told. */
+static void check_committed(store_t *st, store_import_result_t *res)
+{
+    store_snapshot_t snap;
+    fg_error_t err;
+    if (store_snapshot_get(st, res->version, &snap, &err) != 0)
+        return;
+    if (strcmp(snap.checksum, res->checksum) != 0)
+        fg_log(FG_LOG_ERROR, "import: committed configuration differs from the planned one",
+               "committed", snap.checksum, "planned", res->checksum, NULL);
+    memcpy(res->checksum, snap.checksum, sizeof res->checksum); /* report what is true */
+    store_snapshot_clear(&snap);
+}
+
 int store_import(store_t *st, const cJSON *file, store_import_mode_t mode, bool dry_run,
                  const char *actor, store_import_result_t *res, fg_error_t *err)
 {
@@ -855,6 +872,8 @@ int store_import(store_t *st, const cJSON *file, store_import_mode_t mode, bool 
         return rc;
     }
     res->version = dry_run ? 0 : r.version;
+    if (!dry_run)
+        check_committed(st, res);
     return 0;
 }
 
