@@ -49,8 +49,8 @@ static const api_route_t api_routes_table[] = {
     {"/api/v1/upstreams", true, "GET, POST", "GET, PUT, DELETE", api_upstreams},
     {"/api/v1/routes", true, "GET, POST", "GET, PUT, DELETE", api_routes},
     {"/api/v1/dataplanes", true, "GET", NULL, api_dataplanes},
-    {"/api/v1/import", true, "POST", NULL, api_import},
-    {"/api/v1/export", true, "GET", NULL, api_export},
+    {.path = "/api/v1/import", .auth = true, .allow_collection = "POST", .fn = api_import},
+    {.path = "/api/v1/export", .auth = true, .allow_collection = "GET", .fn = api_export},
     {"/health/live", false, "GET", NULL, api_health_live},
     {"/health/ready", false, "GET", NULL, api_health_ready},
 };

@@ -15,7 +15,7 @@
 #include "fg_hash.h"
 #include "store_import.h"
 
-#define IMPORT_ACTOR "admin-api"
+#define IMPORT_ACTOR "import:api"
 #define EXPORT_CONTENT_TYPE "application/yaml; charset=utf-8"
 
 typedef enum body_kind { BODY_YAML, BODY_JSON, BODY_UNSUPPORTED } body_kind_t;

@@ -37,7 +37,7 @@
 #define CTL_DEFAULT_SOCKET "unix:./var/flexgate.sock"
 #define CTL_DEFAULT_LOG_LEVEL "info"
 #define EXIT_USAGE 2
-#define CTL_CLI_ACTOR "cli"
+#define CTL_CLI_ACTOR "import:cli"
 
 typedef struct ctl_opts {
     const char *db;

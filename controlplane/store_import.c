@@ -423,8 +423,9 @@ static int plan_kind(import_ctx_t *c, int k)
     return 0;
 }
 
-/* Rows keep their positions; inserted rows go last. So the routes that can stay are the
- * longest head of the plan that is stored and in stored order; the rest are (re)inserted. */
+/* Rows keep their positions; inserted and moved rows go last. So the routes that can stay
+ * where they are are the longest head of the plan that is stored and in stored order; the
+ * rest are moved to the end (or inserted) one by one in plan order. */
 static size_t routes_kept_head(const ent_list_t *plan)
 {
     long last = -1;
@@ -613,7 +614,7 @@ static int diff_kind(import_ctx_t *c, int k, cJSON *diff)
             c->res->n_changes++;
         }
     if (rc == 0 && k == K_ROUTES && c->keep_routes < c->plan[k].n) {
-        /* stored routes the file moves: rewritten to take the file's order */
+        /* stored routes the file moves to take its order */
         bool moved = false;
         for (size_t i = c->keep_routes; i < c->plan[k].n; i++)
             moved = moved || c->plan[k].items[i].old_index >= 0;
@@ -717,8 +718,9 @@ static int delete_removed(store_t *st, import_ctx_t *c, int k, fg_error_t *err)
     return 0;
 }
 
-/* Insert new entities, replace changed ones; routes from keep_routes on are re-inserted
- * (deleted first) so they end in the file's order. */
+/* Insert new entities, replace changed ones; stored routes from keep_routes on are moved
+ * to the end in plan order (new ones are appended anyway), so routes end in the plan's
+ * order with their rows, and revisions, intact. */
 static int upsert(store_t *st, import_ctx_t *c, int k, fg_error_t *err)
 {
     const ent_list_t *plan = &c->plan[k];
@@ -727,10 +729,12 @@ static int upsert(store_t *st, import_ctx_t *c, int k, fg_error_t *err)
         const ent_t *e = &plan->items[i];
         const store_entity_t se = entity_of(e);
         int rc = 0;
-        if (e->old_index < 0 || i >= keep)
+        if (e->old_index < 0)
             rc = store_tx_insert(st, kinds[k].kind, &se, NULL, err);
         else if (ent_changed(c, k, e))
             rc = store_tx_replace(st, kinds[k].kind, &se, 0, NULL, err);
+        if (rc == 0 && e->old_index >= 0 && i >= keep)
+            rc = store_tx_route_to_end(st, e->key, err);
         if (rc) {
             if (e->file_index >= 0 && !strchr(err->field, '[')) {
                 char field[FG_ERROR_FIELD_MAX];
@@ -746,14 +750,9 @@ static int upsert(store_t *st, import_ctx_t *c, int k, fg_error_t *err)
 static int write_rows(store_t *st, import_ctx_t *c, fg_error_t *err)
 {
     int rc;
-    /* routes that go, or move, first: they hold references to upstreams */
-    if ((rc = delete_removed(st, c, K_ROUTES, err)))
-        return rc;
-    for (size_t i = c->keep_routes; i < c->plan[K_ROUTES].n; i++)
-        if (c->plan[K_ROUTES].items[i].old_index >= 0 &&
-            (rc = store_tx_delete(st, STORE_ROUTES, c->plan[K_ROUTES].items[i].key, 0, err)))
-            return rc;
-    if ((rc = delete_removed(st, c, K_KEYS, err)) ||
+    /* routes that go first: they hold references to upstreams */
+    if ((rc = delete_removed(st, c, K_ROUTES, err)) ||
+        (rc = delete_removed(st, c, K_KEYS, err)) ||
         (rc = upsert(st, c, K_UPSTREAMS, err)) || (rc = upsert(st, c, K_ROUTES, err)) ||
         (rc = clear_removed_fallbacks(st, c, err)) ||
         (rc = delete_removed(st, c, K_UPSTREAMS, err)) || (rc = upsert(st, c, K_KEYS, err)))

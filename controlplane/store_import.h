@@ -12,7 +12,8 @@
  * the same path if there is one not otherwise claimed, else the first free "route-<n>"
  * counting from their 1-based position in the file, so importing the same file twice
  * changes nothing. Rows whose canonical JSON does not change are not written (their
- * revisions stay); the version is bumped once in any case.
+ * revisions stay; routes the file reorders are moved, not re-created); the version is
+ * bumped once in any case.
  *
  * The result describes what changed (the diff a dry run returns). Errors name the field by
  * its JSON path IN THE FILE ("routes[3].rateLimit.windowMs"), so a caller holding the

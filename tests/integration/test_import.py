@@ -207,7 +207,7 @@ class ImportTest(ClusterTest):
         real = self.import_ok(corpus("seed-full.yml"))
         self.assertEqual(real["checksum"], dry["checksum"])
         self.assertEqual(snapshot_meta(self.c.ctl.db, real["version"]),
-                         ("admin-api", "import (replace): upstreams +2 ~0 -0, routes +2 ~0 -0, "
+                         ("import:api", "import (replace): upstreams +2 ~0 -0, routes +2 ~0 -0, "
                                        "keys +0 ~0 -0, settings ~3"))
 
     def test_merge_keeps_what_the_file_does_not_name(self):
@@ -363,7 +363,7 @@ class ImportTest(ClusterTest):
                      "warn")
         self.assertIn("config version", p.stdout.decode())
         version = int(p.stdout.decode().split("config version ")[1].split()[0])
-        self.assertEqual(snapshot_meta(self.c.ctl.db, version)[0], "cli")
+        self.assertEqual(snapshot_meta(self.c.ctl.db, version)[0], "import:cli")
         # the running ctl's publisher notices the commit made by another process
         self.c.wait_in_sync(dps, version)
         r = self.c.through(dps[0], "GET", "/anything")

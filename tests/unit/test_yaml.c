@@ -504,10 +504,15 @@ static void test_replace_takes_the_files_route_order(void **state)
     const char *abc = "upstreams:\n  - name: u\n    url: http://u\nroutes:\n"
                       "  - {id: a, path: /a, upstream: u}\n  - {id: b, path: /b, upstream: u}\n"
                       "  - {id: c, path: /c, upstream: u}\n";
+    const char *abc2 = "upstreams:\n  - name: u\n    url: http://u\nroutes:\n"
+                       "  - {id: a, path: /a, upstream: u}\n  - {id: b, path: /b, upstream: u}\n"
+                       "  - {id: c, path: /c, upstream: u, timeout: 5}\n";
     const char *cab = "upstreams:\n  - name: u\n    url: http://u\nroutes:\n"
-                      "  - {id: c, path: /c, upstream: u}\n  - {id: a, path: /a, upstream: u}\n"
-                      "  - {id: b, path: /b, upstream: u}\n";
+                      "  - {id: c, path: /c, upstream: u, timeout: 5}\n"
+                      "  - {id: a, path: /a, upstream: u}\n  - {id: b, path: /b, upstream: u}\n";
     import_ok(f, abc, STORE_IMPORT_REPLACE, &res);
+    store_import_result_clear(&res);
+    import_ok(f, abc2, STORE_IMPORT_REPLACE, &res); /* c: revision 2 */
     store_import_result_clear(&res);
     import_ok(f, cab, STORE_IMPORT_REPLACE, &res);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
@@ -518,6 +523,9 @@ static void test_replace_takes_the_files_route_order(void **state)
     assert_string_equal(rows.items[0].key, "c");
     assert_string_equal(rows.items[1].key, "a");
     assert_string_equal(rows.items[2].key, "b");
+    /* moved, not re-created: revisions are kept (a reset one could match a stale ETag) */
+    assert_int_equal(rows.items[0].revision, 2);
+    assert_int_equal(rows.items[1].revision, 1);
     store_rows_clear(&rows);
 }
 
