@@ -382,6 +382,19 @@ class ImportTest(ClusterTest):
         self.assertIn("%s:2:1:" % path, p.stderr.decode())
         p = self.cli("import", "--db", db, expect=2)
         self.assertIn("FILE is required", p.stderr.decode())
+        p = self.cli("import", path, "--db", db, "--mode", "upsert", expect=2)
+        self.assertIn("--mode must be replace or merge", p.stderr.decode())
+        with open(path, "wb") as f:
+            f.write(b"# " + b"x" * (16 * 1024 * 1024) + b"\n")
+        p = self.cli("import", path, "--db", db, "--log-level", "warn", expect=1)
+        self.assertIn("larger than 16777216 bytes", p.stderr.decode())
+        # standard input
+        p = self.cli("import", "-", "--db", db, "--log-level", "warn",
+                     stdin=corpus("seed-minimal.yml"))
+        self.assertIn("routes     +1 added", p.stdout.decode())
+        p = self.cli("import", "-", "--db", db, "--log-level", "warn", expect=1,
+                     stdin=b"routes:\n  - path: /x\n    upstream: nope\n")
+        self.assertIn("-:3:5: routes[0].upstream: unknown upstream", p.stderr.decode())
         for cmd in ("import", "export", "serve", "migrate", "version"):
             p = self.cli(cmd, "--help")
             self.assertIn("usage: flexgate-ctl " + cmd, p.stdout.decode())
