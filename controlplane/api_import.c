@@ -172,7 +172,8 @@ enum MHD_Result api_import(api_req_t *req)
     enum MHD_Result mrc;
     if (rc) {
         mrc = reply_store_failure(req, rc, &err,
-                                  doc ? yamlio_locate(doc, err.field) : (yamlio_mark_t){0, 0});
+                                  doc && err.field[0] ? yamlio_locate(doc, err.field)
+                                                      : (yamlio_mark_t){0, 0});
     } else {
         if (!dry_run)
             api_committed(req, res.version);

@@ -298,7 +298,7 @@ static int run_import(const ctl_opts_t *o)
     }
     rc = store_import(st, yamlio_root(doc), mode, o->dry_run, CTL_CLI_ACTOR, &res, &err);
     if (rc) {
-        print_file_error(o->file, yamlio_locate(doc, err.field), &err);
+        print_file_error(o->file, err.field[0] ? yamlio_locate(doc, err.field) : at, &err);
         goto fail_store;
     }
     if (o->dry_run) {

@@ -539,10 +539,14 @@ static void map_error_to_file(const import_ctx_t *c, fg_error_t *err)
         if (e->file_index >= 0) {
             set_indexed_field(err, kinds[k].path, e->file_index, end + 1);
         } else {
-            size_t len = strlen(err->message);
-            snprintf(err->message + len, sizeof err->message - len,
-                     " (in stored %s '%s', which the file does not change)",
-                     store_kind_noun(kinds[k].kind), e->key);
+            /* not in the file: the path goes into the message, and no field (so no line and
+             * column in the file) is given */
+            char msg[FG_ERROR_MESSAGE_MAX], field[FG_ERROR_FIELD_MAX];
+            snprintf(msg, sizeof msg, "%s", err->message);
+            snprintf(field, sizeof field, "%s", err->field);
+            fg_error_set(err, NULL, "%.*s: %.*s (stored %s '%s', which the file does not "
+                         "change)", 200, field, 200, msg, store_kind_noun(kinds[k].kind),
+                         e->key);
         }
         return;
     }

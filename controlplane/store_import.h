@@ -18,7 +18,7 @@
  * The result describes what changed (the diff a dry run returns). Errors name the field by
  * its JSON path IN THE FILE ("routes[3].rateLimit.windowMs"), so a caller holding the
  * file's positions (yamlio_locate) can add line and column. A problem with an entity kept
- * from the store (merge mode) keeps the stored path and says so. Codes as in store.h, plus
+ * from the store (merge mode) has no field: its stored path is in the message. Codes as in store.h, plus
  * -EEXIST for a name/id given twice in the file. */
 #ifndef CTL_STORE_IMPORT_H
 #define CTL_STORE_IMPORT_H

@@ -495,6 +495,25 @@ static void test_merge_keeps_and_replaces(void **state)
     store_import_result_clear(&res);
 }
 
+/* A merge can make a stored entity invalid (here: a stored key now has the same value as a
+ * key the file changes); the error then names the stored entity and no field of the file. */
+static void test_merge_error_on_a_stored_entity(void **state)
+{
+    fixture_t *f = *state;
+    store_import_result_t res;
+    fg_error_t err;
+    import_ok(f, "security:\n  auth:\n    keys:\n      - {name: k1, key: one}\n"
+                 "      - {name: k2, key: two}\n", STORE_IMPORT_REPLACE, &res);
+    store_import_result_clear(&res);
+    int64_t before = version_of(f);
+    assert_int_equal(import_text(f, "security:\n  auth:\n    keys:\n      - {name: k1, key: two}\n",
+                                 STORE_IMPORT_MERGE, false, &res, &err), -EINVAL);
+    assert_string_equal(err.field, "");
+    if (!strstr(err.message, "security.auth.keys[1]") || !strstr(err.message, "stored key 'k2'"))
+        fail_msg("message: %s", err.message);
+    assert_int_equal(version_of(f), before);
+}
+
 static void test_replace_takes_the_files_route_order(void **state)
 {
     fixture_t *f = *state;
@@ -583,6 +602,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_refused_import_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_keeps_and_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_error_on_a_stored_entity, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replace_takes_the_files_route_order, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_export_imports_to_the_same_checksum, setup,
