@@ -273,9 +273,11 @@ static int load_current(store_t *st, import_ctx_t *c, fg_error_t *err)
 
 /* ---- route ids for routes without one ------------------------------------------------- */
 
+/* Present and not null: even a wrongly typed id is left for the decoder to refuse. */
 static bool route_id_given(const cJSON *route)
 {
-    return cJSON_IsString(cJSON_GetObjectItemCaseSensitive(route, "id"));
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(route, "id");
+    return id && !cJSON_IsNull(id);
 }
 
 static int set_route_id(cJSON *route, const char *id)
@@ -321,9 +323,11 @@ static int assign_route_ids(import_ctx_t *c, fg_error_t *err)
     }
     const cJSON *r;
     cJSON_ArrayForEach(r, routes)
-        if (route_id_given(r) && strmap_put(&taken, cJSON_GetObjectItemCaseSensitive(r, "id")
-                                                        ->valuestring, 0))
+    {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(r, "id");
+        if (cJSON_IsString(id) && strmap_put(&taken, id->valuestring, 0))
             goto fail_oom;
+    }
     size_t pos = 0;
     cJSON *route;
     cJSON_ArrayForEach(route, routes)

@@ -446,6 +446,10 @@ static void test_refused_import_changes_nothing(void **state)
                                  "      max: 1\n      windowMs: 0\n",
                                  STORE_IMPORT_MERGE, false, &res, &err), -EINVAL);
     assert_string_equal(err.field, "routes[0].rateLimit.windowMs");
+    /* a wrongly typed id is refused, not replaced by a generated one */
+    assert_int_equal(import_text(f, "routes:\n  - {id: 5, path: /x, upstream: a}\n",
+                                 STORE_IMPORT_MERGE, false, &res, &err), -EINVAL);
+    assert_string_equal(err.field, "routes[0].id");
     /* a name given twice in the file */
     assert_int_equal(import_text(f, "upstreams:\n  - name: q\n    url: http://q\n"
                                  "  - name: q\n    url: http://r\n",
