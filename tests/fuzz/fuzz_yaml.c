@@ -1,11 +1,16 @@
-/* fuzz_yaml.c - libFuzzer target for the YAML importer's front half (controlplane/yamlio.c)
- * and the config decoder behind it.
+/* fuzz_yaml.c - libFuzzer target for the YAML importer: controlplane/yamlio.c, the config
+ * decoder behind it, and store_import on an in-memory SQLite store.
  *
  * Input: any bytes, read as a YAML document. Besides "no crash, no leak, no UB, bounded
- * work" it checks the property export relies on: every tree that loads is written by
- * yamlio_dump as text that loads back to an equal tree. Trees that decode as a
- * configuration also go through the validator and yamlio_locate of the error's field. A
- * violation aborts. */
+ * work" it checks:
+ *   - every tree that loads is written by yamlio_dump as text that loads back to an equal
+ *     tree (what export relies on);
+ *   - the tree is imported (replace, merge or dry run, chosen by the input's length) into
+ *     one store kept across inputs: a refused import leaves the version unchanged, an
+ *     accepted one commits exactly the checksum it planned, and a dry run commits nothing.
+ * yamlio_locate is run on every error's field. A violation aborts. */
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,7 +18,12 @@
 #include <string.h>
 
 #include "common/fg_config.h"
+#include "common/fg_log.h"
+#include "controlplane/store.h"
+#include "controlplane/store_import.h"
 #include "controlplane/yamlio.h"
+
+static store_t *store; /* one in-memory store for the whole run */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -42,6 +52,52 @@ static void check_round_trip(const cJSON *root)
     free(text);
 }
 
+static int64_t current_version(void)
+{
+    fg_error_t err;
+    int64_t v = -1;
+    if (store_version(store, &v, &err) != 0)
+        abort();
+    return v;
+}
+
+static void check_import(const yamlio_doc_t *doc, size_t size)
+{
+    store_import_result_t res;
+    store_snapshot_t snap;
+    fg_error_t err;
+    bool dry = size % 3 == 2;
+    store_import_mode_t mode = size % 3 == 1 ? STORE_IMPORT_MERGE : STORE_IMPORT_REPLACE;
+    if (!store) {
+        fg_log_init("fuzz", FG_LOG_ERROR);
+        if (store_open(":memory:", &store, &err) != 0 || store_migrate(store, NULL, &err) != 0)
+            abort();
+    }
+    int64_t before = current_version();
+    int rc = store_import(store, yamlio_root(doc), mode, dry, "fuzz", &res, &err);
+    if (rc != 0) {
+        if (current_version() != before || (rc != -EINVAL && rc != -EEXIST)) {
+            fprintf(stderr, "refused import (%d: %s: %s) changed the version or failed "
+                    "oddly\n", rc, err.field, err.message);
+            abort();
+        }
+        yamlio_locate(doc, err.field);
+        return;
+    }
+    if (current_version() != (dry ? before : before + 1))
+        abort();
+    if (!dry) {
+        if (store_snapshot_latest(store, &snap, &err) != 0)
+            abort();
+        if (strcmp(snap.checksum, res.checksum) != 0) {
+            fprintf(stderr, "committed %s, planned %s\n", snap.checksum, res.checksum);
+            abort();
+        }
+        store_snapshot_clear(&snap);
+    }
+    store_import_result_clear(&res);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     yamlio_doc_t *doc = NULL;
@@ -57,6 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         err.field[0] = '\0';
     at = yamlio_locate(doc, err.field);
     (void)at;
+    if (cJSON_IsObject(yamlio_root(doc)))
+        check_import(doc, size);
     fg_config_free(cfg);
     yamlio_doc_free(doc);
     return 0;
