@@ -61,12 +61,12 @@ for ((r = 1; r <= rounds; r++)); do
   "$ctl" migrate --db "$tmp/cli.db" --log-level warn >/dev/null
   for phase in cli-fresh cli-again; do
     t0=$(now)
-    "$ctl" import "$tmp/config.yml" --db "$tmp/cli.db" --log-level warn >"$tmp/cli.out"
+    "$ctl" import "$tmp/config.yml" --db "$tmp/cli.db" --log-level warn >"$tmp/$phase.out"
     record "$phase" "$(elapsed "$t0" "$(now)")"
   done
 done
-grep -q "+$routes added" "$tmp/cli.out" || grep -q "~0 changed" "$tmp/cli.out" ||
-  { echo "import.sh: unexpected CLI output:" >&2; cat "$tmp/cli.out" >&2; exit 1; }
+grep -q "routes     +$routes added" "$tmp/cli-fresh.out" && grep -q ", 0 changes," "$tmp/cli-again.out" ||
+  { echo "import.sh: unexpected CLI output:" >&2; cat "$tmp"/cli-*.out >&2; exit 1; }
 
 api() { curl -fsS -m 60 -H "Authorization: Bearer $token" "$@"; }
 for ((r = 1; r <= rounds; r++)); do
@@ -86,6 +86,8 @@ for ((r = 1; r <= rounds; r++)); do
       "http://127.0.0.1:$admin_port/api/v1/import" >"$tmp/rest.json"
     record "$phase" "$(elapsed "$t0" "$(now)")"
   done
+  grep -q '"changes":0' "$tmp/rest.json" ||
+    { echo "import.sh: unexpected REST answer: $(head -c 300 "$tmp/rest.json")" >&2; exit 1; }
   t0=$(now)
   api "http://127.0.0.1:$admin_port/api/v1/export" >"$tmp/export.yml"
   record export "$(elapsed "$t0" "$(now)")"
