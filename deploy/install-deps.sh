@@ -13,6 +13,8 @@ PACKAGES=(
   libssl-dev libcjson-dev libyaml-dev libcmocka-dev
   # tests and `make run`: integration drivers, test origin, Redis, HTTP conversations
   python3 curl redis-server varnish openssl procps iproute2
+  # test_import.py reads exports with a second YAML parser (PyYAML)
+  python3-yaml
 )
 
 missing=()

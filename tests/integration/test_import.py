@@ -191,6 +191,25 @@ class ImportTest(ClusterTest):
         r = self.c.through(dps[0], "GET", "/svc/hello")
         self.assertTrue(harness.is_origin_json(r, "A", "/hello"), r)
 
+    # -- another parser agrees -----------------------------------------------------------
+    def test_another_yaml_parser_reads_the_same(self):
+        """PyYAML (YAML 1.1, python3-yaml) reads our exports as the stored configuration,
+        and the seed's files as the same trees our reader makes (same planned checksum)."""
+        import yaml  # python3-yaml, from deploy/install-deps.sh
+        self.c.start_ctl()
+        self.import_ok(corpus("seed-full.yml"))
+        self.import_ok(corpus("seed-auth.yml"), "?mode=merge")
+        self.import_ok(corpus("original-schema.yml"), "?mode=merge")
+        exported = yaml.safe_load(self.export().body)
+        self.assertEqual(exported, latest_config(self.c.ctl.db))
+        for name in SEED_FILES:
+            with self.subTest(name=name):
+                ours = self.import_ok(corpus(name), "?dry_run=true")
+                tree = yaml.safe_load(corpus(name))
+                r = self.c.api("POST", "/api/v1/import?dry_run=true", tree)  # as JSON
+                self.assertEqual(r.status, 200, r.body[:300])
+                self.assertEqual(r.json()["checksum"], ours["checksum"])
+
     # -- modes ---------------------------------------------------------------------------
     def test_dry_run_changes_nothing_and_predicts_the_checksum(self):
         self.c.start_ctl()
