@@ -16,7 +16,7 @@
  *   - duplicate keys in a mapping, non-scalar keys, a second document, an empty stream,
  *     scalars holding NUL are refused;
  *   - input size, nesting depth and node count are capped (the YAMLIO_MAX_* limits).
- * The file's file/line/column are 1-based, as editors show them. */
+ * Lines and columns are 1-based, as editors show them. */
 #ifndef CTL_YAMLIO_H
 #define CTL_YAMLIO_H
 
