@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "api.h"
+#include "api_import.h"
 #include "fg_log.h"
 #include "fg_time.h"
 
@@ -54,6 +55,8 @@ static const api_route_t api_routes_table[] = {
     {"/api/v1/settings", true, "GET", "GET, PUT", api_settings, NULL, NULL},
     {"/api/v1/snapshots", true, "GET", "GET", api_snapshots, "rollback", "POST"},
     {"/api/v1/dataplanes", true, "GET", NULL, api_dataplanes, NULL, NULL},
+    {.path = "/api/v1/import", .auth = true, .allow_collection = "POST", .fn = api_import},
+    {.path = "/api/v1/export", .auth = true, .allow_collection = "GET", .fn = api_export},
     {"/health/live", false, "GET", NULL, api_health_live, NULL, NULL},
     {"/health/ready", false, "GET", NULL, api_health_ready, NULL, NULL},
 };
@@ -327,6 +330,12 @@ static const api_route_t *route_find(const char *url, char *item_buf, size_t ite
     return NULL;
 }
 
+/* Whole configurations are imported in one body; everything else is small. */
+static size_t body_limit(const admin_api_t *api, const api_req_t *req)
+{
+    return req->handler == api_import ? IMPORT_MAX_BODY : api->max_body;
+}
+
 /* Decide everything the head allows; true when a reply has been queued. */
 static bool on_head(admin_api_t *api, api_req_t *req)
 {
@@ -361,16 +370,16 @@ static bool on_head(admin_api_t *api, api_req_t *req)
         api_reply_method_not_allowed(req, allow);
         return true;
     }
-    const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (cl && strtoull(cl, NULL, 10) > api->max_body) {
-        api_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
-                        "request body larger than %zu bytes", api->max_body);
-        return true;
-    }
     req->item = item;
     req->action = action;
     req->handler = r->fn;
+    const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && strtoull(cl, NULL, 10) > body_limit(api, req)) {
+        api_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
+                        "request body larger than %zu bytes", body_limit(api, req));
+        return true;
+    }
     return false;
 }
 
@@ -378,7 +387,7 @@ static void append_body(admin_api_t *api, api_req_t *req, const char *data, size
 {
     if (req->body_too_large)
         return;
-    if (req->body_len + len > api->max_body) {
+    if (req->body_len + len > body_limit(api, req)) {
         req->body_too_large = true;
         free(req->body);
         req->body = NULL;
@@ -435,7 +444,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     if (req->body_too_large)
         return api_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large", NULL,
-                               "request body larger than %zu bytes", api->max_body);
+                               "request body larger than %zu bytes", body_limit(api, req));
     enum MHD_Result rc = req->handler(req);
     if (!req->replied) /* a handler bug; never leave the client hanging */
         return api_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", NULL,

@@ -1,7 +1,8 @@
 /* main.c - flexgate-ctl: the control plane's command line.
  *
- * Sub-commands are a table (name, options, runner), so later ones (import, export) are one
- * entry each. `serve` runs the admin API and the publisher on their own threads while the
+ * Sub-commands are a table (name, options, runner), one entry each. `import` and `export`
+ * work on the database directly (one transaction; a running `serve` on the same database
+ * notices the new version within a second and pushes it). `serve` runs the admin API and the publisher on their own threads while the
  * main thread waits in sigwait() for SIGTERM/SIGINT: signals are blocked before any thread
  * starts, so no handler ever runs inside a library call, and shutdown is plain sequential
  * code (API, then publisher, then database). Exit status: 0 ok, 1 failure, 2 usage. */
@@ -13,14 +14,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "admin_api.h"
+#include "fg_hash.h"
 #include "fg_log.h"
 #include "fg_proto.h"
 #include "migrations.h"
 #include "publisher.h"
 #include "store.h"
+#include "store_import.h"
 #include "token.h"
+#include "yamlio.h"
 
 #ifndef FG_VERSION
 #define FG_VERSION "0.0.0"
@@ -32,6 +37,7 @@
 #define CTL_DEFAULT_SOCKET "unix:./var/flexgate.sock"
 #define CTL_DEFAULT_LOG_LEVEL "info"
 #define EXIT_USAGE 2
+#define CTL_CLI_ACTOR "import:cli"
 
 typedef struct ctl_opts {
     const char *db;
@@ -39,9 +45,16 @@ typedef struct ctl_opts {
     const char *socket;
     const char *log_level;
     const char *ui_dir;
+    const char *mode;  /* import: replace | merge */
+    const char *out;   /* export: output file, NULL = stdout */
+    const char *file;  /* import: the positional FILE */
+    bool dry_run;      /* import --dry-run */
 } ctl_opts_t;
 
-typedef enum opt_id { OPT_DB, OPT_ADMIN_LISTEN, OPT_SOCKET, OPT_LOG_LEVEL, OPT_UI_DIR } opt_id_t;
+typedef enum opt_id {
+    OPT_DB, OPT_ADMIN_LISTEN, OPT_SOCKET, OPT_LOG_LEVEL, OPT_UI_DIR, OPT_MODE, OPT_OUT,
+    OPT_DRY_RUN,
+} opt_id_t;
 
 typedef struct opt_spec {
     const char *name; /* without the leading "--" */
@@ -53,6 +66,7 @@ typedef struct command {
     const char *usage;
     const opt_spec_t *opts; /* terminated by a NULL name */
     int (*run)(const ctl_opts_t *o);
+    const char *positional; /* "FILE" when the command takes one argument, else NULL */
 } command_t;
 
 /* ---- serve ---------------------------------------------------------------------------- */
@@ -171,6 +185,194 @@ static int run_version(const ctl_opts_t *o)
     return EXIT_SUCCESS;
 }
 
+/* ---- import, export ------------------------------------------------------------------- */
+
+/* Errors in a file are said the way compilers say them: FILE:LINE:COLUMN: field: what. */
+static void print_file_error(const char *file, yamlio_mark_t at, const fg_error_t *err)
+{
+    if (at.line)
+        fprintf(stderr, "flexgate-ctl import: %s:%u:%u: ", file, at.line, at.column);
+    else
+        fprintf(stderr, "flexgate-ctl import: %s: ", file);
+    if (err->field[0])
+        fprintf(stderr, "%s: ", err->field);
+    fprintf(stderr, "%s\n", err->message);
+}
+
+/* The whole file, refused past YAMLIO_MAX_INPUT_BYTES without reading further. */
+static char *read_file(const char *path, size_t *len, fg_error_t *err)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    size_t cap = 1 << 16, n = 0;
+    char *buf = NULL;
+    if (!f) {
+        fg_error_set(err, NULL, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    for (;;) {
+        if (n + 1 >= cap || !buf) {
+            char *b = realloc(buf, cap = buf ? cap * 2 : cap);
+            if (!b) {
+                fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+                goto fail;
+            }
+            buf = b;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (n > YAMLIO_MAX_INPUT_BYTES) {
+            fg_error_setc(err, -E2BIG, NULL, "file larger than %u bytes", YAMLIO_MAX_INPUT_BYTES);
+            goto fail;
+        }
+        if (got == 0)
+            break;
+    }
+    if (ferror(f)) {
+        fg_error_set(err, NULL, "read error: %s", strerror(errno));
+        goto fail;
+    }
+    if (f != stdin)
+        fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+
+fail:
+    if (f != stdin)
+        fclose(f);
+    free(buf);
+    return NULL;
+}
+
+static void print_diff_counts(const cJSON *diff)
+{
+    static const char *const kinds[] = {"upstreams", "routes", "keys"};
+    for (size_t i = 0; i < 3; i++) {
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(diff, kinds[i]);
+        printf("  %-10s +%d added, ~%d changed, -%d removed\n", kinds[i],
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(k, "added")),
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(k, "changed")),
+               cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(k, "removed")));
+    }
+    const cJSON *changed = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(diff, "settings"), "changed");
+    printf("  %-10s", "settings");
+    const cJSON *c;
+    int n = 0;
+    cJSON_ArrayForEach(c, changed)
+        printf("%s%s", n++ ? ", " : " ", c->valuestring);
+    printf("%s\n", n ? " changed" : " unchanged");
+}
+
+static int run_import(const ctl_opts_t *o)
+{
+    fg_error_t err;
+    yamlio_mark_t at = {0, 0};
+    yamlio_doc_t *doc = NULL;
+    store_t *st = NULL;
+    store_import_mode_t mode;
+    store_import_result_t res = {0};
+    size_t len = 0;
+    int status = EXIT_FAILURE;
+
+    fg_error_clear(&err);
+    if (store_import_mode_parse(o->mode, &mode) != 0) {
+        fprintf(stderr, "flexgate-ctl import: --mode must be replace or merge, not '%s'\n",
+                o->mode);
+        return EXIT_USAGE;
+    }
+    char *text = read_file(o->file, &len, &err);
+    if (!text) {
+        print_file_error(o->file, at, &err);
+        return EXIT_FAILURE;
+    }
+    int rc = yamlio_load(text, len, &doc, &err, &at);
+    free(text);
+    if (rc) {
+        print_file_error(o->file, at, &err);
+        return EXIT_FAILURE;
+    }
+    if (open_migrated(o->db, &st, NULL, &err)) {
+        status = fail("cannot open the database", &err);
+        goto fail_doc;
+    }
+    rc = store_import(st, yamlio_root(doc), mode, o->dry_run, CTL_CLI_ACTOR, &res, &err);
+    if (rc) {
+        print_file_error(o->file, err.field[0] ? yamlio_locate(doc, err.field) : at, &err);
+        goto fail_store;
+    }
+    if (o->dry_run) {
+        printf("dry run: importing %s (%s) onto config version %" PRId64 " would change %zu "
+               "item%s; checksum would be %s\n", o->file, o->mode, res.from_version,
+               res.n_changes, res.n_changes == 1 ? "" : "s", res.checksum);
+    } else {
+        printf("imported %s (%s): config version %" PRId64 " (was %" PRId64 "), %zu change%s, "
+               "checksum %s\n", o->file, o->mode, res.version, res.from_version,
+               res.n_changes, res.n_changes == 1 ? "" : "s", res.checksum);
+    }
+    print_diff_counts(res.diff);
+    status = EXIT_SUCCESS;
+    store_import_result_clear(&res);
+fail_store:
+    store_close(st);
+fail_doc:
+    yamlio_doc_free(doc);
+    return status;
+}
+
+/* Write `text` to `path` through a temporary file and rename, so a reader never sees half. */
+static int write_atomically(const char *path, const char *text, size_t len, fg_error_t *err)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return fg_error_set(err, NULL, "output path too long");
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return fg_error_set(err, NULL, "cannot create %s: %s", tmp, strerror(errno));
+    bool ok = fwrite(text, 1, len, f) == len;
+    ok = fflush(f) == 0 && ok;
+    ok = fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        return fg_error_set(err, NULL, "cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+static int run_export(const ctl_opts_t *o)
+{
+    fg_error_t err;
+    store_t *st = NULL;
+    cJSON *tree = NULL;
+    int64_t version = 0;
+    char checksum[FG_SHA256_HEX_LEN + 1], header[256];
+    size_t len = 0;
+    fg_error_clear(&err);
+    if (open_migrated(o->db, &st, NULL, &err))
+        return fail("cannot open the database", &err);
+    int rc = store_export(st, &tree, &version, checksum, &err);
+    store_close(st);
+    if (rc)
+        return fail("cannot read the configuration", &err);
+    snprintf(header, sizeof header, "# FlexGate configuration exported by flexgate-ctl %s\n"
+             "# config version %" PRId64 ", checksum %s\n", FG_VERSION, version, checksum);
+    char *yaml = yamlio_dump(tree, header, &len, &err);
+    cJSON_Delete(tree);
+    if (!yaml)
+        return fail("cannot write YAML", &err);
+    if (o->out)
+        rc = write_atomically(o->out, yaml, len, &err);
+    else
+        rc = fwrite(yaml, 1, len, stdout) == len && fflush(stdout) == 0
+                 ? 0 : fg_error_set(&err, NULL, "cannot write to stdout");
+    free(yaml);
+    if (rc)
+        return fail("export failed", &err);
+    return EXIT_SUCCESS;
+}
+
 /* ---- the command table ---------------------------------------------------------------- */
 
 static const opt_spec_t serve_opts[] = {
@@ -179,6 +381,13 @@ static const opt_spec_t serve_opts[] = {
 };
 static const opt_spec_t migrate_opts[] = {
     {"db", OPT_DB}, {"log-level", OPT_LOG_LEVEL}, {NULL, 0},
+};
+static const opt_spec_t import_opts[] = {
+    {"db", OPT_DB}, {"mode", OPT_MODE}, {"dry-run", OPT_DRY_RUN},
+    {"log-level", OPT_LOG_LEVEL}, {NULL, 0},
+};
+static const opt_spec_t export_opts[] = {
+    {"db", OPT_DB}, {"out", OPT_OUT}, {"log-level", OPT_LOG_LEVEL}, {NULL, 0},
 };
 static const opt_spec_t no_opts[] = {{NULL, 0}};
 
@@ -191,18 +400,39 @@ static const command_t commands[] = {
      "snapshot publisher data planes connect to (default " CTL_DEFAULT_SOCKET ").\n"
      "Migrates the database first. The admin token is $" TOKEN_ENV ", or the file\n"
      TOKEN_FILE_NAME " beside the database, generated (and printed once) on first start.\n",
-     serve_opts, run_serve},
+     serve_opts, run_serve, NULL},
     {"migrate",
      "usage: flexgate-ctl migrate --db PATH [--log-level LEVEL]\n"
      "\n"
      "Apply the schema migrations this binary carries that the database lacks, and create\n"
      "config version 1 (the empty configuration) on a new database. Safe to run twice.\n",
-     migrate_opts, run_migrate},
+     migrate_opts, run_migrate, NULL},
+    {"import",
+     "usage: flexgate-ctl import FILE --db PATH [--mode replace|merge] [--dry-run]\n"
+     "                           [--log-level LEVEL]\n"
+     "\n"
+     "Import a YAML (or JSON) configuration file, in the seed project's format, as ONE new\n"
+     "config version: all of it or nothing. FILE '-' reads standard input.\n"
+     "  --mode replace  (default) the file is the whole configuration: upstreams, routes and\n"
+     "                  keys it lacks are removed, settings sections it lacks are reset\n"
+     "  --mode merge    entities in the file replace those of the same name and new ones are\n"
+     "                  added; settings sections in the file replace the stored ones\n"
+     "  --dry-run       check everything and print what would change, change nothing\n"
+     "Errors name FILE:LINE:COLUMN and the field. A running `flexgate-ctl serve` on the same\n"
+     "database pushes the new version to its data planes within a second.\n",
+     import_opts, run_import, "FILE"},
+    {"export",
+     "usage: flexgate-ctl export --db PATH [--out FILE] [--log-level LEVEL]\n"
+     "\n"
+     "Write the current configuration as YAML (to standard output, or atomically to FILE).\n"
+     "Every field is written, defaults included; importing the output gives back the same\n"
+     "configuration (the same checksum). API keys are written as their SHA-256 digests.\n",
+     export_opts, run_export, NULL},
     {"version",
      "usage: flexgate-ctl version\n"
      "\n"
      "Print the software version, snapshot protocol version and newest schema migration.\n",
-     no_opts, run_version},
+     no_opts, run_version, NULL},
 };
 
 static void print_usage(FILE *f)
@@ -221,6 +451,9 @@ static const char **opt_slot(ctl_opts_t *o, opt_id_t id)
     case OPT_SOCKET: return &o->socket;
     case OPT_LOG_LEVEL: return &o->log_level;
     case OPT_UI_DIR: return &o->ui_dir;
+    case OPT_MODE: return &o->mode;
+    case OPT_OUT: return &o->out;
+    case OPT_DRY_RUN: return NULL;
     }
     return NULL;
 }
@@ -234,6 +467,10 @@ static int parse_opts(const command_t *cmd, int argc, char **argv, ctl_opts_t *o
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             fputs(cmd->usage, stdout);
             return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0 && cmd->positional && !o->file) {
+            o->file = arg;
+            continue;
         }
         if (strncmp(arg, "--", 2) != 0) {
             fprintf(stderr, "flexgate-ctl %s: unexpected argument '%s'\n%s", cmd->name, arg,
@@ -250,6 +487,15 @@ static int parse_opts(const command_t *cmd, int argc, char **argv, ctl_opts_t *o
             fprintf(stderr, "flexgate-ctl %s: unknown option '%s'\n%s", cmd->name, arg,
                     cmd->usage);
             return -1;
+        }
+        if (spec->id == OPT_DRY_RUN) { /* the one option that takes no value */
+            if (eq) {
+                fprintf(stderr, "flexgate-ctl %s: option '--%s' takes no value\n", cmd->name,
+                        spec->name);
+                return -1;
+            }
+            o->dry_run = true;
+            continue;
         }
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!value || !*value) {
@@ -294,12 +540,18 @@ int main(int argc, char **argv)
     }
     struct stat sb;
     ctl_opts_t o = {.admin_listen = ADMIN_DEFAULT_LISTEN, .socket = CTL_DEFAULT_SOCKET,
+                    .mode = "replace",
                     .log_level = CTL_DEFAULT_LOG_LEVEL,
                     .ui_dir = stat(FG_UI_DIR, &sb) == 0 && S_ISDIR(sb.st_mode) ? FG_UI_DIR
                                                                                 : NULL};
     int rc = parse_opts(cmd, argc - 2, argv + 2, &o);
     if (rc)
         return rc > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+    if (cmd->positional && !o.file) {
+        fprintf(stderr, "flexgate-ctl %s: %s is required\n%s", cmd->name, cmd->positional,
+                cmd->usage);
+        return EXIT_USAGE;
+    }
     if (has_opt(cmd, OPT_DB) && !o.db) {
         fprintf(stderr, "flexgate-ctl %s: --db PATH is required\n%s", cmd->name, cmd->usage);
         return EXIT_USAGE;

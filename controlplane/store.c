@@ -1349,3 +1349,24 @@ int store_rollback(store_t *st, int64_t version, const store_change_t *chg,
     /* A temp table left by a failed transaction is rolled back with it; nothing to undo. */
     return rc;
 }
+
+/* ---- for imports ---------------------------------------------------------------------- */
+
+/* An import that reorders routes moves rows instead of re-inserting them, so a route's
+ * revision (its ETag) is never reset and reused. */
+int store_tx_route_to_end(store_t *st, const char *id, fg_error_t *err)
+{
+    sqlite3_stmt *s;
+    if (!st->in_tx)
+        return fg_error_setc(err, -EPERM, NULL, "store_tx_* outside store_mutate");
+    int rc = prepare(st, "UPDATE routes SET position = (SELECT max(position) + 1 FROM routes) "
+                         "WHERE id = ?1", &s, err);
+    if (rc)
+        return rc;
+    bind_text(s, 1, id);
+    rc = step_done(st, s, err, "move route");
+    sqlite3_finalize(s);
+    if (rc == 0 && sqlite3_changes(st->db) == 0)
+        rc = fg_error_setc(err, -ENOENT, NULL, "no route '%s'", id);
+    return rc;
+}

@@ -222,4 +222,10 @@ int store_tx_setting_put(store_t *st, const char *section, const char *value,
 /** "upstream", "route", "key": for messages. */
 const char *store_kind_noun(store_kind_t kind);
 
+/* ---- for imports (controlplane/store_import.c) ---------------------------------------- */
+
+/** Inside store_mutate: move route `id` after every other route, keeping its row (spec,
+ *  revision, timestamps). -ENOENT when there is no such route. */
+int store_tx_route_to_end(store_t *st, const char *id, fg_error_t *err);
+
 #endif

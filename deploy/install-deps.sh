@@ -13,8 +13,9 @@ PACKAGES=(
   libssl-dev libcjson-dev libyaml-dev libcmocka-dev
   # tests and `make run`: integration drivers, test origin, Redis, HTTP conversations
   python3 curl redis-server varnish openssl procps iproute2
-  # tests of docs/admin-api.yaml: schema validation (Python), and npm to fetch @redocly/cli
-  python3-jsonschema python3-yaml nodejs npm
+  # test_conformance/test_import read YAML with a second parser (PyYAML); tests of
+  # docs/admin-api.yaml validate schemas (Python) and fetch @redocly/cli with npm
+  python3-yaml python3-jsonschema nodejs npm
 )
 
 missing=()

@@ -13,8 +13,10 @@
 # Admin token: $FLEXGATE_ADMIN_TOKEN if set, else the one flexgate-ctl generates on first
 # start into var/admin.token (mode 0600).
 #
-# The demo configuration is created over REST: upstream "demo" -> the origin, route "api"
-# (/api/* -> demo). Doing it again on a later run gets 409 (already there), which is fine.
+# The demo configuration is deploy/examples/flexgate.yml (upstream "demo" -> the origin,
+# route "api": /api/* -> demo), imported with `flexgate-ctl import --mode merge` before the
+# control plane starts: a later run restores the demo entities and keeps everything else
+# you created.
 # Ctrl-C or SIGTERM stops every child (data planes first) and exits.
 set -euo pipefail
 
@@ -106,31 +108,22 @@ wait_http() { # what url logfile pid
 start origin var/origin.log python3 -B tests/tools/origin.py --listen "$ORIGIN" --name demo
 wait_http "demo origin" "http://$ORIGIN/" var/origin.log "${pids[-1]}"
 
-# 2. The control plane (prints a generated token once, on first start, into var/ctl.log).
+# 2. The demo configuration, imported straight into the database (one transaction).
+EXAMPLE=deploy/examples/flexgate.yml
+"$ctl_bin" import "$EXAMPLE" --db var/flexgate.db --mode merge --log-level warn \
+  >var/import.log 2>&1 || fail "importing $EXAMPLE failed" var/import.log
+echo "imported   $EXAMPLE -> $(sed -n '1s/.*: \(config version [0-9]*\).*/\1/p' var/import.log)"
+
+# 3. The control plane (prints a generated token once, on first start, into var/ctl.log).
 start flexgate-ctl var/ctl.log "$ctl_bin" serve --db var/flexgate.db --admin-listen "$ADMIN" \
   --socket "$SOCKET"
 wait_http flexgate-ctl "http://$ADMIN/health/ready" var/ctl.log "${pids[-1]}"
 if [[ -n ${FLEXGATE_ADMIN_TOKEN:-} ]]; then
-  token=$FLEXGATE_ADMIN_TOKEN token_from='$FLEXGATE_ADMIN_TOKEN'
+  token_from='$FLEXGATE_ADMIN_TOKEN'
 else
   [[ -s var/admin.token ]] || fail "var/admin.token was not created" var/ctl.log
-  token=$(<var/admin.token) token_from=var/admin.token
+  token_from=var/admin.token
 fi
-
-# 3. The demo configuration, over REST. 201 = created, 409 = there from an earlier run.
-api_create() { # path json
-  local code
-  code=$(curl -sS -m 10 -o var/last-api-response.json -w '%{http_code}' -X POST \
-    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    "http://$ADMIN$1" -d "$2") || fail "POST $1 failed" var/ctl.log
-  case $code in
-    201) echo "created    $1 $2" ;;
-    409) echo "exists     $1 $2" ;;
-    *) fail "POST $1 -> $code: $(cat var/last-api-response.json)" var/ctl.log ;;
-  esac
-}
-api_create /api/v1/upstreams "{\"name\":\"demo\",\"url\":\"http://$ORIGIN\",\"timeout\":5000,\"retries\":0}"
-api_create /api/v1/routes '{"id":"api","path":"/api/*","upstream":"demo","auth":"none"}'
 
 # 4. Two data planes.
 start dp-1 var/dp-1.log "$dp_bin" --control "$SOCKET" --listen "$DP1" --status-listen "$DP1_STATUS" --id dp-1
