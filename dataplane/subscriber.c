@@ -367,6 +367,7 @@ static int sub_handle_snapshot(dp_subscriber_t *s, const char *payload, size_t l
         char v[24];
         fmt_i64(v, sizeof(v), version);
         fg_log(FG_LOG_DEBUG, "snapshot already applied", "version", v, NULL);
+        s->st.config_from_cache = false; /* the control plane sent what we serve */
         fg_snapshot_clear(&snap);
         return sub_send_ack(s, version, NULL);
     }
@@ -380,6 +381,7 @@ static int sub_handle_snapshot(dp_subscriber_t *s, const char *payload, size_t l
     s->st.last_apply_ms = g->applied_at_ms;
     s->st.last_apply_duration_ms = fg_now_ms() - t0;
     s->st.snapshots_applied++;
+    s->st.config_from_cache = false;
     if (s->on_applied)
         s->on_applied(s->on_applied_arg, g, payload, len);
     return sub_send_ack(s, version, NULL);
@@ -429,6 +431,10 @@ static int sub_dispatch(dp_subscriber_t *s, fg_msg_type_t type, const char *payl
                      fg_msg_type_name((int)type), err.message);
             return -1;
         }
+        /* The control plane's PING and PONG carry its latest version: when that is what a
+         * cached generation says it is, the cache is confirmed current. */
+        if (s->st.config_from_cache && ping.applied_version == sub_applied_version())
+            s->st.config_from_cache = false;
         /* Whatever the control plane believes we run, the answer carries the truth. A PONG
          * is liveness only: last_rx_ms is already updated. */
         if (type == FG_MSG_PING && sub_send_ping(s, FG_MSG_PONG) < 0) {
@@ -679,6 +685,11 @@ void subscriber_stop(dp_subscriber_t *s)
     if (s->retry_timer)
         evtimer_del(s->retry_timer);
     s->phase = SUB_STOPPED;
+}
+
+void subscriber_set_config_from_cache(dp_subscriber_t *s, bool from_cache)
+{
+    s->st.config_from_cache = from_cache;
 }
 
 void subscriber_state(const dp_subscriber_t *s, dp_subscriber_state_t *out)
