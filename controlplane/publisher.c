@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -24,20 +26,26 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
+
+#include <openssl/err.h>
 
 #include "fg_frame.h"
 #include "fg_log.h"
 #include "fg_proto.h"
 #include "fg_time.h"
+#include "fg_tls.h"
 #include "store.h"
 
 #define PUB_UNIX_PREFIX "unix:"
 #define PUB_TCP_PREFIX "tcp://"
 #define PUB_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define PUB_TICKS_PER_PING 5u /* liveness is checked this many times per ping interval */
+#define PUB_ADDR_MAX 280      /* "tcp://HOST:PORT" as given */
+#define PUB_PEER_MAX 64       /* a peer's address as text, "[v6]:port" */
 
 /* A SNAPSHOT frame payload shared by every connection it is queued on. Touched only by the
  * publisher thread (or by publisher_stop after that thread has exited). */
@@ -76,6 +84,10 @@ struct pub_conn {
     uint64_t last_recv_ms; /* monotonic */
     uint64_t last_ping_ms; /* monotonic */
     int64_t sent_version;  /* last SNAPSHOT queued on this connection */
+    bool tls;              /* accepted on a tcp:// listener */
+    bool tls_up;           /* its handshake completed (the client certificate verified) */
+    char peer[PUB_PEER_MAX];                  /* "unix", or the TCP peer's address */
+    char peer_subject[FG_TLS_SUBJECT_MAX];    /* tls: the client certificate's subject */
     pub_conn_t *prev, *next;
 };
 
@@ -89,6 +101,10 @@ struct publisher {
     store_t *store;
     struct event_base *base;
     struct evconnlistener *listener;
+    struct evconnlistener *tcp_listeners[PUB_MAX_TCP_LISTENERS];
+    char tcp_addrs[PUB_MAX_TCP_LISTENERS][PUB_ADDR_MAX];
+    size_t n_tcp;
+    SSL_CTX *tls_ctx;           /* mutual TLS for the tcp:// listeners; NULL without them */
     struct event *notify_ev, *coalesce_ev, *tick_ev, *stop_ev;
     pthread_t thread;
     bool thread_started;
@@ -584,15 +600,62 @@ static void on_conn_read(struct bufferevent *bev, void *arg)
     }
 }
 
+/* The TLS handshake finished: the client certificate chained to our CA. */
+static void conn_tls_up(pub_conn_t *c)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+    c->tls_up = true;
+    fg_tls_peer_subject(ssl, c->peer_subject, sizeof c->peer_subject);
+    fg_log(FG_LOG_INFO, "data plane TLS session established", "peer", c->peer,
+           "subject", c->peer_subject, "tls_version", ssl ? SSL_get_version(ssl) : NULL,
+           "cipher", ssl ? SSL_get_cipher_name(ssl) : NULL, NULL);
+}
+
+/* Why a TLS connection failed, with OpenSSL's reason (the first queued error is the cause). */
+static void conn_tls_failure(pub_conn_t *c, short what, char *out, size_t out_len)
+{
+    unsigned long code = 0, e;
+    /* libevent queues SSL_get_error's result (a small number) before OpenSSL's own error
+     * codes; only the latter name a reason. */
+    while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
+        if (!code && ERR_GET_LIB(e) != 0)
+            code = e;
+    if (!code && (what & BEV_EVENT_EOF))
+        snprintf(out, out_len, "connection closed by peer");
+    else if (!code && EVUTIL_SOCKET_ERROR())
+        snprintf(out, out_len, "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    else
+        fg_tls_describe_failure(bufferevent_openssl_get_ssl(c->bev), code, out, out_len);
+}
+
 static void on_conn_event(struct bufferevent *bev, short what, void *arg)
 {
-    char reason[128];
-    if (what & BEV_EVENT_EOF)
+    pub_conn_t *c = arg;
+    char reason[FG_PROTO_ERROR_MAX];
+    char why[FG_PROTO_ERROR_MAX - 32];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        conn_tls_up(c);
+        return;
+    }
+    if (c->tls && !c->tls_up) {
+        /* The one place a data plane with no certificate, or one from another CA, is
+         * turned away: say who and why, once. */
+        conn_tls_failure(c, what, why, sizeof why);
+        fg_log(FG_LOG_WARN, "refused a data plane connection: TLS handshake failed", "peer",
+               c->peer, "error", why, NULL);
+        snprintf(reason, sizeof reason, "TLS handshake failed: %s", why);
+    } else if (c->tls) {
+        conn_tls_failure(c, what, why, sizeof why);
+        snprintf(reason, sizeof reason, "%s", why);
+    } else if (what & BEV_EVENT_EOF) {
         snprintf(reason, sizeof reason, "connection closed by peer");
-    else
+    } else {
         snprintf(reason, sizeof reason, "connection error: %s",
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-    conn_close(arg, reason);
+    }
+    conn_close(c, reason);
 }
 
 /* ---- connections ---------------------------------------------------------------------- */
@@ -622,18 +685,41 @@ static void conn_close(pub_conn_t *c, const char *reason)
     free(c);
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+/* A plain bufferevent for the Unix socket; for tcp://, one that runs the server side of the
+ * TLS handshake first (BEV_EVENT_CONNECTED when it is done, an error when the client's
+ * certificate is missing or refused). */
+static struct bufferevent *conn_bev_new(publisher_t *pub, evutil_socket_t fd, bool tls)
 {
-    publisher_t *pub = arg;
+    if (!tls)
+        return bufferevent_socket_new(pub->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    SSL *ssl = SSL_new(pub->tls_ctx); /* owned by the bufferevent from here */
+    if (!ssl)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(pub->base, fd, ssl,
+                                                             BUFFEREVENT_SSL_ACCEPTING,
+                                                             BEV_OPT_CLOSE_ON_FREE);
+    if (bev)
+        /* A peer that closes without close_notify has still said all it had to say: every
+         * frame is length-prefixed, so a truncation cannot pass for a message. */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static void conn_accept(publisher_t *pub, evutil_socket_t fd, const struct sockaddr *sa,
+                        bool tls)
+{
     if (pub->n_conns >= PUB_MAX_CONNECTIONS) {
         fg_log(FG_LOG_WARN, "too many data plane connections, refusing one", NULL);
         evutil_closesocket(fd);
         return;
     }
+    if (tls) {
+        /* Frames and handshake flights are small writes Nagle would hold for an ACK. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     pub_conn_t *c = calloc(1, sizeof *c);
-    struct bufferevent *bev = c ? bufferevent_socket_new(pub->base, fd, BEV_OPT_CLOSE_ON_FREE)
-                                : NULL;
+    struct bufferevent *bev = c ? conn_bev_new(pub, fd, tls) : NULL;
     if (!bev) {
         free(c);
         evutil_closesocket(fd);
@@ -642,6 +728,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     c->pub = pub;
     c->bev = bev;
+    c->tls = tls;
+    snprintf(c->peer, sizeof c->peer, "unix");
+    if (tls && sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        const void *a = sa->sa_family == AF_INET
+                            ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                            : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        unsigned port = ntohs(sa->sa_family == AF_INET
+                                  ? ((const struct sockaddr_in *)sa)->sin_port
+                                  : ((const struct sockaddr_in6 *)sa)->sin6_port);
+        evutil_inet_ntop(sa->sa_family, a, host, sizeof host);
+        snprintf(c->peer, sizeof c->peer, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+                 host, port);
+    }
     c->last_recv_ms = c->last_ping_ms = fg_now_ms();
     c->next = pub->conns;
     if (pub->conns)
@@ -650,6 +750,18 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     pub->n_conns++;
     bufferevent_setcb(bev, on_conn_read, NULL, on_conn_event, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    conn_accept(arg, fd, sa, false);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+    conn_accept(arg, fd, sa, true);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -797,9 +909,93 @@ static int bind_listener(publisher_t *pub, fg_error_t *err)
     if (strncmp(pub->listen, PUB_UNIX_PREFIX, strlen(PUB_UNIX_PREFIX)) == 0)
         return bind_unix(pub, err);
     if (strncmp(pub->listen, PUB_TCP_PREFIX, strlen(PUB_TCP_PREFIX)) == 0)
-        return fg_error_setc(err, -ENOTSUP, "socket", "tcp:// with mutual TLS is not "
-                                                      "implemented yet");
+        return fg_error_setc(err, -EINVAL, "socket", "the socket is unix:PATH; tcp:// "
+                                                     "addresses are tcp_listen (--dp-listen)");
     return fg_error_setc(err, -EINVAL, "socket", "expected unix:PATH, got '%s'", pub->listen);
+}
+
+/* "tcp://HOST:PORT" or "tcp://[V6]:PORT" into host and port text. */
+static int split_tcp_address(const char *text, char *host, size_t host_len, char *port,
+                             size_t port_len, fg_error_t *err)
+{
+    const char *hp = text + strlen(PUB_TCP_PREFIX), *colon, *h = hp;
+    size_t n;
+    if (strncmp(text, PUB_TCP_PREFIX, strlen(PUB_TCP_PREFIX)) != 0)
+        return fg_error_setc(err, -EINVAL, "dp-listen", "expected tcp://HOST:PORT, got '%.200s'",
+                             text);
+    if (*hp == '[') {
+        const char *close = strchr(hp, ']');
+        if (!close || close[1] != ':')
+            return fg_error_setc(err, -EINVAL, "dp-listen", "expected tcp://[IPV6]:PORT, got "
+                                 "'%.200s'", text);
+        h = hp + 1;
+        n = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(hp, ':');
+        if (!colon || memchr(hp, ':', (size_t)(colon - hp)))
+            return fg_error_setc(err, -EINVAL, "dp-listen", "expected tcp://HOST:PORT, got "
+                                 "'%.200s'", text);
+        n = (size_t)(colon - hp);
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (n == 0 || n >= host_len || colon[1] == '\0' || *end || p < 0 || p > 65535)
+        return fg_error_setc(err, -EINVAL, "dp-listen", "bad host or port in '%.200s'", text);
+    memcpy(host, h, n);
+    host[n] = '\0';
+    snprintf(port, port_len, "%ld", p);
+    return 0;
+}
+
+/* One tcp:// listener; names are resolved here, once, at start-up. */
+static int bind_tcp(publisher_t *pub, const char *text, fg_error_t *err)
+{
+    char host[256], port[8];
+    struct evutil_addrinfo hints, *res = NULL;
+    int rc = split_tcp_address(text, host, sizeof host, port, sizeof port, err);
+    if (rc)
+        return rc;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
+    if ((rc = evutil_getaddrinfo(host, port, &hints, &res)) != 0 || !res)
+        return fg_error_setc(err, -EINVAL, "dp-listen", "cannot resolve '%.200s': %s", text,
+                             rc ? evutil_gai_strerror(rc) : "no address");
+    struct evconnlistener *l = evconnlistener_new_bind(
+        pub->base, on_accept_tls, pub,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, PUB_LISTEN_BACKLOG,
+        res->ai_addr, (int)res->ai_addrlen);
+    int e = errno;
+    evutil_freeaddrinfo(res);
+    if (!l)
+        return fg_error_setc(err, e ? -e : -EIO, "dp-listen", "cannot listen on %.200s: %s",
+                             text, strerror(e ? e : EIO));
+    evconnlistener_set_error_cb(l, on_accept_error);
+    snprintf(pub->tcp_addrs[pub->n_tcp], sizeof pub->tcp_addrs[0], "%s", text);
+    pub->tcp_listeners[pub->n_tcp++] = l;
+    return 0;
+}
+
+/* The TLS context first, so a bad certificate is reported before any port is taken. */
+static int bind_tcp_listeners(publisher_t *pub, const publisher_conf_t *conf, fg_error_t *err)
+{
+    if (conf->n_tcp_listen == 0)
+        return 0;
+    if (conf->n_tcp_listen > PUB_MAX_TCP_LISTENERS)
+        return fg_error_setc(err, -EINVAL, "dp-listen", "at most %u tcp:// listen addresses",
+                             PUB_MAX_TCP_LISTENERS);
+    pub->tls_ctx = fg_tls_mutual_ctx(FG_TLS_SERVER, conf->tls_ca, conf->tls_cert,
+                                     conf->tls_key, err);
+    if (!pub->tls_ctx)
+        return -EINVAL;
+    for (size_t i = 0; i < conf->n_tcp_listen; i++) {
+        int rc = bind_tcp(pub, conf->tcp_listen[i], err);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 static int make_events(publisher_t *pub, fg_error_t *err)
@@ -832,6 +1028,10 @@ static void free_resources(publisher_t *pub)
     }
     if (pub->listener)
         evconnlistener_free(pub->listener);
+    for (size_t i = 0; i < pub->n_tcp; i++)
+        evconnlistener_free(pub->tcp_listeners[i]);
+    if (pub->tls_ctx)
+        SSL_CTX_free(pub->tls_ctx);
     if (pub->socket_path[0]) {
         struct stat sb;
         /* Only remove the file if it is still ours (not a successor's socket). */
@@ -890,7 +1090,8 @@ int publisher_start(const publisher_conf_t *conf, publisher_t **out, fg_error_t 
         rc = fg_error_setc(err, -ENOMEM, NULL, "cannot create event base");
         goto fail_pub;
     }
-    if ((rc = make_events(pub, err)) || (rc = bind_listener(pub, err)))
+    if ((rc = make_events(pub, err)) || (rc = bind_listener(pub, err)) ||
+        (rc = bind_tcp_listeners(pub, conf, err)))
         goto fail_pub;
     refresh_latest(pub);
     if ((rc = -pthread_create(&pub->thread, NULL, run_loop, pub))) {
@@ -899,6 +1100,9 @@ int publisher_start(const publisher_conf_t *conf, publisher_t **out, fg_error_t 
     }
     pub->thread_started = true;
     fg_log(FG_LOG_INFO, "snapshot publisher listening", "socket", pub->listen, NULL);
+    for (size_t i = 0; i < pub->n_tcp; i++)
+        fg_log(FG_LOG_INFO, "snapshot publisher listening", "socket", pub->tcp_addrs[i], "tls",
+               "mutual", NULL);
     *out = pub;
     return 0;
 

@@ -29,7 +29,7 @@
 
 typedef enum dp_control_kind {
     DP_CONTROL_UNIX = 0, /* "unix:PATH" */
-    DP_CONTROL_TCP = 1,  /* "tcp://HOST:PORT" (mutual TLS; not implemented yet) */
+    DP_CONTROL_TCP = 1,  /* "tcp://HOST:PORT", mutual TLS */
 } dp_control_kind_t;
 
 /** A parsed --control address. */
@@ -84,8 +84,8 @@ typedef struct dp_subscriber_state {
 } dp_subscriber_state_t;
 
 /** Create the subscriber and schedule its first connection attempt on `base` (nothing
- *  happens before the loop runs). NULL with err for a bad or unsupported address
- *  (-ENOTSUP: tcp:// until mutual TLS lands) or ENOMEM. The caller frees it with
+ *  happens before the loop runs). NULL with err for a bad address, a tcp:// address whose
+ *  TLS files are missing or unusable, or ENOMEM. The caller frees it with
  *  subscriber_free. */
 dp_subscriber_t *subscriber_start(struct event_base *base, const dp_subscriber_conf_t *conf,
                                   fg_error_t *err);
