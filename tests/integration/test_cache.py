@@ -96,8 +96,10 @@ class Cache(ClusterTest):
         # the cached version, the control plane confirms it, and the cache is "UP" again.
         c.start_ctl(db=c.ctl.db, socket_path=c.ctl.socket_path, name="ctl2")
         c.wait_in_sync(["dp-a"], v)
-        c.poll(lambda: self.ready_doc(dp2)[1]["checks"] == {"config": "UP", "control_plane": "UP"},
-               "dp-a reports its config confirmed by the control plane")
+        def confirmed():
+            checks = self.ready_doc(dp2)[1]["checks"]
+            return checks["config"] == "UP" and checks["control_plane"] == "UP"
+        c.poll(confirmed, "dp-a reports its config confirmed by the control plane")
         # A change made now reaches it and is cached in turn.
         c.api_ok("POST", "/api/v1/routes",
                  {"id": "new", "path": "/new/*", "upstream": "backend"}, expect=201)
