@@ -23,12 +23,15 @@ config: O(n^2), fine for 1,000, slow for 10,000; --max-rest-routes caps it).
 Usage:
   tests/bench/propagation.py [--build DIR] [--routes 1000,10000] [--dps 8] [--changes 100]
                              [--transport unix|tcp] [--out FILE.json]
+                             [--save-db DIR] [--reuse-db DIR]   (load 10,000 routes once)
 """
 
 import argparse
 import datetime
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -51,6 +54,10 @@ def parse_args():
     ap.add_argument("--max-rest-routes", type=int, default=2000,
                     help="without `flexgate-ctl import`, refuse larger counts")
     ap.add_argument("--out", help="also write the results as JSON here")
+    ap.add_argument("--save-db", metavar="DIR",
+                    help="after loading, copy the database to DIR/routes-N.db (load once)")
+    ap.add_argument("--reuse-db", metavar="DIR",
+                    help="start from DIR/routes-N.db when it exists instead of loading")
     return ap.parse_args()
 
 
@@ -152,10 +159,26 @@ def run_one(harness, n_routes, args, use_import):
                      "--dp-tls-ca", os.path.join(certs, "ca.crt"),
                      "--dp-tls-cert", os.path.join(certs, "ctl.crt"),
                      "--dp-tls-key", os.path.join(certs, "ctl.key")]
-        c.start_ctl(extra_args=extra)
+        template = args.reuse_db and os.path.join(args.reuse_db, "routes-%d.db" % n_routes)
+        db = os.path.join(c.tmp, "ctl", "flexgate.db")
+        if template and os.path.exists(template):
+            os.makedirs(os.path.dirname(db), exist_ok=True)
+            shutil.copyfile(template, db)
+        c.start_ctl(db=db, extra_args=extra)
         t0 = time.monotonic()
-        how = load_routes(c, harness, n_routes, use_import, args.max_rest_routes)
+        if template and os.path.exists(template):
+            how = "a saved database (%s)" % template
+        else:
+            how = load_routes(c, harness, n_routes, use_import, args.max_rest_routes)
         load_s = time.monotonic() - t0
+        if args.save_db:
+            os.makedirs(args.save_db, exist_ok=True)
+            c.api_ok("GET", "/api/v1/routes", expect=200)  # the API has committed everything
+            src = sqlite3.connect(db)
+            dst = sqlite3.connect(os.path.join(args.save_db, "routes-%d.db" % n_routes))
+            src.backup(dst)  # consistent even while the control plane has it open
+            dst.close()
+            src.close()
         ids = ["dp-%d" % i for i in range(args.dps)]
         for i in ids:
             dp_extra = []
