@@ -10,6 +10,7 @@
 #include "publisher.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -46,6 +47,8 @@
 #define PUB_TICKS_PER_PING 5u /* liveness is checked this many times per ping interval */
 #define PUB_ADDR_MAX 280      /* "tcp://HOST:PORT" as given */
 #define PUB_PEER_MAX 64       /* a peer's address as text, "[v6]:port" */
+#define PUB_LINGER_MS 1000u   /* a refused TLS peer gets this long to read our alert */
+#define PUB_LINGER_READ 4096  /* bytes discarded per wakeup while lingering */
 
 /* A SNAPSHOT frame payload shared by every connection it is queued on. Touched only by the
  * publisher thread (or by publisher_stop after that thread has exited). */
@@ -57,6 +60,14 @@ typedef struct pub_payload {
 } pub_payload_t;
 
 typedef struct pub_conn pub_conn_t;
+
+/* A refused TLS connection's socket, kept open briefly so the peer reads our alert. */
+typedef struct pub_linger {
+    publisher_t *pub;
+    evutil_socket_t fd; /* owned: a dup of the connection's socket */
+    struct event *ev;   /* owned: read-and-drop until EOF or PUB_LINGER_MS */
+    struct pub_linger *prev, *next;
+} pub_linger_t;
 
 /* A data plane's record. Every field except `conn` is guarded by publisher.mu; `conn` is
  * only touched by the publisher thread. */
@@ -105,6 +116,8 @@ struct publisher {
     char tcp_addrs[PUB_MAX_TCP_LISTENERS][PUB_ADDR_MAX];
     size_t n_tcp;
     SSL_CTX *tls_ctx;           /* mutual TLS for the tcp:// listeners; NULL without them */
+    pub_linger_t *lingering;    /* refused TLS sockets being closed gracefully */
+    size_t n_lingering;
     struct event *notify_ev, *coalesce_ev, *tick_ev, *stop_ev;
     pthread_t thread;
     bool thread_started;
@@ -600,6 +613,69 @@ static void on_conn_read(struct bufferevent *bev, void *arg)
     }
 }
 
+/* A lingering close for a refused TLS peer. With TLS 1.3 the client finishes its side of the
+ * handshake before we have judged its certificate, and sends its first frames at once;
+ * closing a socket with those unread makes the kernel answer with a reset, which can reach
+ * the peer before our alert and hide the reason from it. So the socket is kept (a dup of
+ * it outlives the bufferevent), our side is shut for writing (FIN after the alert) and what
+ * the peer still sends is read and dropped until it closes or PUB_LINGER_MS passes. */
+static void linger_free(pub_linger_t *l)
+{
+    publisher_t *pub = l->pub;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        pub->lingering = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    pub->n_lingering--;
+    event_free(l->ev);
+    evutil_closesocket(l->fd);
+    free(l);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    char sink[PUB_LINGER_READ];
+    ssize_t n = 0;
+    if (what & EV_READ)
+        while ((n = recv(fd, sink, sizeof sink, 0)) > 0)
+            ;
+    if (!(what & EV_READ) || n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        linger_free(arg); /* timed out, peer closed, or broken */
+}
+
+static void conn_linger(pub_conn_t *c)
+{
+    publisher_t *pub = c->pub;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd < 0 || pub->n_lingering >= PUB_MAX_CONNECTIONS)
+        return; /* plain close: only the peer's error message suffers */
+    pub_linger_t *l = calloc(1, sizeof *l); /* owned by pub->lingering until linger_free */
+    if (!l)
+        return;
+    l->pub = pub;
+    l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    l->ev = l->fd >= 0 ? event_new(pub->base, l->fd, EV_READ | EV_PERSIST, on_linger, l)
+                       : NULL;
+    struct timeval tv = {.tv_sec = PUB_LINGER_MS / 1000,
+                         .tv_usec = (PUB_LINGER_MS % 1000) * 1000};
+    if (!l->ev || event_add(l->ev, &tv) < 0) {
+        if (l->ev)
+            event_free(l->ev);
+        if (l->fd >= 0)
+            evutil_closesocket(l->fd);
+        free(l);
+        return;
+    }
+    shutdown(l->fd, SHUT_WR);
+    l->next = pub->lingering;
+    if (l->next)
+        l->next->prev = l;
+    pub->lingering = l;
+    pub->n_lingering++;
+}
+
 /* The TLS handshake finished: the client certificate chained to our CA. */
 static void conn_tls_up(pub_conn_t *c)
 {
@@ -646,6 +722,7 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
         fg_log(FG_LOG_WARN, "refused a data plane connection: TLS handshake failed", "peer",
                c->peer, "error", why, NULL);
         snprintf(reason, sizeof reason, "TLS handshake failed: %s", why);
+        conn_linger(c);
     } else if (c->tls) {
         conn_tls_failure(c, what, why, sizeof why);
         snprintf(reason, sizeof reason, "%s", why);
@@ -1026,6 +1103,8 @@ static void free_resources(publisher_t *pub)
         }
         conn_close(c, "shutting down");
     }
+    while (pub->lingering)
+        linger_free(pub->lingering);
     if (pub->listener)
         evconnlistener_free(pub->listener);
     for (size_t i = 0; i < pub->n_tcp; i++)
