@@ -201,6 +201,7 @@ def run_one(harness, n_routes, args, use_import):
                              % (n_routes, n_cfg))
 
         acks = AckLog(c.ctl.stderr_path)
+        load_before = os.getloadavg()[0]
         samples = []
         for k in range(args.changes):
             rid = "r%d" % (k % n_routes)
@@ -221,6 +222,9 @@ def run_one(harness, n_routes, args, use_import):
             "p50_ms": round(percentile(s, 50), 2), "p90_ms": round(percentile(s, 90), 2),
             "p99_ms": round(percentile(s, 99), 2), "max_ms": round(s[-1], 2),
             "min_ms": round(s[0], 2),
+            # The data planes share this host's CPUs: say how busy it was.
+            "cpus": os.cpu_count(), "loadavg_1m_before": round(load_before, 2),
+            "loadavg_1m_after": round(os.getloadavg()[0], 2),
         }
         return result
     finally:
@@ -242,7 +246,8 @@ def main():
         print("routes=%(routes)d dataplanes=%(dataplanes)d transport=%(transport)s "
               "changes=%(changes)d  p50=%(p50_ms).1f ms  p90=%(p90_ms).1f ms  "
               "p99=%(p99_ms).1f ms  max=%(max_ms).1f ms  (loaded with %(loaded_with)s in "
-              "%(load_seconds).1f s)" % res, flush=True)
+              "%(load_seconds).1f s; %(cpus)d CPUs, load %(loadavg_1m_before).1f -> "
+              "%(loadavg_1m_after).1f)" % res, flush=True)
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=2)
