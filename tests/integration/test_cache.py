@@ -109,6 +109,44 @@ class Cache(ClusterTest):
         doc = self.assert_cache_file_sound(path, v2)
         self.assertEqual(sorted(r["id"] for r in doc["config"]["routes"]), ["all", "new"])
 
+    def test_ctl_returns_with_newer_version_while_serving_from_cache(self):
+        """The data plane serves its cache with no control plane; the control plane moved
+        on meanwhile (changed through another socket the data plane does not use) and comes
+        back: the data plane syncs to the newer version and rewrites the cache."""
+        c = self.c
+        path = self.cache_path()
+        c.start_origin("A")
+        c.start_origin("B")
+        ctl = c.start_ctl()
+        c.route_all_to("A")
+        dp = c.start_dp("dp-a", extra_args=["--cache", path])
+        v = c.config_version()
+        c.wait_in_sync(["dp-a"], v)
+        self.wait_cache_version(path, v)
+        dp.kill()
+        self.assertEqual(ctl.stop(), (0, False))
+
+        dp2 = c.start_dp("dp-a", extra_args=["--cache", path])
+        self.assertEqual(self.ready_doc(dp2)[1]["checks"]["config"], "cache")
+
+        # The same database behind another socket: dp-a does not hear of this change.
+        side = c.start_ctl(db=ctl.db, socket_path=os.path.join(c.tmp, "side.sock"),
+                           name="ctl-side")
+        c.api_ok("PUT", "/api/v1/upstreams/backend",
+                 {"name": "backend", "url": c.origin_url("B")}, expect=200)
+        v2 = c.config_version()
+        self.assertEqual(side.stop(), (0, False))
+        self.assertEqual(self.ready_doc(dp2)[1]["config_version"], v)
+        self.assertTrue(is_origin_json(c.through(dp2, "GET", "/still-a"), "A"))
+
+        c.start_ctl(db=ctl.db, socket_path=ctl.socket_path, name="ctl-back")
+        c.wait_dp_ready(dp2, version=v2)
+        c.wait_in_sync(["dp-a"], v2)
+        c.poll(lambda: self.ready_doc(dp2)[1]["checks"]["config"] == "UP",
+               "checks.config UP after the newer snapshot")
+        self.assertTrue(is_origin_json(c.through(dp2, "GET", "/now-b"), "B"))
+        self.assert_cache_file_sound(path, v2)
+
     def test_newer_version_replaces_cache_on_reconnect(self):
         """The control plane moved on while the data plane was away: the data plane starts
         from its (older) cache, then gets the newer version and rewrites the cache."""
