@@ -46,20 +46,22 @@ class MutualTls(ClusterTest):
     def pem(self, name, which=None):
         return os.path.join(which or self.certs, name)
 
-    def start_ctl_tls(self, cert="ctl", host="127.0.0.1"):
-        """A control plane with its Unix socket and a tcp:// listener on a free port."""
+    def start_ctl_tls(self, cert="ctl", host="127.0.0.1", more_listen=()):
+        """A control plane with its Unix socket and a tcp:// listener on a free port (plus
+        `more_listen` addresses)."""
         self.tcp_port = harness.free_port()
         self.tcp_host = host
-        return self.c.start_ctl(extra_args=[
+        more = [a for addr in more_listen for a in ("--dp-listen", addr)]
+        return self.c.start_ctl(extra_args=more + [
             "--dp-listen", "tcp://%s:%d" % (host, self.tcp_port),
             "--dp-tls-ca", self.pem("ca.crt"),
             "--dp-tls-cert", self.pem(cert + ".crt"), "--dp-tls-key", self.pem(cert + ".key")])
 
     def start_tcp_dp(self, dp_id, host="127.0.0.1", ca=None, cert=None, key=None,
-                     wait_ready=True, extra=()):
+                     wait_ready=True, extra=(), port=None):
         """A data plane on tcp://HOST:port. The harness puts a unix: --control first; the
         later --control given here is the one flexgate-dp uses (the last one wins)."""
-        args = ["--control", "tcp://%s:%d" % (host, self.tcp_port),
+        args = ["--control", "tcp://%s:%d" % (host, port or self.tcp_port),
                 "--control-ca", ca or self.pem("ca.crt"),
                 "--control-cert", cert or self.pem("dp.crt"),
                 "--control-key", key or self.pem("dp.key")] + list(extra)
@@ -86,12 +88,14 @@ class MutualTls(ClusterTest):
         c = self.c
         c.start_origin("A")
         c.start_origin("B")
-        self.start_ctl_tls()
+        v6_port = harness.free_port()
+        self.start_ctl_tls(more_listen=["tcp://[::1]:%d" % v6_port])  # --dp-listen twice
         c.route_all_to("A")
         c.start_dp("dp-unix")
         self.start_tcp_dp("dp-tcp")
         self.start_tcp_dp("dp-name", host="localhost")  # DNS SAN "localhost"
-        ids = ["dp-unix", "dp-tcp", "dp-name"]
+        self.start_tcp_dp("dp-v6", host="[::1]", port=v6_port)  # IP SAN ::1
+        ids = ["dp-unix", "dp-tcp", "dp-name", "dp-v6"]
         c.wait_in_sync(ids)
         c.wait_served(ids, "/hello", lambda r: is_origin_json(r, "A", "/hello"), "served via A")
 
