@@ -24,11 +24,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -610,10 +610,6 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connecting --------------------------------------------------------------------- */
 
-/* The connect is done here rather than by bufferevent_socket_connect so that an immediate
- * failure (ENOENT, ECONNREFUSED: the usual answers of a Unix socket whose server is down)
- * is handled in this frame instead of through a callback fired from inside libevent's call.
- * TCP + TLS (issue 4) will plug in beside the Unix case. */
 static void sub_arm_silence_timer(dp_subscriber_t *s)
 {
     struct timeval tv = {.tv_sec = s->ping_interval_ms / 1000,
@@ -719,6 +715,10 @@ static void sub_connect_tcp(dp_subscriber_t *s)
         s->dns_req = req;
 }
 
+/* For a Unix socket the connect is done here rather than by bufferevent_socket_connect so
+ * that an immediate failure (ENOENT, ECONNREFUSED: the usual answers of a Unix socket whose
+ * server is down) is handled in this frame instead of through a callback fired from inside
+ * libevent's call. tcp:// goes through sub_connect_tcp (resolve, connect, handshake). */
 static void sub_connect(dp_subscriber_t *s)
 {
     struct sockaddr_un sun;
