@@ -49,11 +49,14 @@ typedef struct ctl_opts {
     const char *out;   /* export: output file, NULL = stdout */
     const char *file;  /* import: the positional FILE */
     bool dry_run;      /* import --dry-run */
+    const char *dp_listen[PUB_MAX_TCP_LISTENERS]; /* --dp-listen, repeatable */
+    size_t n_dp_listen;
+    const char *dp_tls_ca, *dp_tls_cert, *dp_tls_key;
 } ctl_opts_t;
 
 typedef enum opt_id {
     OPT_DB, OPT_ADMIN_LISTEN, OPT_SOCKET, OPT_LOG_LEVEL, OPT_UI_DIR, OPT_MODE, OPT_OUT,
-    OPT_DRY_RUN,
+    OPT_DRY_RUN, OPT_DP_LISTEN, OPT_DP_TLS_CA, OPT_DP_TLS_CERT, OPT_DP_TLS_KEY,
 } opt_id_t;
 
 typedef struct opt_spec {
@@ -127,7 +130,10 @@ static int run_serve(const ctl_opts_t *o)
         printf("admin token: %s (saved to %s)\n", token.value, token.path);
         fflush(stdout);
     }
-    const publisher_conf_t pconf = {.listen = o->socket, .db_path = o->db};
+    const publisher_conf_t pconf = {.listen = o->socket, .db_path = o->db,
+                                    .tcp_listen = o->dp_listen,
+                                    .n_tcp_listen = o->n_dp_listen, .tls_ca = o->dp_tls_ca,
+                                    .tls_cert = o->dp_tls_cert, .tls_key = o->dp_tls_key};
     if (publisher_start(&pconf, &pub, &err)) {
         status = fail("cannot start the snapshot publisher", &err);
         goto fail_store;
@@ -377,7 +383,9 @@ static int run_export(const ctl_opts_t *o)
 
 static const opt_spec_t serve_opts[] = {
     {"db", OPT_DB}, {"admin-listen", OPT_ADMIN_LISTEN}, {"socket", OPT_SOCKET},
-    {"log-level", OPT_LOG_LEVEL}, {"ui-dir", OPT_UI_DIR}, {NULL, 0},
+    {"log-level", OPT_LOG_LEVEL}, {"ui-dir", OPT_UI_DIR},
+    {"dp-listen", OPT_DP_LISTEN}, {"dp-tls-ca", OPT_DP_TLS_CA},
+    {"dp-tls-cert", OPT_DP_TLS_CERT}, {"dp-tls-key", OPT_DP_TLS_KEY}, {NULL, 0},
 };
 static const opt_spec_t migrate_opts[] = {
     {"db", OPT_DB}, {"log-level", OPT_LOG_LEVEL}, {NULL, 0},
@@ -395,9 +403,14 @@ static const command_t commands[] = {
     {"serve",
      "usage: flexgate-ctl serve --db PATH [--admin-listen HOST:PORT] [--socket unix:PATH]\n"
      "                          [--log-level debug|info|warn|error] [--ui-dir DIR]\n"
+     "                          [--dp-listen tcp://HOST:PORT ... --dp-tls-ca FILE\n"
+     "                           --dp-tls-cert FILE --dp-tls-key FILE]\n"
      "\n"
      "Run the control plane: the admin REST API (default " ADMIN_DEFAULT_LISTEN ") and the\n"
      "snapshot publisher data planes connect to (default " CTL_DEFAULT_SOCKET ").\n"
+     "--dp-listen (repeatable) also serves data planes on other hosts over TCP with mutual\n"
+     "TLS: --dp-tls-cert/--dp-tls-key are the control plane's certificate and key, and a\n"
+     "data plane must present a client certificate signed by a CA in --dp-tls-ca.\n"
      "Migrates the database first. The admin token is $" TOKEN_ENV ", or the file\n"
      TOKEN_FILE_NAME " beside the database, generated (and printed once) on first start.\n",
      serve_opts, run_serve, NULL},
@@ -454,6 +467,10 @@ static const char **opt_slot(ctl_opts_t *o, opt_id_t id)
     case OPT_MODE: return &o->mode;
     case OPT_OUT: return &o->out;
     case OPT_DRY_RUN: return NULL;
+    case OPT_DP_LISTEN: return &o->dp_listen[o->n_dp_listen];
+    case OPT_DP_TLS_CA: return &o->dp_tls_ca;
+    case OPT_DP_TLS_CERT: return &o->dp_tls_cert;
+    case OPT_DP_TLS_KEY: return &o->dp_tls_key;
     }
     return NULL;
 }
@@ -503,7 +520,21 @@ static int parse_opts(const command_t *cmd, int argc, char **argv, ctl_opts_t *o
                     (int)nlen, name);
             return -1;
         }
+        if (spec->id == OPT_DP_LISTEN && o->n_dp_listen >= PUB_MAX_TCP_LISTENERS) {
+            fprintf(stderr, "flexgate-ctl %s: at most %u --dp-listen addresses\n", cmd->name,
+                    PUB_MAX_TCP_LISTENERS);
+            return -1;
+        }
         *opt_slot(o, spec->id) = value;
+        if (spec->id == OPT_DP_LISTEN)
+            o->n_dp_listen++; /* the one repeatable option */
+    }
+    bool any_tls = o->dp_tls_ca || o->dp_tls_cert || o->dp_tls_key;
+    bool all_tls = o->dp_tls_ca && o->dp_tls_cert && o->dp_tls_key;
+    if ((o->n_dp_listen > 0 && !all_tls) || (o->n_dp_listen == 0 && any_tls)) {
+        fprintf(stderr, "flexgate-ctl %s: --dp-listen needs --dp-tls-ca, --dp-tls-cert and "
+                "--dp-tls-key, and they are only for --dp-listen\n%s", cmd->name, cmd->usage);
+        return -1;
     }
     return 0;
 }

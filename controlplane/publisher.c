@@ -10,7 +10,10 @@
 #include "publisher.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -24,20 +27,28 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
+
+#include <openssl/err.h>
 
 #include "fg_frame.h"
 #include "fg_log.h"
 #include "fg_proto.h"
 #include "fg_time.h"
+#include "fg_tls.h"
 #include "store.h"
 
 #define PUB_UNIX_PREFIX "unix:"
 #define PUB_TCP_PREFIX "tcp://"
 #define PUB_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 #define PUB_TICKS_PER_PING 5u /* liveness is checked this many times per ping interval */
+#define PUB_ADDR_MAX 280      /* "tcp://HOST:PORT" as given */
+#define PUB_PEER_MAX 64       /* a peer's address as text, "[v6]:port" */
+#define PUB_LINGER_MS 1000u   /* a refused TLS peer gets this long to read our alert */
+#define PUB_LINGER_READ 4096  /* bytes discarded per wakeup while lingering */
 
 /* A SNAPSHOT frame payload shared by every connection it is queued on. Touched only by the
  * publisher thread (or by publisher_stop after that thread has exited). */
@@ -49,6 +60,14 @@ typedef struct pub_payload {
 } pub_payload_t;
 
 typedef struct pub_conn pub_conn_t;
+
+/* A refused TLS connection's socket, kept open briefly so the peer reads our alert. */
+typedef struct pub_linger {
+    publisher_t *pub;
+    evutil_socket_t fd; /* owned: a dup of the connection's socket */
+    struct event *ev;   /* owned: read-and-drop until EOF or PUB_LINGER_MS */
+    struct pub_linger *prev, *next;
+} pub_linger_t;
 
 /* A data plane's record. Every field except `conn` is guarded by publisher.mu; `conn` is
  * only touched by the publisher thread. */
@@ -80,6 +99,10 @@ struct pub_conn {
     uint64_t last_ping_ms; /* monotonic */
     int64_t sent_version;  /* last SNAPSHOT queued on this connection */
     bool closing;          /* told it is incompatible: closed once that is written */
+    bool tls;              /* accepted on a tcp:// listener */
+    bool tls_up;           /* its handshake completed (the client certificate verified) */
+    char peer[PUB_PEER_MAX];                  /* "unix", or the TCP peer's address */
+    char peer_subject[FG_TLS_SUBJECT_MAX];    /* tls: the client certificate's subject */
     pub_conn_t *prev, *next;
 };
 
@@ -93,6 +116,12 @@ struct publisher {
     store_t *store;
     struct event_base *base;
     struct evconnlistener *listener;
+    struct evconnlistener *tcp_listeners[PUB_MAX_TCP_LISTENERS];
+    char tcp_addrs[PUB_MAX_TCP_LISTENERS][PUB_ADDR_MAX];
+    size_t n_tcp;
+    SSL_CTX *tls_ctx;           /* mutual TLS for the tcp:// listeners; NULL without them */
+    pub_linger_t *lingering;    /* refused TLS sockets being closed gracefully */
+    size_t n_lingering;
     struct event *notify_ev, *coalesce_ev, *tick_ev, *stop_ev;
     pthread_t thread;
     bool thread_started;
@@ -617,15 +646,126 @@ static void on_conn_read(struct bufferevent *bev, void *arg)
     }
 }
 
+/* A lingering close for a refused TLS peer. With TLS 1.3 the client finishes its side of the
+ * handshake before we have judged its certificate, and sends its first frames at once;
+ * closing a socket with those unread makes the kernel answer with a reset, which can reach
+ * the peer before our alert and hide the reason from it. So the socket is kept (a dup of
+ * it outlives the bufferevent), our side is shut for writing (FIN after the alert) and what
+ * the peer still sends is read and dropped until it closes or PUB_LINGER_MS passes. */
+static void linger_free(pub_linger_t *l)
+{
+    publisher_t *pub = l->pub;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        pub->lingering = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    pub->n_lingering--;
+    event_free(l->ev);
+    evutil_closesocket(l->fd);
+    free(l);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+    char sink[PUB_LINGER_READ];
+    ssize_t n = 0;
+    if (what & EV_READ)
+        while ((n = recv(fd, sink, sizeof sink, 0)) > 0)
+            ;
+    if (!(what & EV_READ) || n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        linger_free(arg); /* timed out, peer closed, or broken */
+}
+
+static void conn_linger(pub_conn_t *c)
+{
+    publisher_t *pub = c->pub;
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    if (fd < 0 || pub->n_lingering >= PUB_MAX_CONNECTIONS)
+        return; /* plain close: only the peer's error message suffers */
+    pub_linger_t *l = calloc(1, sizeof *l); /* owned by pub->lingering until linger_free */
+    if (!l)
+        return;
+    l->pub = pub;
+    l->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    l->ev = l->fd >= 0 ? event_new(pub->base, l->fd, EV_READ | EV_PERSIST, on_linger, l)
+                       : NULL;
+    struct timeval tv = {.tv_sec = PUB_LINGER_MS / 1000,
+                         .tv_usec = (PUB_LINGER_MS % 1000) * 1000};
+    if (!l->ev || event_add(l->ev, &tv) < 0) {
+        if (l->ev)
+            event_free(l->ev);
+        if (l->fd >= 0)
+            evutil_closesocket(l->fd);
+        free(l);
+        return;
+    }
+    shutdown(l->fd, SHUT_WR);
+    l->next = pub->lingering;
+    if (l->next)
+        l->next->prev = l;
+    pub->lingering = l;
+    pub->n_lingering++;
+}
+
+/* The TLS handshake finished: the client certificate chained to our CA. */
+static void conn_tls_up(pub_conn_t *c)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+    c->tls_up = true;
+    fg_tls_peer_subject(ssl, c->peer_subject, sizeof c->peer_subject);
+    fg_log(FG_LOG_INFO, "data plane TLS session established", "peer", c->peer,
+           "subject", c->peer_subject, "tls_version", ssl ? SSL_get_version(ssl) : NULL,
+           "cipher", ssl ? SSL_get_cipher_name(ssl) : NULL, NULL);
+}
+
+/* Why a TLS connection failed, with OpenSSL's reason (the first queued error is the cause). */
+static void conn_tls_failure(pub_conn_t *c, short what, char *out, size_t out_len)
+{
+    unsigned long code = 0, e;
+    /* libevent queues SSL_get_error's result (a small number) before OpenSSL's own error
+     * codes; only the latter name a reason. */
+    while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
+        if (!code && ERR_GET_LIB(e) != 0)
+            code = e;
+    if (!code && (what & BEV_EVENT_EOF))
+        snprintf(out, out_len, "connection closed by peer");
+    else if (!code && EVUTIL_SOCKET_ERROR())
+        snprintf(out, out_len, "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    else
+        fg_tls_describe_failure(bufferevent_openssl_get_ssl(c->bev), code, out, out_len);
+}
+
 static void on_conn_event(struct bufferevent *bev, short what, void *arg)
 {
-    char reason[128];
-    if (what & BEV_EVENT_EOF)
+    pub_conn_t *c = arg;
+    char reason[FG_PROTO_ERROR_MAX];
+    char why[FG_PROTO_ERROR_MAX - 32];
+
+    if (what & BEV_EVENT_CONNECTED) {
+        conn_tls_up(c);
+        return;
+    }
+    if (c->tls && !c->tls_up) {
+        /* The one place a data plane with no certificate, or one from another CA, is
+         * turned away: say who and why, once. */
+        conn_tls_failure(c, what, why, sizeof why);
+        fg_log(FG_LOG_WARN, "refused a data plane connection: TLS handshake failed", "peer",
+               c->peer, "error", why, NULL);
+        snprintf(reason, sizeof reason, "TLS handshake failed: %s", why);
+        conn_linger(c);
+    } else if (c->tls) {
+        conn_tls_failure(c, what, why, sizeof why);
+        snprintf(reason, sizeof reason, "%s", why);
+    } else if (what & BEV_EVENT_EOF) {
         snprintf(reason, sizeof reason, "connection closed by peer");
-    else
+    } else {
         snprintf(reason, sizeof reason, "connection error: %s",
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-    conn_close(arg, reason);
+    }
+    conn_close(c, reason);
 }
 
 /* ---- connections ---------------------------------------------------------------------- */
@@ -655,18 +795,41 @@ static void conn_close(pub_conn_t *c, const char *reason)
     free(c);
 }
 
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+/* A plain bufferevent for the Unix socket; for tcp://, one that runs the server side of the
+ * TLS handshake first (BEV_EVENT_CONNECTED when it is done, an error when the client's
+ * certificate is missing or refused). */
+static struct bufferevent *conn_bev_new(publisher_t *pub, evutil_socket_t fd, bool tls)
 {
-    publisher_t *pub = arg;
+    if (!tls)
+        return bufferevent_socket_new(pub->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    SSL *ssl = SSL_new(pub->tls_ctx); /* owned by the bufferevent from here */
+    if (!ssl)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(pub->base, fd, ssl,
+                                                             BUFFEREVENT_SSL_ACCEPTING,
+                                                             BEV_OPT_CLOSE_ON_FREE);
+    if (bev)
+        /* A peer that closes without close_notify has still said all it had to say: every
+         * frame is length-prefixed, so a truncation cannot pass for a message. */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static void conn_accept(publisher_t *pub, evutil_socket_t fd, const struct sockaddr *sa,
+                        bool tls)
+{
     if (pub->n_conns >= PUB_MAX_CONNECTIONS) {
         fg_log(FG_LOG_WARN, "too many data plane connections, refusing one", NULL);
         evutil_closesocket(fd);
         return;
     }
+    if (tls) {
+        /* Frames and handshake flights are small writes Nagle would hold for an ACK. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     pub_conn_t *c = calloc(1, sizeof *c);
-    struct bufferevent *bev = c ? bufferevent_socket_new(pub->base, fd, BEV_OPT_CLOSE_ON_FREE)
-                                : NULL;
+    struct bufferevent *bev = c ? conn_bev_new(pub, fd, tls) : NULL;
     if (!bev) {
         free(c);
         evutil_closesocket(fd);
@@ -675,6 +838,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     c->pub = pub;
     c->bev = bev;
+    c->tls = tls;
+    snprintf(c->peer, sizeof c->peer, "unix");
+    if (tls && sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        const void *a = sa->sa_family == AF_INET
+                            ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                            : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+        unsigned port = ntohs(sa->sa_family == AF_INET
+                                  ? ((const struct sockaddr_in *)sa)->sin_port
+                                  : ((const struct sockaddr_in6 *)sa)->sin6_port);
+        evutil_inet_ntop(sa->sa_family, a, host, sizeof host);
+        snprintf(c->peer, sizeof c->peer, sa->sa_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+                 host, port);
+    }
     c->last_recv_ms = c->last_ping_ms = fg_now_ms();
     c->next = pub->conns;
     if (pub->conns)
@@ -683,6 +860,18 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     pub->n_conns++;
     bufferevent_setcb(bev, on_conn_read, NULL, on_conn_event, c);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    conn_accept(arg, fd, sa, false);
+}
+
+static void on_accept_tls(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                          int salen, void *arg)
+{
+    conn_accept(arg, fd, sa, true);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -830,9 +1019,93 @@ static int bind_listener(publisher_t *pub, fg_error_t *err)
     if (strncmp(pub->listen, PUB_UNIX_PREFIX, strlen(PUB_UNIX_PREFIX)) == 0)
         return bind_unix(pub, err);
     if (strncmp(pub->listen, PUB_TCP_PREFIX, strlen(PUB_TCP_PREFIX)) == 0)
-        return fg_error_setc(err, -ENOTSUP, "socket", "tcp:// with mutual TLS is not "
-                                                      "implemented yet");
+        return fg_error_setc(err, -EINVAL, "socket", "the socket is unix:PATH; tcp:// "
+                                                     "addresses are tcp_listen (--dp-listen)");
     return fg_error_setc(err, -EINVAL, "socket", "expected unix:PATH, got '%s'", pub->listen);
+}
+
+/* "tcp://HOST:PORT" or "tcp://[V6]:PORT" into host and port text. */
+static int split_tcp_address(const char *text, char *host, size_t host_len, char *port,
+                             size_t port_len, fg_error_t *err)
+{
+    const char *hp = text + strlen(PUB_TCP_PREFIX), *colon, *h = hp;
+    size_t n;
+    if (strncmp(text, PUB_TCP_PREFIX, strlen(PUB_TCP_PREFIX)) != 0)
+        return fg_error_setc(err, -EINVAL, "dp-listen", "expected tcp://HOST:PORT, got '%.200s'",
+                             text);
+    if (*hp == '[') {
+        const char *close = strchr(hp, ']');
+        if (!close || close[1] != ':')
+            return fg_error_setc(err, -EINVAL, "dp-listen", "expected tcp://[IPV6]:PORT, got "
+                                 "'%.200s'", text);
+        h = hp + 1;
+        n = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(hp, ':');
+        if (!colon || memchr(hp, ':', (size_t)(colon - hp)))
+            return fg_error_setc(err, -EINVAL, "dp-listen", "expected tcp://HOST:PORT, got "
+                                 "'%.200s'", text);
+        n = (size_t)(colon - hp);
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (n == 0 || n >= host_len || colon[1] == '\0' || *end || p < 0 || p > 65535)
+        return fg_error_setc(err, -EINVAL, "dp-listen", "bad host or port in '%.200s'", text);
+    memcpy(host, h, n);
+    host[n] = '\0';
+    snprintf(port, port_len, "%ld", p);
+    return 0;
+}
+
+/* One tcp:// listener; names are resolved here, once, at start-up. */
+static int bind_tcp(publisher_t *pub, const char *text, fg_error_t *err)
+{
+    char host[256], port[8];
+    struct evutil_addrinfo hints, *res = NULL;
+    int rc = split_tcp_address(text, host, sizeof host, port, sizeof port, err);
+    if (rc)
+        return rc;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
+    if ((rc = evutil_getaddrinfo(host, port, &hints, &res)) != 0 || !res)
+        return fg_error_setc(err, -EINVAL, "dp-listen", "cannot resolve '%.200s': %s", text,
+                             rc ? evutil_gai_strerror(rc) : "no address");
+    struct evconnlistener *l = evconnlistener_new_bind(
+        pub->base, on_accept_tls, pub,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE, PUB_LISTEN_BACKLOG,
+        res->ai_addr, (int)res->ai_addrlen);
+    int e = errno;
+    evutil_freeaddrinfo(res);
+    if (!l)
+        return fg_error_setc(err, e ? -e : -EIO, "dp-listen", "cannot listen on %.200s: %s",
+                             text, strerror(e ? e : EIO));
+    evconnlistener_set_error_cb(l, on_accept_error);
+    snprintf(pub->tcp_addrs[pub->n_tcp], sizeof pub->tcp_addrs[0], "%s", text);
+    pub->tcp_listeners[pub->n_tcp++] = l;
+    return 0;
+}
+
+/* The TLS context first, so a bad certificate is reported before any port is taken. */
+static int bind_tcp_listeners(publisher_t *pub, const publisher_conf_t *conf, fg_error_t *err)
+{
+    if (conf->n_tcp_listen == 0)
+        return 0;
+    if (conf->n_tcp_listen > PUB_MAX_TCP_LISTENERS)
+        return fg_error_setc(err, -EINVAL, "dp-listen", "at most %u tcp:// listen addresses",
+                             PUB_MAX_TCP_LISTENERS);
+    pub->tls_ctx = fg_tls_mutual_ctx(FG_TLS_SERVER, conf->tls_ca, conf->tls_cert,
+                                     conf->tls_key, err);
+    if (!pub->tls_ctx)
+        return -EINVAL;
+    for (size_t i = 0; i < conf->n_tcp_listen; i++) {
+        int rc = bind_tcp(pub, conf->tcp_listen[i], err);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 static int make_events(publisher_t *pub, fg_error_t *err)
@@ -863,8 +1136,14 @@ static void free_resources(publisher_t *pub)
         }
         conn_close(c, "shutting down");
     }
+    while (pub->lingering)
+        linger_free(pub->lingering);
     if (pub->listener)
         evconnlistener_free(pub->listener);
+    for (size_t i = 0; i < pub->n_tcp; i++)
+        evconnlistener_free(pub->tcp_listeners[i]);
+    if (pub->tls_ctx)
+        SSL_CTX_free(pub->tls_ctx);
     if (pub->socket_path[0]) {
         struct stat sb;
         /* Only remove the file if it is still ours (not a successor's socket). */
@@ -923,7 +1202,8 @@ int publisher_start(const publisher_conf_t *conf, publisher_t **out, fg_error_t 
         rc = fg_error_setc(err, -ENOMEM, NULL, "cannot create event base");
         goto fail_pub;
     }
-    if ((rc = make_events(pub, err)) || (rc = bind_listener(pub, err)))
+    if ((rc = make_events(pub, err)) || (rc = bind_listener(pub, err)) ||
+        (rc = bind_tcp_listeners(pub, conf, err)))
         goto fail_pub;
     refresh_latest(pub);
     if ((rc = -pthread_create(&pub->thread, NULL, run_loop, pub))) {
@@ -932,6 +1212,9 @@ int publisher_start(const publisher_conf_t *conf, publisher_t **out, fg_error_t 
     }
     pub->thread_started = true;
     fg_log(FG_LOG_INFO, "snapshot publisher listening", "socket", pub->listen, NULL);
+    for (size_t i = 0; i < pub->n_tcp; i++)
+        fg_log(FG_LOG_INFO, "snapshot publisher listening", "socket", pub->tcp_addrs[i], "tls",
+               "mutual", NULL);
     *out = pub;
     return 0;
 

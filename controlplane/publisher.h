@@ -1,12 +1,13 @@
 /* publisher.h - the control plane's side of the snapshot protocol (proto/PROTOCOL.md).
  *
  * The publisher runs its own thread with its own libevent event_base and its own SQLite
- * connection. It accepts data planes on a Unix socket, registers each by the dp_id of its
- * HELLO, sends it the current stored snapshot when its applied_version differs, pushes every
- * new version (bursts of notifications coalesced over a few ms into one push), records ACK,
- * NACK and liveness, and drops a peer that stays silent for PUB_SILENCE_INTERVALS ping
- * intervals. A version a data plane NACKed is never sent to it again; a data plane speaking
- * another protocol version is recorded as incompatible and not fed.
+ * connection. It accepts data planes on a Unix socket and on TCP with mutual TLS, registers
+ * each by the dp_id of its HELLO, sends it the current stored snapshot when its
+ * applied_version differs, pushes every new version (bursts of notifications coalesced over
+ * a few ms into one push), records ACK, NACK and liveness, and drops a peer that stays silent
+ * for PUB_SILENCE_INTERVALS ping intervals. A version a data plane NACKed is never sent to it
+ * again; a data plane speaking another protocol version is recorded as incompatible and not
+ * fed.
  *
  * Threading: publisher_notify and publisher_dataplanes_json may be called from any thread
  * (the admin API's); everything else belongs to the thread that called publisher_start. */
@@ -30,11 +31,18 @@
 #define PUB_MAX_OUTPUT_BYTES (256u << 20) /* queued to one peer beyond this: too slow, drop */
 #define PUB_SOCKET_MODE 0660
 #define PUB_LISTEN_BACKLOG 128
+#define PUB_MAX_TCP_LISTENERS 8          /* tcp:// (mutual TLS) listen addresses */
 
 typedef struct publisher publisher_t;
 
 typedef struct publisher_conf {
-    const char *listen;         /* "unix:PATH" ("tcp://HOST:PORT" with mTLS: not yet) */
+    const char *listen;         /* "unix:PATH" */
+    const char *const *tcp_listen; /* n_tcp_listen "tcp://HOST:PORT" addresses for remote
+                                    * data planes, served with mutual TLS */
+    size_t n_tcp_listen;        /* 0..PUB_MAX_TCP_LISTENERS */
+    const char *tls_ca;         /* tcp://: CA file client certificates must chain to */
+    const char *tls_cert;       /* tcp://: the control plane's certificate chain (PEM) */
+    const char *tls_key;        /* tcp://: its private key (PEM) */
     const char *db_path;        /* the store the snapshots are read from (own connection) */
     uint32_t max_payload;       /* frame payload cap, bytes; 0 = FG_FRAME_MAX_PAYLOAD_DEFAULT */
     uint32_t ping_interval_ms;  /* 0 = PUB_PING_INTERVAL_MS */
@@ -44,7 +52,9 @@ typedef struct publisher_conf {
 } publisher_conf_t;
 
 /** Bind the listener (a stale socket file is replaced, a live one is refused; the new one
- *  gets PUB_SOCKET_MODE), open the store, load the latest snapshot and start the thread.
+ *  gets PUB_SOCKET_MODE) and the tcp:// listeners (TLS 1.2+, a client certificate signed by
+ *  tls_ca required: a data plane without one is refused during the handshake and the reason
+ *  logged), open the store, load the latest snapshot and start the thread.
  *  Strings in `conf` are copied. 0 with *out owned by the caller, or -errno with err. */
 int publisher_start(const publisher_conf_t *conf, publisher_t **out, fg_error_t *err);
 

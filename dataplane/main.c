@@ -26,7 +26,9 @@
 
 #include <event2/event.h>
 
+#include "cache.h"
 #include "fg_error.h"
+#include "fg_frame.h"
 #include "fg_log.h"
 #include "fg_proto.h"
 #include "fg_time.h"
@@ -57,6 +59,10 @@ typedef struct dp_options {
     const char *log_file;
     fg_label_t labels[FG_LABELS_MAX];
     size_t n_labels;
+    const char *control_ca;   /* tcp:// only: CA that signed the control plane's cert */
+    const char *control_cert; /* tcp:// only: this data plane's client certificate */
+    const char *control_key;  /* tcp:// only: its private key */
+    const char *cache;        /* --cache FILE, NULL = none */
 } dp_options_t;
 
 typedef struct dp_app {
@@ -64,6 +70,7 @@ typedef struct dp_app {
     dp_status_t *status;
     dp_server_t *server;
     dp_subscriber_t *subscriber;
+    dp_cache_t *cache;
     struct event *sig_term, *sig_int, *sig_hup;
     struct event *drain_timer;
     uint64_t drain_deadline_ms; /* monotonic; 0 = not draining */
@@ -75,14 +82,20 @@ typedef struct dp_app {
 static void print_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: flexgate-dp --control unix:PATH [options]\n"
+            "Usage: flexgate-dp --control unix:PATH|tcp://HOST:PORT [options]\n"
             "\n"
             "FlexGate data plane: proxies HTTP/1.1 traffic with the configuration it receives\n"
             "from flexgate-ctl over the snapshot protocol.\n"
             "\n"
             "Options:\n"
-            "  --control ADDR        control plane: unix:PATH (tcp://HOST:PORT with mutual\n"
-            "                        TLS is not supported yet)\n"
+            "  --control ADDR        control plane: unix:PATH, or tcp://HOST:PORT with mutual\n"
+            "                        TLS (needs the three --control-* files below)\n"
+            "  --control-ca FILE     tcp://: CA certificate(s) the control plane's certificate\n"
+            "                        must chain to; its name must match HOST\n"
+            "  --control-cert FILE   tcp://: this data plane's client certificate (PEM)\n"
+            "  --control-key FILE    tcp://: its private key (PEM)\n"
+            "  --cache FILE          keep the last applied snapshot in FILE (written atomically)\n"
+            "                        and serve it at start-up while the control plane is away\n"
             "  --listen ADDR         client listener, HOST:PORT (default %s)\n"
             "  --status-listen ADDR  health listener, HOST:PORT (default %s)\n"
             "  --id NAME             data plane id shown by the control plane\n"
@@ -154,7 +167,8 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
 {
     enum { OPT_CONTROL = 256, OPT_LISTEN, OPT_STATUS, OPT_ID, OPT_LOG, OPT_HELP, OPT_VERSION,
            OPT_TLS_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_LOG_FILE,
-           OPT_LABEL };
+           OPT_LABEL, OPT_CONTROL_CA, OPT_CONTROL_CERT, OPT_CONTROL_KEY,
+           OPT_CACHE };
     static const struct option longopts[] = {
         {"control", required_argument, NULL, OPT_CONTROL},
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -169,6 +183,10 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"control-ca", required_argument, NULL, OPT_CONTROL_CA},
+        {"control-cert", required_argument, NULL, OPT_CONTROL_CERT},
+        {"control-key", required_argument, NULL, OPT_CONTROL_KEY},
+        {"cache", required_argument, NULL, OPT_CACHE},
         {NULL, 0, NULL, 0},
     };
     dp_control_addr_t addr;
@@ -208,6 +226,10 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
                     return usage_error("--label: '%s' given twice", o->labels[i].key);
             o->n_labels++;
             break;
+        case OPT_CONTROL_CA: o->control_ca = optarg; break;
+        case OPT_CONTROL_CERT: o->control_cert = optarg; break;
+        case OPT_CONTROL_KEY: o->control_key = optarg; break;
+        case OPT_CACHE: o->cache = optarg; break;
         case 'h':
         case OPT_HELP: print_usage(stdout); return 0;
         case OPT_VERSION:
@@ -223,9 +245,15 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         return usage_error("--control is required (e.g. --control unix:./var/flexgate.sock)");
     if (subscriber_parse_address(o->control, &addr, &err) < 0)
         return usage_error("--control: %s", err.message);
-    if (addr.kind == DP_CONTROL_TCP)
-        return usage_error("--control %s: tcp:// is not supported yet (it needs mutual TLS); "
-                           "use unix:PATH", o->control);
+    if (addr.kind == DP_CONTROL_TCP &&
+        (!o->control_ca || !o->control_cert || !o->control_key))
+        return usage_error("--control %s: tcp:// needs --control-ca, --control-cert and "
+                           "--control-key (mutual TLS)", o->control);
+    if (addr.kind == DP_CONTROL_UNIX && (o->control_ca || o->control_cert || o->control_key))
+        return usage_error("--control-ca, --control-cert and --control-key are for tcp:// "
+                           "control plane addresses");
+    if (o->cache && !*o->cache)
+        return usage_error("--cache needs a file name");
     if (o->id && (!*o->id || strlen(o->id) >= FG_ID_MAX))
         return usage_error("--id: must be 1..127 characters, got '%s'", o->id);
     if (o->n_tls_certs != o->n_tls_keys)
@@ -310,6 +338,41 @@ static void on_libevent_log(int severity, const char *msg)
 
 /* ---- start-up ----------------------------------------------------------------------- */
 
+/* The subscriber's hook: every applied snapshot goes to the cache writer (a copy; the disk
+ * work happens on the writer's thread). */
+static void on_snapshot_applied(void *arg, const dp_generation_t *g, const char *payload,
+                                size_t len)
+{
+    dp_app_t *app = arg;
+
+    cache_save(app->cache, payload, len, g->version);
+}
+
+/* Serve the cached snapshot until the control plane says otherwise. It is verified like a
+ * snapshot from the wire; one that fails is never served. Returns true when installed. */
+static bool app_load_cache(const char *path)
+{
+    dp_generation_t *g;
+    fg_error_t err;
+    char v[24];
+
+    fg_error_clear(&err);
+    g = cache_load(path, FG_FRAME_MAX_PAYLOAD_DEFAULT, &err);
+    if (!g) {
+        if (access(path, F_OK) < 0 && errno == ENOENT)
+            fg_log(FG_LOG_INFO, "no snapshot cache yet", "cache", path, NULL);
+        else
+            fg_log(FG_LOG_WARN, "ignoring the snapshot cache", "cache", path, "error",
+                   err.message, NULL);
+        return false;
+    }
+    snprintf(v, sizeof(v), "%lld", (long long)g->version);
+    generation_install(g);
+    fg_log(FG_LOG_INFO, "serving the cached snapshot until the control plane answers",
+           "cache", path, "version", v, NULL);
+    return true;
+}
+
 static int app_start(dp_app_t *app, const dp_options_t *o)
 {
     dp_server_conf_t server_conf = {.listen = o->listen, .tls_listen = o->tls_listen,
@@ -336,18 +399,36 @@ static int app_start(dp_app_t *app, const dp_options_t *o)
                err.message, NULL);
         return -1;
     }
+    bool from_cache = false;
+    if (o->cache) {
+        app->cache = cache_open(o->cache, &err);
+        if (!app->cache) {
+            fg_log(FG_LOG_ERROR, "cannot use the snapshot cache", "cache", o->cache, "error",
+                   err.message, NULL);
+            return -1;
+        }
+        from_cache = app_load_cache(o->cache);
+    }
     memset(&sub_conf, 0, sizeof(sub_conf));
     sub_conf.control = o->control;
+    sub_conf.control_ca = o->control_ca;
+    sub_conf.control_cert = o->control_cert;
+    sub_conf.control_key = o->control_key;
     sub_conf.dp_id = app->id;
     sub_conf.hostname = app->hostname;
     sub_conf.labels = o->labels;
     sub_conf.n_labels = o->n_labels;
+    if (app->cache) {
+        sub_conf.on_applied = on_snapshot_applied;
+        sub_conf.on_applied_arg = app;
+    }
     app->subscriber = subscriber_start(app->base, &sub_conf, &err);
     if (!app->subscriber) {
         fg_log(FG_LOG_ERROR, "cannot start the control plane client", "control", o->control,
                "error", err.message, NULL);
         return -1;
     }
+    subscriber_set_config_from_cache(app->subscriber, from_cache);
     status_set_subscriber(app->status, app->subscriber);
 
     app->sig_term = evsignal_new(app->base, SIGTERM, on_signal, app);
@@ -368,6 +449,7 @@ static void app_free(dp_app_t *app)
     /* The subscriber and status only read the generation; the server's connections may
      * hold references to it, so they go first and the current slot last. */
     subscriber_free(app->subscriber);
+    cache_close(app->cache); /* writes a snapshot still pending */
     status_free(app->status);
     server_free(app->server);
     generation_shutdown();

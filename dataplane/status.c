@@ -87,7 +87,9 @@ static void on_health_live(dp_status_t *st, struct evhttp_request *req)
 /* Ready means "send me traffic": a config is applied and we are not shutting down. The
  * control plane link is reported but does not count: a data plane whose control plane is
  * away keeps serving its last config, and taking it out of rotation would turn a control
- * plane outage into a traffic outage. */
+ * plane outage into a traffic outage. checks.config is "UP" for a config from the control
+ * plane, "cache" for one loaded from --cache that the control plane has not confirmed yet,
+ * "DOWN" for none. */
 static void on_health_ready(dp_status_t *st, struct evhttp_request *req)
 {
     const dp_generation_t *g = generation_current();
@@ -101,7 +103,8 @@ static void on_health_ready(dp_status_t *st, struct evhttp_request *req)
     snprintf(body, sizeof(body),
              "{\"status\":\"%s\",\"checks\":{\"config\":\"%s\",\"control_plane\":\"%s\"},"
              "\"config_version\":%" PRId64 "%s}",
-             ready ? "UP" : "DOWN", g ? "UP" : "DOWN", sub.connected ? "UP" : "DOWN",
+             ready ? "UP" : "DOWN", !g ? "DOWN" : sub.config_from_cache ? "cache" : "UP",
+             sub.connected ? "UP" : "DOWN",
              g ? g->version : (int64_t)0, st->draining ? ",\"draining\":true" : "");
     reply_json(req, ready ? 200 : 503, body);
 }

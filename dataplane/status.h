@@ -4,7 +4,8 @@
  * so probes and scrapes never compete with proxied requests and never pass through routing:
  *   GET /health/live   200 while the process's event loop turns
  *   GET /health/ready  200 once a config generation is applied (and not draining), else 503;
- *                      the body names the applied config version and the control plane link
+ *                      the body names the applied config version, where it came from (the
+ *                      control plane, or the --cache file) and the control plane link
  * Bodies are JSON. Each path is one row of a handler table in status.c (/metrics joins it
  * later). It lives on the process's event_base and never blocks it. */
 #ifndef DP_STATUS_H

@@ -10,6 +10,13 @@
  * current generation is never touched by connection trouble: the data plane keeps serving
  * what it last applied.
  *
+ * Over tcp:// the connection is TLS with a client certificate (fg_tls): the host name is
+ * resolved through evdns on every attempt (a moved control plane is found again), the
+ * bufferevent runs the handshake, and BEV_EVENT_CONNECTED only fires once the control
+ * plane's certificate chained to --control-ca and matched the host. All callbacks are
+ * deferred to the loop, so a failure found inside a libevent call (a numeric host resolves
+ * at once) is never handled while libevent still holds the bufferevent.
+ *
  * Logging is by transition, not by attempt: "connected" and "disconnected" once each, and
  * "cannot connect" on the first failure and then at most every DP_SUB_WARN_INTERVAL_MS, so
  * a control plane that is down for an hour costs a handful of lines, not 36,000. */
@@ -17,6 +24,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +36,16 @@
 #include <cjson/cJSON.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/util.h>
+
+#include <openssl/err.h>
 
 #include "fg_frame.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "fg_tls.h"
 
 typedef enum sub_phase {
     SUB_IDLE = 0,
@@ -52,6 +66,9 @@ struct dp_subscriber {
     uint32_t backoff_min_ms, backoff_max_ms;
     dp_subscriber_applied_cb on_applied;
     void *on_applied_arg;
+    SSL_CTX *tls_ctx;          /* tcp://: mutual TLS, NULL for unix: */
+    struct evdns_base *dns;    /* tcp://: resolves the control plane's host name */
+    struct evdns_getaddrinfo_request *dns_req; /* a resolve in flight, NULL when none */
 
     sub_phase_t phase;
     struct bufferevent *bev;
@@ -248,6 +265,11 @@ static void sub_schedule_retry(dp_subscriber_t *s)
 
 static void sub_close_transport(dp_subscriber_t *s)
 {
+    if (s->dns_req) {
+        struct evdns_getaddrinfo_request *req = s->dns_req;
+        s->dns_req = NULL;
+        evdns_getaddrinfo_cancel(req); /* on_resolved runs with EVUTIL_EAI_CANCEL */
+    }
     if (s->bev) {
         bufferevent_free(s->bev);
         s->bev = NULL;
@@ -378,6 +400,7 @@ static int sub_handle_snapshot(dp_subscriber_t *s, const char *payload, size_t l
         char v[24];
         fmt_i64(v, sizeof(v), version);
         fg_log(FG_LOG_DEBUG, "snapshot already applied", "version", v, NULL);
+        s->st.config_from_cache = false; /* the control plane sent what we serve */
         fg_snapshot_clear(&snap);
         return sub_send_ack(s, version, NULL);
     }
@@ -391,6 +414,7 @@ static int sub_handle_snapshot(dp_subscriber_t *s, const char *payload, size_t l
     s->st.last_apply_ms = g->applied_at_ms;
     s->st.last_apply_duration_ms = fg_now_ms() - t0;
     s->st.snapshots_applied++;
+    s->st.config_from_cache = false;
     if (s->on_applied)
         s->on_applied(s->on_applied_arg, g, payload, len);
     return sub_send_ack(s, version, NULL);
@@ -441,6 +465,10 @@ static int sub_dispatch(dp_subscriber_t *s, fg_msg_type_t type, const char *payl
                      fg_msg_type_name((int)type), err.message);
             return -1;
         }
+        /* The control plane's PING and PONG carry its latest version: when that is what a
+         * cached generation says it is, the cache is confirmed current. */
+        if (s->st.config_from_cache && ping.applied_version == sub_applied_version())
+            s->st.config_from_cache = false;
         /* Whatever the control plane believes we run, the answer carries the truth. A PONG
          * is liveness only: last_rx_ms is already updated. */
         if (type == FG_MSG_PING && sub_send_ping(s, FG_MSG_PONG) < 0) {
@@ -514,10 +542,35 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
 }
 
+/* Why a tcp:// connection failed: the TLS handshake (our verdict on the control plane's
+ * certificate, or the control plane's alert about ours), or the socket. */
+static void sub_tls_failure(dp_subscriber_t *s, short what, char *out, size_t out_len)
+{
+    unsigned long code = 0, e;
+    int sock_err = EVUTIL_SOCKET_ERROR();
+    char why[200];
+
+    /* libevent queues SSL_get_error's result (a small number) before OpenSSL's own error
+     * codes; only the latter name a reason. */
+    while ((e = bufferevent_get_openssl_error(s->bev)) != 0)
+        if (!code && ERR_GET_LIB(e) != 0)
+            code = e;
+    if (code) {
+        fg_tls_describe_failure(bufferevent_openssl_get_ssl(s->bev), code, why, sizeof(why));
+        snprintf(out, out_len, "TLS: %s", why);
+    } else if ((what & BEV_EVENT_ERROR) && sock_err) {
+        snprintf(out, out_len, "%s", evutil_socket_error_to_string(sock_err));
+    } else if (what & BEV_EVENT_EOF) {
+        snprintf(out, out_len, "connection closed by control plane");
+    } else {
+        snprintf(out, out_len, "connection error");
+    }
+}
+
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     dp_subscriber_t *s = arg;
-    char reason[160];
+    char reason[256];
 
     if (what & BEV_EVENT_CONNECTED) {
         /* The PING right behind HELLO gets an immediate PONG from the control plane even
@@ -529,7 +582,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             sub_drop(s, "out of memory sending HELLO");
         return;
     }
-    if (what & BEV_EVENT_EOF) {
+    if (s->tls_ctx && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+        sub_tls_failure(s, what, reason, sizeof(reason));
+        sub_drop(s, reason);
+    } else if (what & BEV_EVENT_EOF) {
         sub_drop(s, "connection closed by control plane");
     } else if (what & BEV_EVENT_ERROR) {
         int e = EVUTIL_SOCKET_ERROR();
@@ -567,10 +623,115 @@ static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- connecting --------------------------------------------------------------------- */
 
-/* The connect is done here rather than by bufferevent_socket_connect so that an immediate
- * failure (ENOENT, ECONNREFUSED: the usual answers of a Unix socket whose server is down)
- * is handled in this frame instead of through a callback fired from inside libevent's call.
- * TCP + TLS (issue 4) will plug in beside the Unix case. */
+static void sub_arm_silence_timer(dp_subscriber_t *s)
+{
+    struct timeval tv = {.tv_sec = s->ping_interval_ms / 1000,
+                         .tv_usec = (s->ping_interval_ms % 1000) * 1000};
+
+    s->last_rx_ms = fg_now_ms();
+    evtimer_add(s->ping_timer, &tv);
+}
+
+/* tcp://, second half: connect to one resolved address and run the handshake; the outcome
+ * arrives in on_event (CONNECTED after the handshake, or an error with the reason). Our own
+ * socket, so that TCP_NODELAY is set before the handshake: its flights are small writes
+ * that Nagle would otherwise hold back for a delayed ACK (~40 ms per connect, and per
+ * frame after it). */
+static void sub_connect_addr(dp_subscriber_t *s, const struct sockaddr *sa, socklen_t len)
+{
+    fg_error_t err;
+    char why[128];
+    int one = 1;
+    SSL *ssl;
+    evutil_socket_t fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        snprintf(why, sizeof(why), "socket: %s", strerror(errno));
+        sub_connect_failed(s, why);
+        return;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ssl = fg_tls_client_ssl(s->tls_ctx, s->addr.host, &err);
+    if (!ssl) {
+        close(fd);
+        sub_connect_failed(s, err.message);
+        return;
+    }
+    /* The bufferevent owns `ssl` and `fd` from here (BEV_OPT_CLOSE_ON_FREE). */
+    s->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                            BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!s->bev) {
+        close(fd);
+        sub_connect_failed(s, "out of memory creating a TLS bufferevent");
+        return;
+    }
+    bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+    bufferevent_set_max_single_read(s->bev, DP_SUB_MAX_SINGLE_READ);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    if (bufferevent_socket_connect(s->bev, sa, (int)len) < 0)
+        sub_connect_failed(s, "connect failed");
+}
+
+/* The resolver's answer. Called from the loop, or from inside evdns_getaddrinfo when the
+ * answer is immediate (a numeric host), or with EVUTIL_EAI_CANCEL from sub_close_transport. */
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    dp_subscriber_t *s = arg;
+    const struct evutil_addrinfo *ai;
+    size_t n = 0, pick;
+    char why[DP_CONTROL_ADDR_MAX + 64];
+
+    s->dns_req = NULL;
+    if (result == EVUTIL_EAI_CANCEL) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    if (result != 0 || !res) {
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", s->addr.host,
+                 result ? evutil_gai_strerror(result) : "no address");
+        if (res)
+            evutil_freeaddrinfo(res);
+        sub_connect_failed(s, why);
+        return;
+    }
+    /* Each failed attempt moves to the next address, so a name with an address nobody
+     * listens on ("localhost" as ::1 with the control plane on 127.0.0.1) still works. */
+    for (ai = res; ai; ai = ai->ai_next)
+        n++;
+    pick = s->failures % n;
+    for (ai = res; pick--; ai = ai->ai_next)
+        ;
+    sub_connect_addr(s, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+    evutil_freeaddrinfo(res);
+}
+
+/* tcp://, first half: resolve the host (again on every attempt: a moved control plane is
+ * found again) without blocking the loop. */
+static void sub_connect_tcp(dp_subscriber_t *s)
+{
+    struct evutil_addrinfo hints;
+    char port[8];
+    struct evdns_getaddrinfo_request *req;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%u", (unsigned)s->addr.port);
+    s->phase = SUB_CONNECTING;
+    sub_arm_silence_timer(s); /* also bounds a resolve or handshake that hangs */
+    req = evdns_getaddrinfo(s->dns, s->addr.host, port, &hints, on_resolved, s);
+    /* NULL when on_resolved already ran (an immediate answer or failure). */
+    if (req && s->phase == SUB_CONNECTING && !s->bev)
+        s->dns_req = req;
+}
+
+/* For a Unix socket the connect is done here rather than by bufferevent_socket_connect so
+ * that an immediate failure (ENOENT, ECONNREFUSED: the usual answers of a Unix socket whose
+ * server is down) is handled in this frame instead of through a callback fired from inside
+ * libevent's call. tcp:// goes through sub_connect_tcp (resolve, connect, handshake). */
 static void sub_connect(dp_subscriber_t *s)
 {
     struct sockaddr_un sun;
@@ -580,6 +741,10 @@ static void sub_connect(dp_subscriber_t *s)
 
     if (s->phase == SUB_STOPPED)
         return;
+    if (s->addr.kind == DP_CONTROL_TCP) {
+        sub_connect_tcp(s);
+        return;
+    }
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     /* subscriber_parse_address guaranteed that the path fits. */
@@ -610,12 +775,7 @@ static void sub_connect(dp_subscriber_t *s)
     bufferevent_set_max_single_read(s->bev, DP_SUB_MAX_SINGLE_READ);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
     /* One timer paces PINGs and bounds every silence, a connect that hangs included. */
-    s->last_rx_ms = fg_now_ms();
-    {
-        struct timeval tv = {.tv_sec = s->ping_interval_ms / 1000,
-                             .tv_usec = (s->ping_interval_ms % 1000) * 1000};
-        evtimer_add(s->ping_timer, &tv);
-    }
+    sub_arm_silence_timer(s);
     if (in_progress) {
         s->phase = SUB_CONNECTING;
         if (bufferevent_socket_connect(s->bev, NULL, 0) < 0)
@@ -627,6 +787,27 @@ static void sub_connect(dp_subscriber_t *s)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
+/* tcp://: the TLS context (a bad file fails start-up, not every attempt) and a resolver
+ * that reads resolv.conf and the hosts file, like the upstream pools' one. */
+static int subscriber_start_tls(dp_subscriber_t *s, const dp_subscriber_conf_t *conf,
+                                fg_error_t *err)
+{
+    s->tls_ctx = fg_tls_mutual_ctx(FG_TLS_CLIENT, conf->control_ca, conf->control_cert,
+                                   conf->control_key, err);
+    if (!s->tls_ctx)
+        return -EINVAL;
+    s->dns = evdns_base_new(s->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                         EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!s->dns) {
+        s->dns = evdns_base_new(s->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (s->dns)
+            evdns_base_load_hosts(s->dns, NULL);
+    }
+    if (!s->dns)
+        return fg_error_setc(err, -ENOMEM, "control", "cannot create a DNS resolver");
+    return 0;
+}
+
 dp_subscriber_t *subscriber_start(struct event_base *base, const dp_subscriber_conf_t *conf,
                                   fg_error_t *err)
 {
@@ -636,12 +817,6 @@ dp_subscriber_t *subscriber_start(struct event_base *base, const dp_subscriber_c
 
     if (subscriber_parse_address(conf->control, &addr, err) < 0)
         return NULL;
-    if (addr.kind != DP_CONTROL_UNIX) {
-        fg_error_setc(err, -ENOTSUP, "control",
-                      "tcp:// control plane addresses are not supported yet (they need mutual "
-                      "TLS); use unix:PATH");
-        return NULL;
-    }
     s = calloc(1, sizeof(*s));
     if (!s) {
         fg_error_setc(err, -ENOMEM, NULL, "out of memory");
@@ -668,6 +843,8 @@ dp_subscriber_t *subscriber_start(struct event_base *base, const dp_subscriber_c
     if (fg_random_bytes(&s->rng, sizeof(s->rng)) < 0 || s->rng == 0)
         s->rng = fg_now_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ULL;
 
+    if (addr.kind == DP_CONTROL_TCP && subscriber_start_tls(s, conf, err) < 0)
+        goto fail_events;
     s->retry_timer = evtimer_new(base, on_retry_timer, s);
     s->ping_timer = event_new(base, -1, EV_PERSIST, on_ping_timer, s);
     if (!s->retry_timer || !s->ping_timer) {
@@ -697,6 +874,11 @@ void subscriber_stop(dp_subscriber_t *s)
     s->phase = SUB_STOPPED;
 }
 
+void subscriber_set_config_from_cache(dp_subscriber_t *s, bool from_cache)
+{
+    s->st.config_from_cache = from_cache;
+}
+
 void subscriber_state(const dp_subscriber_t *s, dp_subscriber_state_t *out)
 {
     *out = s->st;
@@ -707,8 +889,14 @@ void subscriber_free(dp_subscriber_t *s)
 {
     if (!s)
         return;
+    if (s->dns_req)
+        evdns_getaddrinfo_cancel(s->dns_req); /* on_resolved only clears the pointer */
     if (s->bev)
         bufferevent_free(s->bev);
+    if (s->dns)
+        evdns_base_free(s->dns, 0);
+    if (s->tls_ctx)
+        SSL_CTX_free(s->tls_ctx);
     if (s->retry_timer)
         event_free(s->retry_timer);
     if (s->ping_timer)

@@ -30,7 +30,7 @@
 
 typedef enum dp_control_kind {
     DP_CONTROL_UNIX = 0, /* "unix:PATH" */
-    DP_CONTROL_TCP = 1,  /* "tcp://HOST:PORT" (mutual TLS; not implemented yet) */
+    DP_CONTROL_TCP = 1,  /* "tcp://HOST:PORT", mutual TLS */
 } dp_control_kind_t;
 
 /** A parsed --control address. */
@@ -53,6 +53,9 @@ typedef void (*dp_subscriber_applied_cb)(void *arg, const dp_generation_t *g,
 
 typedef struct dp_subscriber_conf {
     const char *control;  /* --control text; parsed by subscriber_start */
+    const char *control_ca;   /* tcp://: CA file for the control plane's certificate */
+    const char *control_cert; /* tcp://: client certificate file (PEM) */
+    const char *control_key;  /* tcp://: its private key file (PEM) */
     const char *dp_id;    /* sent in HELLO; copied */
     const char *hostname; /* sent in HELLO; copied */
     uint32_t max_payload; /* frame payload cap in bytes; 0 = FG_FRAME_MAX_PAYLOAD_DEFAULT */
@@ -78,18 +81,25 @@ typedef struct dp_subscriber_state {
     uint64_t snapshots_applied;   /* since start */
     uint64_t snapshots_rejected;  /* NACKed since start */
     uint64_t connects;            /* sessions established since start */
+    bool config_from_cache;       /* the current generation came from --cache and the
+                                   * control plane has not confirmed it yet */
     char last_error[FG_PROTO_ERROR_MAX]; /* last connection or snapshot error, "" = none */
 } dp_subscriber_state_t;
 
 /** Create the subscriber and schedule its first connection attempt on `base` (nothing
- *  happens before the loop runs). NULL with err for a bad or unsupported address
- *  (-ENOTSUP: tcp:// until mutual TLS lands) or ENOMEM. The caller frees it with
+ *  happens before the loop runs). NULL with err for a bad address, a tcp:// address whose
+ *  TLS files are missing or unusable, or ENOMEM. The caller frees it with
  *  subscriber_free. */
 dp_subscriber_t *subscriber_start(struct event_base *base, const dp_subscriber_conf_t *conf,
                                   fg_error_t *err);
 
 /** Close the connection and stop reconnecting (shutdown). The current generation stays. */
 void subscriber_stop(dp_subscriber_t *s);
+
+/** Say that the current generation was loaded from the --cache file (true), so
+ *  /health/ready reports it as such until the control plane either sends a snapshot or
+ *  confirms, in a PING or PONG, that its latest version is the one being served. */
+void subscriber_set_config_from_cache(dp_subscriber_t *s, bool from_cache);
 
 /** Fill `out` with the current state. */
 void subscriber_state(const dp_subscriber_t *s, dp_subscriber_state_t *out);

@@ -343,7 +343,7 @@ static void test_address_parsing(void **state)
     assert_true(subscriber_parse_address(NULL, &a, &err) < 0);
 }
 
-static void test_tcp_not_supported_yet(void **state)
+static void test_tcp_needs_tls_files(void **state)
 {
     struct event_base *base = event_base_new();
     dp_subscriber_conf_t conf = {.control = "tcp://127.0.0.1:7000", .dp_id = "x"};
@@ -352,7 +352,12 @@ static void test_tcp_not_supported_yet(void **state)
     (void)state;
     memset(&err, 0, sizeof(err));
     assert_null(subscriber_start(base, &conf, &err));
-    assert_non_null(strstr(err.message, "not supported yet"));
+    assert_non_null(strstr(err.message, "mutual TLS needs"));
+    conf.control_ca = "/nonexistent/ca.crt";
+    conf.control_cert = "/nonexistent/dp.crt";
+    conf.control_key = "/nonexistent/dp.key";
+    assert_null(subscriber_start(base, &conf, &err));
+    assert_non_null(strstr(err.message, "/nonexistent/dp.crt"));
     event_base_free(base);
 }
 
@@ -629,7 +634,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_address_parsing),
-        cmocka_unit_test(test_tcp_not_supported_yet),
+        cmocka_unit_test(test_tcp_needs_tls_files),
         cmocka_unit_test_setup_teardown(test_hello_snapshot_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_checksum_nacked_old_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_config_nacked_with_field, setup, teardown),
