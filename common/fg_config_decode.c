@@ -151,7 +151,7 @@ static int get_u32(dec_t *d, const cJSON *obj, const char *key, uint32_t lo, uin
                    uint32_t def, bool required, uint32_t *out)
 {
     const cJSON *it = member(obj, key);
-    double v;
+    double v = 0; /* set by dec_integer on success; gcc -O2 cannot see that */
     if (!it) {
         if (required)
             return dec_fail_key(d, key, "required");
@@ -684,7 +684,7 @@ out:
 static int dec_route(dec_t *d, const cJSON *obj, fg_route_t *r)
 {
     int rc;
-    double prio;
+    double prio = 0; /* set by dec_integer on success */
     fg__route_defaults(r);
     if ((rc = dec_object(d, obj, route_keys)) != 0 ||
         (rc = get_string(d, obj, "id", false, FG_NAME_MAX_LEN, name_problem, &r->id)) != 0 ||
@@ -759,7 +759,7 @@ static const char *key_name_problem(const char *s)
 static int dec_expires_at(dec_t *d, const cJSON *obj, uint64_t *out)
 {
     const cJSON *it = member(obj, "expiresAt");
-    double v;
+    double v = 0; /* as above */
     int rc = 0;
     *out = 0;
     if (!it)
@@ -865,7 +865,7 @@ static int parse_size(const char *s, uint64_t *out)
 static int dec_max_body_size(dec_t *d, const cJSON *obj, uint64_t *out)
 {
     const cJSON *it = member(obj, "maxBodySize");
-    double v;
+    double v = 0; /* as above */
     int rc = 0;
     if (!it)
         return 0;

@@ -215,17 +215,25 @@ static int check_route_fields(const fg_route_t *r, size_t i, fg_error_t *err)
     return check_header_ops(&r->response_headers, p, err);
 }
 
+/* `base` + `leaf` into `out`; a path longer than FG_ERROR_FIELD_MAX is cut, which is what
+ * fg_error_t would do with it anyway. */
+static void field_join(char *out, size_t n, const char *base, const char *leaf)
+{
+    if (snprintf(out, n, "%s%s", base, leaf) < 0)
+        out[0] = '\0';
+}
+
 static int check_rate_limit(const fg_rate_limit_t *rl, const char *field, fg_error_t *err)
 {
     char f[FG_ERROR_FIELD_MAX];
     if (!rl->set || !rl->enabled)
         return 0;
     if (rl->max == 0) {
-        snprintf(f, sizeof(f), "%s.max", field);
+        field_join(f, sizeof(f), field, ".max");
         return fg_error_set(err, f, "must be > 0");
     }
     if (rl->window_ms == 0 || rl->window_ms > FG_RL_WINDOW_MAX_MS) {
-        snprintf(f, sizeof(f), "%s.windowMs", field);
+        field_join(f, sizeof(f), field, ".windowMs");
         return rl->window_ms == 0 ? fg_error_set(err, f, "must be > 0")
                                   : fg_error_set(err, f, "must be at most %u", FG_RL_WINDOW_MAX_MS);
     }

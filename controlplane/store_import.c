@@ -746,7 +746,9 @@ static int upsert(store_t *st, import_ctx_t *c, int k, fg_error_t *err)
         if (rc) {
             if (e->file_index >= 0 && !strchr(err->field, '[')) {
                 char field[FG_ERROR_FIELD_MAX];
-                snprintf(field, sizeof field, "%s%s", err->field[0] ? "." : "", err->field);
+                if (snprintf(field, sizeof field, "%s%s", err->field[0] ? "." : "",
+                             err->field) < 0) /* a cut path is fine: it is for people */
+                    field[0] = '\0';
                 set_indexed_field(err, kinds[k].path, e->file_index, field);
             }
             return rc;
