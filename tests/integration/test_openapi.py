@@ -126,13 +126,19 @@ class Walker:
                 return template, op
         raise AssertionError("%s %s: no path in the document matches" % (method, url))
 
-    def check(self, method, url, resp, request_body=None, body_valid=True):
+    def check(self, method, url, resp, request_body=None, body_valid=True, headers=None):
         template, op = self.operation(method, url)
         what = "%s %s -> %d" % (method, url, resp.status)
         self.calls += 1
         if body_valid and request_body is not None and "requestBody" in op:
-            schema = self.deref(op["requestBody"])["content"]["application/json"]["schema"]
-            self.validate(schema, request_body, "request body of %s %s" % (method, url))
+            media = self.deref(op["requestBody"])["content"]
+            ctype = ((headers or {}).get("Content-Type") or "application/json")
+            ctype = ctype.split(";")[0].strip()
+            self.t.assertIn(ctype, media, "%s: request media type not documented" % what)
+            value = request_body
+            if isinstance(value, (bytes, str)):  # a text body (YAML, or JSON sent raw)
+                value = yaml.safe_load(value) if "yaml" in ctype else json.loads(value)
+            self.validate(media[ctype]["schema"], value, "request body of %s %s" % (method, url))
         documented = op["responses"].get(str(resp.status))
         self.t.assertIsNotNone(documented, "%s: status not documented for %s %s (%s)"
                                % (what, method.upper(), template, sorted(op["responses"])))
@@ -150,6 +156,8 @@ class Walker:
                 self.validate(content["application/json"]["schema"], resp.json(), what)
             else:
                 self.t.assertTrue(ctype, "%s: no Content-Type" % what)
+                self.t.assertTrue(ctype in content or "*/*" in content,
+                                  "%s: Content-Type %s not documented" % (what, ctype))
         else:
             self.t.assertEqual(resp.body, b"", "%s: undocumented body" % what)
         if 200 <= resp.status < 400:
@@ -162,7 +170,7 @@ class Walk(ClusterTest):
 
     def call(self, method, url, body=None, headers=None, token=True, body_valid=True):
         r = self.c.api(method, url, body, token=token, headers=headers)
-        return self.w.check(method, url, r, body, body_valid)
+        return self.w.check(method, url, r, body, body_valid, headers)
 
     def expect(self, status, method, url, body=None, **kw):
         r = self.call(method, url, body, **kw)
@@ -307,6 +315,8 @@ class Walk(ClusterTest):
         dps = e(200, "GET", "/api/v1/dataplanes").json()
         self.assertEqual(dps["items"][0]["labels"], {"zone": "test"})
 
+        self.import_and_export(url)
+
         # deletes last (the rollbacks above restored upstreams and routes of version 2)
         e(201, "POST", U, {"name": "gone", "url": url})
         e(201, "POST", R, {"id": "gone", "path": "/gone", "upstream": "gone"})
@@ -322,6 +332,78 @@ class Walk(ClusterTest):
                     missing.append("%s %s" % (m.upper(), path))
         self.assertEqual(missing, [], "operations never seen succeeding")
         self.assertGreater(self.w.calls, 70)
+
+    def import_error(self, status, code, query, body, ctype="application/yaml", line=None,
+                     body_valid=True):
+        """A refused import: its status, code and (for YAML) position; nothing changes."""
+        before = self.c.config_version()
+        err = self.expect(status, "POST", "/api/v1/import" + query, body,
+                          headers={"Content-Type": ctype}, body_valid=body_valid).json()
+        self.assertEqual(err["error"]["code"], code, err)
+        if line is not None:
+            self.assertEqual(err["error"].get("line"), line, err)
+            self.assertGreaterEqual(err["error"].get("column", 0), 1, err)
+        self.assertEqual(self.c.config_version(), before, "a refused import changed the config")
+        return err
+
+    def import_and_export(self, url):
+        e, I, X = self.expect, "/api/v1/import", "/api/v1/export"
+        exported = e(200, "GET", X)
+        checksum = exported.header("X-Config-Checksum")
+        original = yaml.safe_load(exported.body.decode())
+        self.assertIsInstance(original, dict)
+        self.assertEqual({u["name"] for u in original["upstreams"]}, {"users-svc", "pool"})
+        e(401, "GET", X, token=False)
+
+        # a dry run changes nothing, then the same file replaces everything
+        new = ("upstreams:\n  - name: imported\n    url: %s\n"
+               "routes:\n  - path: /imp/*\n    upstream: imported\n" % url)
+        v0 = self.c.config_version()
+        dry = e(200, "POST", I + "?mode=replace&dry_run=true", new,
+                headers={"Content-Type": "text/yaml"}).json()
+        self.assertTrue(dry["dry_run"])
+        self.assertIsNone(dry["version"])
+        self.assertEqual(dry["diff"]["upstreams"]["added"], ["imported"])
+        self.assertEqual(sorted(dry["diff"]["upstreams"]["removed"]), ["pool", "users-svc"])
+        self.assertEqual(self.c.config_version(), v0)
+        done = e(200, "POST", I + "?mode=replace", new,
+                 headers={"Content-Type": "application/x-yaml"}).json()
+        self.assertEqual((done["version"], done["checksum"]), (v0 + 1, dry["checksum"]))
+        self.assertEqual(e(200, "GET", X).header("X-Config-Checksum"), done["checksum"])
+
+        # merge (JSON body) adds and keeps
+        merged = e(200, "POST", I + "?mode=merge", {"upstreams": [{"name": "extra",
+                                                                   "url": url}]}).json()
+        self.assertEqual(merged["mode"], "merge")
+        self.assertEqual(merged["diff"]["upstreams"],
+                         {"added": ["extra"], "changed": [], "removed": []})
+        names = [u["name"] for u in self.c.api_ok("GET", "/api/v1/upstreams").json()["items"]]
+        self.assertEqual(sorted(names), ["extra", "imported"])
+
+        # every refusal the endpoint documents that a client can provoke
+        self.import_error(400, "invalid_yaml", "", "routes:\n  - path: [\n", line=3,
+                          body_valid=False)
+        self.import_error(400, "invalid_json", "", b'{"routes":', "application/json",
+                          body_valid=False)
+        self.import_error(400, "bad_request", "", b"", body_valid=False)
+        self.import_error(400, "bad_request", "?mode=sideways", new)
+        self.import_error(400, "bad_request", "?dry_run=maybe", new)
+        dup = ("upstreams:\n  - name: d\n    url: %s\n  - name: d\n    url: %s\n"
+               % (url, url))
+        self.import_error(409, "already_exists", "", dup, line=4)
+        deep = "a: " + "[" * 80 + "]" * 80 + "\n"
+        self.import_error(413, "payload_too_large", "", deep, body_valid=False)
+        self.import_error(415, "unsupported_media_type", "", new, "text/plain", body_valid=False)
+        bad = "upstreams:\n  - name: v\n    url: %s\n    timeout: -5\n" % url
+        err = self.import_error(422, "validation_failed", "?mode=merge", bad, line=4)
+        self.assertEqual(err["error"]["field"], "upstreams[0].timeout")
+        e(401, "POST", I, new, token=False, headers={"Content-Type": "application/yaml"})
+
+        # the first export imports back to the same configuration
+        back = e(200, "POST", I, exported.body, headers={"Content-Type": "application/yaml"})
+        self.assertEqual(back.json()["checksum"], checksum)
+        self.assertGreater(back.json()["changes"], 0)
+        self.assertEqual(e(200, "GET", X).header("X-Config-Checksum"), checksum)
 
 
 if __name__ == "__main__":
