@@ -110,13 +110,18 @@ static int dp_connect(fixture_t *f)
     return fd;
 }
 
+/* Header and payload in ONE send: the publisher may close as soon as it has read a header
+ * it refuses (a PING before HELLO), and a second send would then race that close (EPIPE). */
 static void dp_send_raw(int fd, fg_msg_type_t type, const char *payload)
 {
-    uint8_t hdr[FG_FRAME_HEADER_SIZE];
     size_t len = strlen(payload);
-    fg_frame_header_encode(hdr, type, (uint32_t)len);
-    assert_int_equal(send(fd, hdr, sizeof hdr, MSG_NOSIGNAL), (ssize_t)sizeof hdr);
-    assert_int_equal(send(fd, payload, len, MSG_NOSIGNAL), (ssize_t)len);
+    uint8_t *frame = malloc(FG_FRAME_HEADER_SIZE + len); /* owned here, freed below */
+    assert_non_null(frame);
+    fg_frame_header_encode(frame, type, (uint32_t)len);
+    memcpy(frame + FG_FRAME_HEADER_SIZE, payload, len);
+    ssize_t sent = send(fd, frame, FG_FRAME_HEADER_SIZE + len, MSG_NOSIGNAL);
+    free(frame);
+    assert_int_equal(sent, (ssize_t)(FG_FRAME_HEADER_SIZE + len));
 }
 
 static void dp_hello(int fd, const char *id, int protocol, int64_t applied)
