@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """test_conformance.py - every http-desync-guardian case against a real flexgate-dp.
 
-The cases (/work/shared/conformance/http-desync-guardian/*.yaml, or FG_CONFORMANCE_DIR; the
-README beside them says what each tier requires) are request heads with an expected tier.
+The cases (../shared/conformance/http-desync-guardian/*.yaml beside the checkout, or
+FG_CONFORMANCE_DIR; the README beside them says what each tier requires) are request heads
+with an expected tier.
 Each runs as a subTest over a raw socket to a data plane whose one route ("/*") leads to the
 test origin (tests/tools/origin.py, which echoes what it received):
 
@@ -39,8 +40,18 @@ import harness  # noqa: E402
 
 import yaml  # noqa: E402  (python3-yaml, deploy/install-deps.sh)
 
-CASES_DIR = os.environ.get("FG_CONFORMANCE_DIR",
-                           "/work/shared/conformance/http-desync-guardian")
+def _cases_dir():
+    """FG_CONFORMANCE_DIR, else ../shared beside the checkout (where CI puts it), else the
+    workplace's /work/shared. A missing directory fails the test; it never skips."""
+    if os.environ.get("FG_CONFORMANCE_DIR"):
+        return os.environ["FG_CONFORMANCE_DIR"]
+    src = os.environ.get("FG_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+    beside = os.path.join(os.path.abspath(src), "..", "shared", "conformance",
+                          "http-desync-guardian")
+    return beside if os.path.isdir(beside) else "/work/shared/conformance/http-desync-guardian"
+
+
+CASES_DIR = _cases_dir()
 IO_TIMEOUT = 5.0
 CHUNKED_BODY = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
 CHUNKED_PAYLOAD = b"hello world"
