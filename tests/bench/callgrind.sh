@@ -47,18 +47,8 @@ log() { printf '[callgrind] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 ORIGIN_PORT=${ORIGIN_PORT:-18300}
-T=$(mktemp -d -t fg-callgrind.XXXXXX)
 source "$here/lib.sh"
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  bench_stop_all
-  if [[ ${KEEP_TMP:-0} == 1 ]]; then log "temp dir kept: $T"; else rm -rf "$T"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_init callgrind
 
 bench_need nginx valgrind strace jq curl
 for t in nginx valgrind callgrind_control strace jq curl python3; do

@@ -1,10 +1,27 @@
 # lib.sh - shared pieces of the tests/bench scripts (sourced, not run).
 #
-# Expects T (a scratch directory), src (the checkout) and build (a build directory) set,
-# and log/die defined. Processes started with bench_start run in their own session and are
-# recorded in BENCH_PIDS; bench_stop_all stops them (call it from the EXIT trap).
+# Expects src (the checkout) and build (a build directory) set, and log/die defined; call
+# bench_init TAG first, which makes the scratch directory T and installs the exit trap.
+# Processes started with bench_start run in their own session and are recorded in
+# BENCH_PIDS; the trap stops them and removes T (KEEP_TMP=1 keeps it).
 
 declare -a BENCH_PIDS=()
+
+# bench_init TAG: scratch directory T (fg-TAG.XXXXXX) and the traps that clean up after us.
+bench_init() {
+  T=$(mktemp -d -t "fg-$1.XXXXXX")
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+bench_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  bench_stop_all
+  if [[ ${KEEP_TMP:-0} == 1 ]]; then log "temp dir kept: $T"; else rm -rf "$T"; fi
+  exit "$rc"
+}
 
 # bench_need TOOL...: install the Debian packages of missing tools (root only).
 bench_need() {

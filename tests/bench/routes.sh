@@ -51,18 +51,8 @@ log() { printf '[routes-bench] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 ORIGIN_PORT=${ORIGIN_PORT:-18200}
-T=$(mktemp -d -t fg-routes.XXXXXX)
 source "$here/lib.sh"
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  bench_stop_all
-  if [[ ${KEEP_TMP:-0} == 1 ]]; then log "temp dir kept: $T"; else rm -rf "$T"; fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_init routes
 
 bench_need nginx wrk jq curl
 for t in nginx wrk jq curl python3 timeout setsid; do command -v "$t" >/dev/null || die "$t not found"; done
