@@ -15,33 +15,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import ClusterTest, error_code  # noqa: E402
-
-MAX_BODY = 1024 * 1024
+from admin_checks import MAX_BODY, AdminTest  # noqa: E402
 
 
-class AdminApi(ClusterTest):
-    label = "admin"
 
-    def start(self):
-        self.c.start_origin("A")
-        self.c.start_ctl()
-        self.url = self.c.origin_url("A")
-
-    def assert_error(self, r, status, code=None, field=None, what=""):
-        self.assertEqual(r.status, status, "%s: %r" % (what, r))
-        self.assertIn("json", (r.header("Content-Type") or "").lower(), what)
-        err = r.json().get("error")
-        self.assertIsInstance(err, dict, "%s: error object in %r" % (what, r.body))
-        self.assertIsInstance(err.get("code"), str, what)
-        self.assertRegex(err["code"], r"^[a-z][a-z0-9_]*$", "%s: snake_case code" % what)
-        self.assertIsInstance(err.get("message"), str, what)
-        self.assertTrue(err["message"], what)
-        if code is not None:
-            self.assertEqual(err["code"], code, what)
-        if field is not None:
-            self.assertEqual(err.get("field"), field, "%s: field in %r" % (what, r.body))
-        return err
+class AdminApi(AdminTest):
+    """start() and assert_error() come from admin_checks.AdminTest, shared with the other
+    admin API tests."""
 
     def test_token_required_on_api_but_not_on_health(self):
         self.start()
