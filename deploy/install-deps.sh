@@ -14,9 +14,13 @@ PACKAGES=(
   # tests and `make run`: integration drivers, test origin, Redis, HTTP conversations
   python3 curl redis-server varnish openssl procps iproute2
   # test_conformance/test_import read YAML with a second parser (PyYAML); tests of
-  # docs/admin-api.yaml validate schemas (Python) and fetch @redocly/cli with npm
-  python3-yaml python3-jsonschema nodejs npm
+  # docs/admin-api.yaml validate schemas (Python)
+  python3-yaml python3-jsonschema
 )
+# test_openapi fetches @redocly/cli with npm. A machine may already have Node.js from
+# elsewhere (NodeSource's nodejs bundles npm and conflicts with Debian's npm package): only
+# when there is no npm at all do we install Debian's.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
