@@ -24,7 +24,8 @@
  * current generation when armed.
  *
  * Limits: proxy.maxHeaderSize and proxy.maxHeaders are set on the parser as each request
- * begins. Past proxy.maxConnections open connections, a new connection is shed: it gets a
+ * begins. Past proxy.maxConnections open connections, a new connection is shed: on the TLS
+ * listener it is closed at once; otherwise it gets a
  * canned 503 with Retry-After written straight to its socket, is drained for
  * DP_SHED_LINGER_MS so the answer is not destroyed by an RST, and closed - at most
  * DP_SHED_MAX at a time (beyond that, closed at once), so overload never grows memory. */
@@ -690,7 +691,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     if (s->n_conns >= max_connections()) {
-        shed_connection(s, fd);
+        if (l == s->tls_listener) {
+            /* A 503 needs a TLS handshake first: the work shedding exists to avoid, and
+             * plaintext would be garbage to the client. Close, as nginx does. */
+            s->stats.connections_shed++;
+            evutil_closesocket(fd);
+        } else {
+            shed_connection(s, fd);
+        }
         return;
     }
     s->stats.connections_accepted++;

@@ -20,6 +20,7 @@ admin API has no endpoint for the `proxy` section yet.
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -643,6 +644,44 @@ class ConnectionCap(harness.ClusterTest):
         # 3, plus any probe that arrived before the data plane saw the freed connection go.
         self.assertGreaterEqual(got["connections_shed"], 3, got)
         self.assertGreaterEqual(got["connections_accepted"], self.CAP + 1, got)
+
+    def test_over_cap_on_tls_listener_closes_without_plaintext(self):
+        """A 503 on the TLS port would be plaintext to a TLS client (and answering it properly
+        takes a handshake, the work shedding exists to avoid): close, count, say nothing."""
+        c = self.c
+        c.start_origin("A")
+        certs = os.path.join(c.tmp, "certs")
+        subprocess.run([os.path.join(harness.SOURCE_DIR, "deploy", "make-certs.sh"), certs],
+                       check=True, stdout=subprocess.DEVNULL, timeout=60)
+        tls_port = harness.free_port()
+        dp, _ = configured_dp.start(
+            self, c, [{"name": "backend", "url": c.origin_url("A")}],
+            [{"id": "all", "path": "/*", "upstream": "backend"}],
+            {"maxConnections": self.CAP},
+            dp_args=["--tls-listen", "127.0.0.1:%d" % tls_port,
+                     "--tls-cert", os.path.join(certs, "server.crt"),
+                     "--tls-key", os.path.join(certs, "server.key")])
+        held = []
+        try:
+            for _ in range(self.CAP):
+                s = socket.create_connection(("127.0.0.1", dp.port), timeout=IO_TIMEOUT)
+                s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertEqual(harness.read_responses(s, ["GET"])[0].status, 200)
+                held.append(s)
+            raw = socket.create_connection(("127.0.0.1", tls_port), timeout=IO_TIMEOUT)
+            try:
+                got = raw.recv(4096)
+            except ConnectionResetError:
+                got = b""
+            finally:
+                raw.close()
+            self.assertEqual(got, b"", "no plaintext on the TLS port: %r" % got[:80])
+        finally:
+            for s in held:
+                s.close()
+        rc, forced = dp.stop()
+        self.assertEqual((rc, forced), (0, False))
+        self.assertGreaterEqual(http_counters(dp)["connections_shed"], 1)
 
 
 if __name__ == "__main__":
