@@ -64,7 +64,9 @@ class Cache(ClusterTest):
         self.assertEqual(leftovers, [], "no temporary file left beside the cache")
         return doc
 
-    def test_cache_serves_while_ctl_is_down_then_resyncs(self):
+    def start_with_cache(self):
+        """Origin A, a control plane routing everything to it, and data plane dp-a with
+        --cache, in sync. Returns (cache path, dp, version)."""
         c = self.c
         path = self.cache_path()
         c.start_origin("A")
@@ -73,6 +75,11 @@ class Cache(ClusterTest):
         dp = c.start_dp("dp-a", extra_args=["--cache", path])
         v = c.config_version()
         c.wait_in_sync(["dp-a"], v)
+        return path, dp, v
+
+    def test_cache_serves_while_ctl_is_down_then_resyncs(self):
+        c = self.c
+        path, dp, v = self.start_with_cache()
         doc = self.assert_cache_file_sound(path, v)
         self.assertEqual([r["id"] for r in doc["config"]["routes"]], ["all"])
         status, ready = self.ready_doc(dp)
@@ -114,14 +121,9 @@ class Cache(ClusterTest):
         on meanwhile (changed through another socket the data plane does not use) and comes
         back: the data plane syncs to the newer version and rewrites the cache."""
         c = self.c
-        path = self.cache_path()
-        c.start_origin("A")
         c.start_origin("B")
-        ctl = c.start_ctl()
-        c.route_all_to("A")
-        dp = c.start_dp("dp-a", extra_args=["--cache", path])
-        v = c.config_version()
-        c.wait_in_sync(["dp-a"], v)
+        path, dp, v = self.start_with_cache()
+        ctl = c.ctl
         self.wait_cache_version(path, v)
         dp.kill()
         self.assertEqual(ctl.stop(), (0, False))
@@ -151,13 +153,7 @@ class Cache(ClusterTest):
         """The control plane moved on while the data plane was away: the data plane starts
         from its (older) cache, then gets the newer version and rewrites the cache."""
         c = self.c
-        path = self.cache_path()
-        c.start_origin("A")
-        c.start_ctl()
-        c.route_all_to("A")
-        dp = c.start_dp("dp-a", extra_args=["--cache", path])
-        v = c.config_version()
-        c.wait_in_sync(["dp-a"], v)
+        path, dp, v = self.start_with_cache()
         self.wait_cache_version(path, v)
         rc, forced = dp.stop()
         self.assertEqual((rc, forced), (0, False))
@@ -174,13 +170,7 @@ class Cache(ClusterTest):
 
     def test_corrupt_cache_is_ignored_never_served(self):
         c = self.c
-        path = self.cache_path()
-        c.start_origin("A")
-        c.start_ctl()
-        c.route_all_to("A")
-        dp = c.start_dp("dp-a", extra_args=["--cache", path])
-        v = c.config_version()
-        c.wait_in_sync(["dp-a"], v)
+        path, dp, v = self.start_with_cache()
         _, good = self.wait_cache_version(path, v)
         dp.kill()
         ctl = c.ctl

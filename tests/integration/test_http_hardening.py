@@ -583,31 +583,38 @@ class Hardening(unittest.TestCase):
         s.close()
         return status, time.monotonic() - t0
 
-    def test_upstream_connect_timeout_504(self):
-        self.expect_count("connect_timeouts")
-        status, elapsed = self.timed_status(b"/bh/x")
+    def assert_timeout_504(self, counter, path, timeout_ms, why=""):
+        """`path` is answered 504 after about `timeout_ms` (never early, well before the
+        other timeouts), and counted under `counter`."""
+        self.expect_count(counter)
+        status, elapsed = self.timed_status(path)
         self.assertEqual(status, 504)
-        self.assertGreaterEqual(elapsed, CONNECT_TIMEOUT_MS / 1000.0 * 0.9)
-        self.assertLess(elapsed, 4.0)
+        self.assertGreaterEqual(elapsed, timeout_ms / 1000.0 * 0.9)
+        self.assertLess(elapsed, 4.0, why)
+
+    def test_upstream_connect_timeout_504(self):
+        self.assert_timeout_504("connect_timeouts", b"/bh/x", CONNECT_TIMEOUT_MS)
 
     def test_upstream_response_header_timeout_504(self):
-        self.expect_count("upstream_timeouts")
-        status, elapsed = self.timed_status(b"/hang")
-        self.assertEqual(status, 504)
-        self.assertGreaterEqual(elapsed, UPSTREAM_TIMEOUT_MS / 1000.0 * 0.9)
-        self.assertLess(elapsed, 4.0)
+        self.assert_timeout_504("upstream_timeouts", b"/hang", UPSTREAM_TIMEOUT_MS)
 
     def test_whole_request_timeout_504(self):
-        self.expect_count("request_timeouts")
-        status, elapsed = self.timed_status(b"/slow?ms=3000")
-        self.assertEqual(status, 504)
-        self.assertGreaterEqual(elapsed, ROUTE_TIMEOUT_MS / 1000.0 * 0.9)
-        self.assertLess(elapsed, 4.0, "the route timeout, not the upstream's 5 s")
+        self.assert_timeout_504("request_timeouts", b"/slow?ms=3000", ROUTE_TIMEOUT_MS,
+                                "the route timeout, not the upstream's 5 s")
 
 
 class ConnectionCap(harness.ClusterTest):
     label = "conncap"
     CAP = 3
+
+    def fill_to_cap(self, dp, held):
+        """Open CAP served keep-alive connections, appending each to `held` (closed by the
+        caller)."""
+        for _ in range(self.CAP):
+            s = socket.create_connection(("127.0.0.1", dp.port), timeout=IO_TIMEOUT)
+            held.append(s)
+            s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(harness.read_responses(s, ["GET"])[0].status, 200)
 
     def test_over_cap_503_retry_after(self):
         c = self.c
@@ -618,11 +625,7 @@ class ConnectionCap(harness.ClusterTest):
             {"maxConnections": self.CAP})
         held = []
         try:
-            for _ in range(self.CAP):
-                s = socket.create_connection(("127.0.0.1", dp.port), timeout=IO_TIMEOUT)
-                s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
-                self.assertEqual(harness.read_responses(s, ["GET"])[0].status, 200)
-                held.append(s)
+            self.fill_to_cap(dp, held)
             for _ in range(3):
                 r = harness.raw_request(dp.port, b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n",
                                         timeout=IO_TIMEOUT)
@@ -663,11 +666,7 @@ class ConnectionCap(harness.ClusterTest):
                      "--tls-key", os.path.join(certs, "server.key")])
         held = []
         try:
-            for _ in range(self.CAP):
-                s = socket.create_connection(("127.0.0.1", dp.port), timeout=IO_TIMEOUT)
-                s.sendall(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
-                self.assertEqual(harness.read_responses(s, ["GET"])[0].status, 200)
-                held.append(s)
+            self.fill_to_cap(dp, held)
             raw = socket.create_connection(("127.0.0.1", tls_port), timeout=IO_TIMEOUT)
             try:
                 got = raw.recv(4096)
