@@ -790,16 +790,24 @@ void proxy_start(dp_request_t *r)
         return;
     }
     r->upstream = g->route_upstream[r->route - cfg->routes];
-    /* Request path hook points, in this order, each refusing through proxy_finish():
-     *   limits (below) -> auth, rate limit, circuit breaker (issues 5, 6) -> target pick and
-     *   SSRF guard on its address (pick_target, issues 5, 6) -> connect, with retries in the
-     *   connect/exchange failure paths (issue 6). */
+    /* Admission, in this order, each refusing through proxy_finish():
+     *   limits (below) and header hygiene -> auth -> rate limit (may wait for Redis, then
+     *   resumes in proxy_admit) -> proxy_admit(). */
     r->max_body = cfg->proxy.max_body_size;
     if (r->head->framing == HTTP1_BODY_LENGTH && r->max_body &&
         r->head->content_length > r->max_body) {
         proxy_finish(r, 413);
         return;
     }
+    proxy_admit(r);
+}
+
+void proxy_admit(dp_request_t *r)
+{
+    const fg_config_t *cfg = r->gen->config;
+    /* Dispatch, in this order: overload shedding and circuit breaker -> target pick
+     * (balancer) -> SSRF guard on its address -> connect, with retries in the
+     * connect/exchange failure paths. */
     /* Upgrade (WebSocket) is tunnelled only where the route allows it, and only for a
      * body-less request; elsewhere the Upgrade field is dropped as hop-by-hop and the request
      * goes up as plain HTTP, as nginx does. */

@@ -103,6 +103,9 @@ typedef struct dp_request {
     const fg_route_t *route;
     const fg_upstream_t *upstream;
     const fg_target_t *target;
+    const char *key_name;         /* the authenticated API key's name (auth.c), or NULL: the
+                                     upstream identity header and the rate-limit identity */
+    uint32_t attempts;            /* upstream attempts after the first (retries) */
     up_pool_t *pool;
     up_conn_t *up;                /* owned while set */
     http1_head_t *head;           /* client's head (in the client parser, arena memory) */
@@ -166,6 +169,11 @@ void proxy_request_teardown(dp_request_t *r);
  *  finishes the request at once or lets the body flow (server_conn_unhold) when its upstream
  *  is ready. */
 void proxy_start(dp_request_t *r);
+
+/** The request passed admission (limits, auth, rate limit): pick a target and connect. Called
+ *  by proxy_start(), or later by a module that decided asynchronously (a Redis rate-limit
+ *  answer), while the request is still the connection's current one. */
+void proxy_admit(dp_request_t *r);
 
 /** Body bytes from the client parser callback; forwards them. 0, or -1 with the parser's
  *  error_status set (413). Must not finish the request (it runs inside llhttp). */
