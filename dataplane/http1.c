@@ -1,9 +1,11 @@
 /* http1.c - llhttp glue: head accumulation, header classification, serialisation helpers.
  *
- * Cost model: each head byte is copied once, from the read buffer into the head buffer in the
- * message arena (llhttp's spans die with the callback). Header names are classified with one
- * length-indexed table probe. Nothing is allocated per header; the head buffer and the header
- * array grow by doubling inside the arena, which the owner resets once per message. */
+ * Cost model: a head that arrives within one execute call (nearly all of them) is not copied:
+ * it is described by offsets into the caller's input, which the caller keeps (http1.h). Only a
+ * head split across calls is copied, raw, into the message arena as its pieces arrive. Header
+ * names are classified with one length-indexed table probe. Nothing is allocated per header;
+ * the header array (and a split head's copy) grow by doubling inside the arena, which the
+ * owner resets once per message. */
 #include "http1.h"
 
 #include <errno.h>
@@ -108,35 +110,94 @@ static int fail(http1_parser_t *p, int status, const char *reason)
     return -1;
 }
 
-static int head_append(http1_parser_t *p, const char *at, size_t n)
+/* Head bytes are addressed by raw offsets: bytes from the head's first span (the request-target,
+ * the reason phrase, or the first field name when those are empty), separators and CRLFs
+ * included, so a head that arrived in one piece can be used where it lies. `anchor` is a
+ * pointer into the running execute call's input whose raw offset is `anchor_off`. */
+static inline uint32_t raw_off(const http1_parser_t *p, const char *at)
 {
-    if (!p->in_head)
-        return 0; /* trailer fields: dropped */
-    size_t need = (size_t)p->len + n;
-    if (need > p->max_head_size) {
+    return p->anchor_off + (uint32_t)(at - p->anchor);
+}
+
+/* Room for `need` raw bytes in the arena copy. The old buffer stays in the arena until the
+ * message ends: cheaper than tracking. */
+static int copy_reserve(http1_parser_t *p, uint32_t need)
+{
+    if (need <= p->cap)
+        return 0;
+    size_t cap = p->cap ? p->cap : HTTP1_HEAD_BUF_INIT;
+    while (cap < need)
+        cap *= 2;
+    if (cap > p->max_head_size)
+        cap = p->max_head_size > need ? p->max_head_size : need;
+    char *nb = fg_arena_alloc(p->arena, cap);
+    if (!nb)
+        return fail(p, 500, "out of memory");
+    if (p->copied)
+        memcpy(nb, p->head.buf, p->copied);
+    p->head.buf = nb;
+    p->cap = (uint32_t)cap;
+    return 0;
+}
+
+/* Bring the arena copy up to raw offset `upto`, reading from the current input. */
+static int copy_upto(http1_parser_t *p, uint32_t upto)
+{
+    if (upto <= p->copied)
+        return 0;
+    if (copy_reserve(p, upto) < 0)
+        return -1;
+    memcpy(p->head.buf + p->copied, p->anchor + (p->copied - p->anchor_off), upto - p->copied);
+    p->copied = upto;
+    return 0;
+}
+
+/* Stop borrowing: the head so far moves into the arena, and later bytes are appended as they
+ * come. Needed when a head outlives the execute call that began it, or must be edited. */
+static int head_to_copy(http1_parser_t *p, uint32_t upto)
+{
+    if (p->borrowed) {
+        p->borrowed = false;
+        p->head.buf = NULL;
+        p->cap = p->copied = 0;
+    }
+    return copy_upto(p, upto);
+}
+
+/* A span of the head: the first one anchors it; each one extends it. */
+static int head_span(http1_parser_t *p, const char *at, size_t n)
+{
+    if (!p->started) {
+        p->started = p->borrowed = true;
+        p->anchor = at;
+        p->anchor_off = 0;
+        p->head.buf = (char *)at; /* read-only use while borrowed */
+    }
+    uint32_t off = raw_off(p, at);
+    if ((size_t)off + n > p->max_head_size) {
         fail(p, 431, "head too large");
         return HPE_USER; /* data callbacks report errors as HPE_USER */
     }
-    if (need > p->cap) {
-        size_t cap = p->cap ? p->cap : HTTP1_HEAD_BUF_INIT;
-        while (cap < need)
-            cap *= 2;
-        if (cap > p->max_head_size)
-            cap = p->max_head_size;
-        /* The old buffer stays in the arena until the message ends: cheaper than tracking. */
-        char *nb = fg_arena_alloc(p->arena, cap);
-        if (!nb) {
-            fail(p, 500, "out of memory");
-            return HPE_USER;
-        }
-        if (p->len)
-            memcpy(nb, p->head.buf, p->len);
-        p->head.buf = nb;
-        p->cap = (uint32_t)cap;
+    if (!p->span_open) {
+        p->span_off = off;
+        p->span_open = true;
     }
-    memcpy(p->head.buf + p->len, at, n);
-    p->len += (uint32_t)n;
+    p->len = off + (uint32_t)n;
+    if (!p->borrowed && copy_upto(p, p->len) < 0)
+        return HPE_USER;
     return 0;
+}
+
+/* The running execute call ends inside a head: its bytes are about to be released by the
+ * caller, so what the head has so far is copied (the rare, split head). */
+static int head_carry(http1_parser_t *p)
+{
+    if (!p->in_head || !p->started)
+        return 0;
+    uint32_t end = raw_off(p, p->exec_end);
+    if (end > p->max_head_size)
+        return fail(p, 431, "head too large");
+    return head_to_copy(p, end);
 }
 
 static int on_message_begin(llhttp_t *ll)
@@ -146,14 +207,13 @@ static int on_message_begin(llhttp_t *ll)
     p->crlf_due = 0;
     memset(&p->head, 0, sizeof p->head);
     p->head.host = -1;
-    p->len = p->cap = p->hdr_cap = p->span_off = 0;
+    p->len = p->cap = p->copied = p->hdr_cap = p->span_off = 0;
+    p->started = p->borrowed = p->span_open = p->head_borrowed = false;
     p->in_head = true;
     p->skip_body = skip;
-    p->head.buf = fg_arena_alloc(p->arena, HTTP1_HEAD_BUF_INIT);
     p->head.headers = fg_arena_alloc(p->arena, HTTP1_HEADERS_INIT * sizeof(http1_header_t));
-    if (!p->head.buf || !p->head.headers)
+    if (!p->head.headers)
         return fail(p, 500, "out of memory");
-    p->cap = HTTP1_HEAD_BUF_INIT;
     p->hdr_cap = HTTP1_HEADERS_INIT;
     return 0;
 }
@@ -173,15 +233,17 @@ static int on_span(llhttp_t *ll, const char *at, size_t n)
         fail(p, 400, "head boundary mismatch");
         return HPE_USER;
     }
-    return head_append(p, at, n);
+    if (!p->in_head)
+        return 0; /* trailer fields: dropped */
+    return head_span(p, at, n);
 }
 
 /* llhttp (loose build) accepts obsolete line folding: it hands the continuation line over as
  * another span of the same value, minus the CRLF. In requests the head scanner refuses folds
  * before llhttp runs; this is the second line of defence: a value's spans must be contiguous
  * (llhttp's lenient value state may split a value in place) or split only where one execute
- * call's input ended and the next began. In responses the fold is replaced by the space that
- * starts the continuation, which RFC 9112 also allows. */
+ * call's input ended and the next began. In responses the fold's CRLF is overwritten with
+ * spaces in the arena copy, which RFC 9112 §5.2 allows. */
 static int on_value_span(llhttp_t *ll, const char *at, size_t n)
 {
     http1_parser_t *p = PARSER(ll);
@@ -191,31 +253,42 @@ static int on_value_span(llhttp_t *ll, const char *at, size_t n)
     }
     if (!p->in_head)
         return 0; /* trailer fields: dropped (the body is re-chunked without them) */
-    if (p->value_spans++ > 0 && ll->type == HTTP_REQUEST && at != p->span_end &&
-        !(at == p->exec_start && p->span_at_end)) {
+    bool fold = p->value_spans++ > 0 && at != p->span_end &&
+                !(at == p->exec_start && p->span_at_end);
+    if (fold && ll->type == HTTP_REQUEST) {
         fail(p, 400, "obsolete line folding");
         return HPE_USER;
     }
+    uint32_t gap = p->len;
     p->span_at_end = at + n == p->exec_end;
     p->span_end = at + n;
-    return head_append(p, at, n);
+    if (fold && head_to_copy(p, p->len) < 0)
+        return HPE_USER;
+    int rc = head_span(p, at, n);
+    if (rc == 0 && fold)
+        memset(p->head.buf + gap, ' ', raw_off(p, at) - gap);
+    return rc;
+}
+
+/* The span that a *_complete callback closes: [*off, *off + *len), empty when none came. */
+static void span_take(http1_parser_t *p, uint32_t *off, uint32_t *len)
+{
+    *off = p->span_open ? p->span_off : p->len;
+    *len = p->span_open ? p->len - p->span_off : 0;
+    p->span_open = false;
 }
 
 static int on_url_complete(llhttp_t *ll)
 {
     http1_parser_t *p = PARSER(ll);
-    p->head.url_off = p->span_off;
-    p->head.url_len = p->len - p->span_off;
-    p->span_off = p->len;
+    span_take(p, &p->head.url_off, &p->head.url_len);
     return 0;
 }
 
 static int on_status_complete(llhttp_t *ll)
 {
     http1_parser_t *p = PARSER(ll);
-    p->head.reason_off = p->span_off;
-    p->head.reason_len = p->len - p->span_off;
-    p->span_off = p->len;
+    span_take(p, &p->head.reason_off, &p->head.reason_len);
     return 0;
 }
 
@@ -237,13 +310,11 @@ static int on_field_complete(llhttp_t *ll)
         p->hdr_cap = cap;
     }
     http1_header_t *hd = &h->headers[h->n_headers++];
-    hd->name_off = p->span_off;
-    hd->name_len = p->len - p->span_off;
+    span_take(p, &hd->name_off, &hd->name_len);
     hd->value_off = p->len;
     hd->value_len = 0;
     hd->token = HTTP1_H_OTHER;
     hd->flags = 0;
-    p->span_off = p->len;
     p->value_spans = 0;
     return 0;
 }
@@ -369,7 +440,9 @@ static int on_value_complete(llhttp_t *ll)
         return 0;
     http1_head_t *h = &p->head;
     http1_header_t *hd = &h->headers[h->n_headers - 1];
-    uint32_t off = p->span_off, end = p->len;
+    uint32_t off, end;
+    span_take(p, &off, &end);
+    end += off;
     /* llhttp strips leading whitespace but hands trailing whitespace to us. */
     while (off < end && (h->buf[off] == ' ' || h->buf[off] == '\t'))
         off++;
@@ -377,7 +450,6 @@ static int on_value_complete(llhttp_t *ll)
         end--;
     hd->value_off = off;
     hd->value_len = end - off;
-    p->span_off = p->len;
 
     hd->token = (uint8_t)http1_token_lookup(h->buf + hd->name_off, hd->name_len);
     hd->flags = token_flags_of[hd->token];
@@ -435,6 +507,7 @@ static int on_headers_complete(llhttp_t *ll)
     http1_parser_t *p = PARSER(ll);
     http1_head_t *h = &p->head;
     p->in_head = false;
+    p->head_borrowed = p->borrowed;
     h->major = ll->http_major;
     h->minor = ll->http_minor;
     h->keep_alive = llhttp_should_keep_alive(ll);
@@ -682,10 +755,14 @@ http1_result_t http1_parser_execute(http1_parser_t *p, const char *data, size_t 
         }
         p->exec_start = d;
         p->exec_end = d + n;
+        if (p->in_head && p->started) { /* a head split across calls: carried on in the copy */
+            p->anchor = d;
+            p->anchor_off = p->copied;
+        }
         e = llhttp_execute(&p->ll, d, n);
         if (e == HPE_OK) {
             *consumed = len;
-            return HTTP1_OK;
+            return head_carry(p) == 0 ? HTTP1_OK : HTTP1_ERROR;
         }
         const char *pos = llhttp_get_error_pos(&p->ll);
         size_t used = (pos && pos >= d && pos <= d + n) ? (size_t)(pos - d) : n;
@@ -718,6 +795,20 @@ void http1_parser_resume(http1_parser_t *p)
 {
     if (llhttp_get_errno(&p->ll) == HPE_PAUSED)
         llhttp_resume(&p->ll);
+}
+
+int http1_head_detach(http1_parser_t *p, const char **old_buf)
+{
+    *old_buf = p->head.buf;
+    if (!p->head_borrowed)
+        return 0;
+    char *copy = fg_arena_alloc(p->arena, p->len ? p->len : 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, p->head.buf, p->len);
+    p->head.buf = copy;
+    p->head_borrowed = false;
+    return 0;
 }
 
 http1_result_t http1_parser_finish(http1_parser_t *p)

@@ -1,11 +1,14 @@
 /* http1.h - HTTP/1.x message parsing (llhttp glue) and serialisation helpers.
  *
  * One http1_parser_t reads a stream of requests (client side) or responses (upstream side).
- * llhttp hands out spans that point into the caller's read buffer and are only valid during
- * the callback, so the parser copies the head (request line or status line, header names and
- * values) into one contiguous buffer allocated from the message's arena; headers are kept as
- * offsets into that buffer, which stays put once the head is complete. Bodies are not copied:
- * each body span goes straight to the owner's on_body callback.
+ * llhttp hands out spans that point into the caller's input. A head is kept as offsets into
+ * one contiguous buffer, `head.buf`, the raw bytes from the head's first span on (separators
+ * and CRLFs included). When the whole head arrived in the execute call that completed it,
+ * `head.buf` IS the caller's input: no byte is copied, and the caller must keep that input
+ * alive and unmoved while it uses the head (http1_head_borrowed), or detach the head first
+ * (http1_head_detach). A head split across execute calls is copied into the message's arena
+ * as its pieces arrive and stays put until the arena is reset. Bodies are never copied: each
+ * body span goes straight to the owner's on_body callback.
  *
  * Header names are classified once, through a table, into tokens (Host, Connection,
  * Transfer-Encoding, ...) with flags saying whether the header is hop-by-hop or rewritten by
@@ -91,10 +94,10 @@ typedef enum http1_framing {
     HTTP1_BODY_EOF,      /* response delimited by connection close */
 } http1_framing_t;
 
-/** A parsed message head. Everything points into `buf`, which lives in the message's arena
- *  and is valid until that arena is reset. */
+/** A parsed message head. Everything is an offset into `buf`: the caller's input (see
+ *  http1_head_borrowed) or the message's arena. */
 typedef struct http1_head {
-    char *buf;                 /* head bytes as copied from the wire spans */
+    char *buf;                 /* raw head bytes from the first span on; read-only */
     uint32_t url_off, url_len; /* request-target as received (requests) */
     uint32_t reason_off, reason_len; /* reason phrase (responses) */
     uint8_t method;            /* llhttp_method_t (requests) */
@@ -145,11 +148,18 @@ typedef struct http1_parser {
     llhttp_t ll;
     const http1_callbacks_t *cb;
     void *ctx;
-    fg_arena_t *arena;     /* borrowed: where heads are copied; owner resets it per message */
+    fg_arena_t *arena;     /* borrowed: where split heads are copied; owner resets it per message */
     http1_head_t head;
-    uint32_t len, cap;     /* bytes used / allocated in head.buf */
+    uint32_t len;          /* raw offset just past the last head span */
+    uint32_t cap, copied;  /* arena copy: bytes allocated / raw bytes copied so far */
     uint32_t hdr_cap;      /* entries allocated in head.headers */
-    uint32_t span_off;     /* start of the span being accumulated */
+    uint32_t span_off;     /* raw offset where the open element (URL, name, value) began */
+    const char *anchor;    /* a pointer into the running call's input ... */
+    uint32_t anchor_off;   /* ... and its raw offset */
+    bool started;          /* the head's first span was seen (anchor set) */
+    bool borrowed;         /* head.buf points into the caller's input, not the arena */
+    bool head_borrowed;    /* the completed head was borrowed (until detached) */
+    bool span_open;        /* a span of the current element was seen */
     uint32_t value_spans;  /* spans seen for the current header value */
     bool span_at_end;      /* the last value span ended where its input ended */
     const char *span_end;  /* where the last value span ended (same execute call only) */
@@ -182,6 +192,16 @@ void http1_parser_set_limits(http1_parser_t *p, uint32_t max_head_size, uint32_t
 /** Parse `len` bytes. `*consumed` is how many were used (all of them on HTTP1_OK). */
 http1_result_t http1_parser_execute(http1_parser_t *p, const char *data, size_t len,
                                     size_t *consumed);
+
+/** True when the completed head (after on_head) lies in the caller's input rather than in the
+ *  arena: the bytes passed to the execute call that completed it, from that call's start up
+ *  to `consumed`, must stay where they are while the head is used. */
+static inline bool http1_head_borrowed(const http1_parser_t *p) { return p->head_borrowed; }
+
+/** Copy a borrowed head into the arena so the caller may release its input; `*old_buf` is
+ *  where it was, for rebasing pointers taken into it. A no-op for an arena head. 0 or
+ *  -ENOMEM (the head stays borrowed). */
+int http1_head_detach(http1_parser_t *p, const char **old_buf);
 
 /** Resume after HTTP1_PAUSED. */
 void http1_parser_resume(http1_parser_t *p);

@@ -98,23 +98,30 @@ static void timer_arm(struct event *ev, uint32_t ms)
 }
 
 /* Arm the request timer for whichever comes first: the phase's own timeout or the
- * whole-request deadline. Progress only stamps last_io_ms; the timer re-arms itself. */
+ * whole-request deadline. Progress only stamps last_io_ms; the timer re-arms itself. The timer
+ * is lazy (as the connection's, server.c): one already due earlier is left alone, and it stays
+ * pending after the request ends, so back-to-back requests on a connection rarely touch it. */
 static void request_timer_arm(dp_request_t *r)
 {
     uint64_t now = fg_now_ms();
     uint64_t due = r->phase == DP_REQ_CONNECT ? r->phase_due_ms : r->last_io_ms + r->io_timeout_ms;
     if (r->deadline_ms && r->deadline_ms < due)
         due = r->deadline_ms;
+    if (r->timer_armed_ms && r->timer_armed_ms <= due)
+        return;
     timer_arm(r->timer, due > now ? (uint32_t)(due - now) : 0);
+    r->timer_armed_ms = due;
 }
 
 static void request_reset(dp_request_t *r)
 {
     dp_conn_t *c = r->conn;
     struct event *timer = r->timer;
+    uint64_t armed = r->timer_armed_ms;
     memset(r, 0, sizeof *r);
     r->conn = c;
     r->timer = timer;
+    r->timer_armed_ms = armed;
 }
 
 int proxy_request_setup(dp_request_t *r, dp_conn_t *c, struct event_base *base)
@@ -226,7 +233,6 @@ void proxy_finish(dp_request_t *r, int status)
         r->status = status;
     }
 
-    evtimer_del(r->timer);
     if (r->up) {
         bool reusable = status == 0 && r->resp_done && r->up_keep_alive;
         struct bufferevent *ub = upstream_bev(r->up);
@@ -827,6 +833,25 @@ void proxy_admit(dp_request_t *r)
     request_connect(r, true);
 }
 
+/* ---- request head ---------------------------------------------------------------------- */
+
+static void rebase(const char **ptr, const char *old, size_t len, const char *now)
+{
+    if (*ptr && *ptr >= old && *ptr < old + len)
+        *ptr = now + (*ptr - old);
+}
+
+int proxy_request_detach_head(dp_request_t *r)
+{
+    http1_parser_t *p = &r->conn->parser;
+    const char *old;
+    if (http1_head_detach(p, &old) < 0)
+        return -ENOMEM;
+    rebase(&r->path, old, p->len, p->head.buf);
+    rebase(&r->query, old, p->len, p->head.buf);
+    return 0;
+}
+
 /* ---- request body ---------------------------------------------------------------------- */
 
 int proxy_request_body(dp_request_t *r, const char *at, size_t len)
@@ -931,7 +956,10 @@ static void tunnel_begin(dp_request_t *r)
     r->up_keep_alive = false;
     r->deadline_ms = 0;
     r->io_timeout_ms = idle ? idle : FG_DEFAULT_IDLE_TIMEOUT_MS;
-    server_conn_tunnel(r->conn);
+    if (server_conn_tunnel(r->conn) < 0) {
+        proxy_finish(r, 500); /* the 101 is out: the client sees the close */
+        return;
+    }
     bufferevent_enable(r->conn->bev, EV_READ);
     tunnel_pump_upstream(r);
     tunnel_pump_client(r);
@@ -1047,6 +1075,9 @@ void proxy_client_gone(dp_request_t *r)
 static void on_request_timer(evutil_socket_t fd, short what, void *arg)
 {
     dp_request_t *r = arg;
+    r->timer_armed_ms = 0;
+    if (r->phase == DP_REQ_NONE)
+        return; /* left from a finished request */
     dp_server_stats_t *st = server_conn_stats(r->conn);
     uint64_t now = fg_now_ms();
     if (r->deadline_ms && now >= r->deadline_ms) {

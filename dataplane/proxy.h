@@ -93,7 +93,9 @@ struct dp_conn;
 typedef struct dp_request {
     struct dp_conn *conn;
     dp_req_phase_t phase;
-    struct event *timer;          /* owned; created with the connection struct */
+    struct event *timer;          /* owned; created with the connection struct; lazy: may
+                                     stay pending after the request, finding nothing due */
+    uint64_t timer_armed_ms;      /* when `timer` fires, 0 when not pending */
     uint64_t start_ms;            /* head parsed (fg_now_ms) */
     uint64_t last_io_ms;          /* last upstream or body progress (EXCHANGE) */
     uint32_t io_timeout_ms;       /* EXCHANGE inactivity limit (the upstream's timeout) */
@@ -141,6 +143,9 @@ typedef struct dp_conn {
     fg_arena_t *arena;            /* request arena: taken from the server's pool when a request
                                      begins, reset and returned when the connection goes idle */
     http1_parser_t parser;        /* client requests */
+    size_t pinned;                /* input bytes at the front holding the current request's
+                                     borrowed head (http1_head_borrowed): kept, unparsed,
+                                     until the request is done or its body is read */
     dp_request_t req;             /* the current request */
     dp_conn_state_t state;
     dp_pause_t paused;
@@ -152,7 +157,9 @@ typedef struct dp_conn {
     bool client_error;            /* the client connection failed: close without ceremony */
     bool lingering;               /* our FIN is sent; draining the client until it closes */
     bool unread;                  /* closing with client bytes unread: linger, don't RST */
-    uint8_t timer_kind;           /* which of server.c's timeouts `timer` is armed with */
+    uint8_t timer_kind;           /* which of server.c's timeouts is running (lazy timer) */
+    uint64_t timer_due_ms;        /* when that timeout expires (fg_now_ms) */
+    uint64_t timer_armed_ms;      /* when `timer` fires, 0 when not pending */
     char peer_ip[INET6_ADDRSTRLEN];
     uint8_t peer_ip_len;
 } dp_conn_t;
@@ -174,6 +181,11 @@ void proxy_start(dp_request_t *r);
  *  by proxy_start(), or later by a module that decided asynchronously (a Redis rate-limit
  *  answer), while the request is still the connection's current one. */
 void proxy_admit(dp_request_t *r);
+
+/** The client input under the request's head is about to be released: copy the head into the
+ *  request arena (http1_head_detach) and move the request's pointers into it. 0 or -ENOMEM.
+ *  Modules must not keep pointers into r->head->buf of their own past proxy_admit(). */
+int proxy_request_detach_head(dp_request_t *r);
 
 /** Body bytes from the client parser callback; forwards them. 0, or -1 with the parser's
  *  error_status set (413). Must not finish the request (it runs inside llhttp). */
@@ -208,8 +220,9 @@ void proxy_bev_flush(struct bufferevent *bev);
 void server_conn_hold(dp_conn_t *c, unsigned why);
 void server_conn_unhold(dp_conn_t *c, unsigned why);
 
-/** The connection becomes a tunnel (after a 101): its input goes to proxy.c unparsed. */
-void server_conn_tunnel(dp_conn_t *c);
+/** The connection becomes a tunnel (after a 101): its input goes to proxy.c unparsed. 0, or
+ *  -ENOMEM when the request head could not be kept. */
+int server_conn_tunnel(dp_conn_t *c);
 
 /** Flush the client's output (proxy_bev_flush on the client bufferevent). */
 void server_conn_flush(dp_conn_t *c);

@@ -88,16 +88,12 @@ struct dp_server {
     struct event *accept_pause; /* re-enables accepting after EMFILE/ENFILE */
     bool draining; /* stop_accepting was called: every connection closes after its request */
     bool freeing;
-    const struct timeval *header_tv; /* common timeouts: O(1) timer queues */
-    const struct timeval *linger_tv;
-    const struct timeval *idle_tv;
-    uint32_t idle_ms;   /* the value idle_tv was made for */
-    uint32_t header_ms; /* the value header_tv was made for */
 };
 
 static void conn_process(dp_conn_t *c);
 static void conn_close(dp_conn_t *c);
 static void conn_close_graceful(dp_conn_t *c);
+static size_t conn_unparsed(dp_conn_t *c);
 
 static int on_req_head(void *ctx, http1_head_t *head);
 static int on_req_body(void *ctx, const char *at, size_t len);
@@ -111,42 +107,36 @@ static const http1_callbacks_t req_callbacks = {
 
 /* ---- timers ---------------------------------------------------------------------------- */
 
-static const struct timeval *common_tv(struct event_base *base, uint32_t ms)
+/* The duration of a connection timer of `kind`, from the current generation. */
+static uint32_t conn_timer_ms(conn_timer_kind_t kind)
 {
+    dp_generation_t *g = generation_current();
+    const fg_proxy_conf_t *pc = g ? &g->config->proxy : NULL;
+    switch (kind) {
+    case TIMER_IDLE:
+        return pc && pc->idle_timeout_ms ? pc->idle_timeout_ms : FG_DEFAULT_IDLE_TIMEOUT_MS;
+    case TIMER_HEADER:
+        return pc && pc->header_timeout_ms ? pc->header_timeout_ms
+                                           : FG_DEFAULT_HEADER_TIMEOUT_MS;
+    case TIMER_LINGER:
+        return DP_LINGER_TIMEOUT_MS;
+    default:
+        return 0;
+    }
+}
+
+/* The connection timer is lazy: moving it later costs nothing, only moving it earlier calls
+ * event_add. A connection that goes idle -> request -> idle keeps the timer it had, and when
+ * it fires early on_conn_timer re-arms it for what is due by then. So a keep-alive request
+ * makes no timer calls at all, where it made two. */
+static void conn_timer_at(dp_conn_t *c, uint64_t due, uint64_t now)
+{
+    if (c->timer_armed_ms && c->timer_armed_ms <= due)
+        return; /* fires first; on_conn_timer moves it on */
+    uint64_t ms = due > now ? due - now : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    return event_base_init_common_timeout(base, &tv);
-}
-
-/* The request-head timeout of the current generation (proxy.timeout.header). */
-static const struct timeval *header_tv(dp_server_t *s)
-{
-    dp_generation_t *g = generation_current();
-    uint32_t ms = g && g->config->proxy.header_timeout_ms ? g->config->proxy.header_timeout_ms
-                                                           : FG_DEFAULT_HEADER_TIMEOUT_MS;
-    if (ms != s->header_ms || !s->header_tv) {
-        const struct timeval *tv = common_tv(s->base, ms);
-        if (tv) {
-            s->header_tv = tv;
-            s->header_ms = ms;
-        }
-    }
-    return s->header_tv;
-}
-
-/* The keep-alive timeout of the current generation (proxy.idle_timeout_ms). */
-static const struct timeval *idle_tv(dp_server_t *s)
-{
-    dp_generation_t *g = generation_current();
-    uint32_t ms = g && g->config->proxy.idle_timeout_ms ? g->config->proxy.idle_timeout_ms
-                                                         : FG_DEFAULT_IDLE_TIMEOUT_MS;
-    if (ms != s->idle_ms || !s->idle_tv) {
-        const struct timeval *tv = common_tv(s->base, ms);
-        if (tv) {
-            s->idle_tv = tv;
-            s->idle_ms = ms;
-        }
-    }
-    return s->idle_tv;
+    evtimer_add(c->timer, &tv);
+    c->timer_armed_ms = due;
 }
 
 static void conn_timer(dp_conn_t *c, conn_timer_kind_t kind)
@@ -154,26 +144,25 @@ static void conn_timer(dp_conn_t *c, conn_timer_kind_t kind)
     if (c->timer_kind == kind)
         return;
     c->timer_kind = (uint8_t)kind;
-    switch (kind) {
-    case TIMER_NONE:
-        evtimer_del(c->timer);
-        break;
-    case TIMER_IDLE:
-        evtimer_add(c->timer, idle_tv(c->server));
-        break;
-    case TIMER_HEADER:
-        evtimer_add(c->timer, header_tv(c->server));
-        break;
-    case TIMER_LINGER:
-        evtimer_add(c->timer, c->server->linger_tv);
-        break;
-    }
+    if (kind == TIMER_NONE)
+        return; /* left pending: it finds nothing due */
+    uint64_t now = fg_now_ms();
+    c->timer_due_ms = now + conn_timer_ms(kind);
+    conn_timer_at(c, c->timer_due_ms, now);
 }
 
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
     dp_conn_t *c = arg;
+    c->timer_armed_ms = 0;
     conn_timer_kind_t kind = c->timer_kind;
+    if (kind == TIMER_NONE)
+        return;
+    uint64_t now = fg_now_ms();
+    if (now < c->timer_due_ms) {
+        conn_timer_at(c, c->timer_due_ms, now);
+        return;
+    }
     c->timer_kind = TIMER_NONE;
     if (kind == TIMER_HEADER && c->state == DP_CONN_HEAD) {
         c->server->stats.header_timeouts++;
@@ -246,6 +235,7 @@ static dp_conn_t *conn_alloc(dp_server_t *s)
     c->in_process = c->reprocess = c->dead = false;
     c->client_eof = c->client_error = c->lingering = c->unread = false;
     c->timer_kind = TIMER_NONE;
+    c->timer_armed_ms = c->timer_due_ms = 0;
     c->arena = NULL;
     http1_parser_init(&c->parser, HTTP_REQUEST, &req_callbacks, c, NULL);
     return c;
@@ -316,8 +306,7 @@ static void conn_close_graceful(dp_conn_t *c)
         conn_close(c);
         return;
     }
-    c->unread = c->paused != DP_PAUSE_END ||
-                evbuffer_get_length(bufferevent_get_input(c->bev)) > 0;
+    c->unread = c->paused != DP_PAUSE_END || conn_unparsed(c) > 0;
     c->state = DP_CONN_CLOSING;
     c->hold = 0;
     proxy_bev_flush(c->bev);
@@ -351,24 +340,54 @@ static int on_req_complete(void *ctx)
     return HTTP1_CB_PAUSE;
 }
 
+/* Client input the parser has not read yet (pinned bytes were read). */
+static size_t conn_unparsed(dp_conn_t *c)
+{
+    return evbuffer_get_length(bufferevent_get_input(c->bev)) - c->pinned;
+}
+
+/* The request's head no longer needs its bytes in the input: drop them. With `keep_head` the
+ * head is first copied into the request arena (its body is about to be read past it). */
+static int conn_unpin(dp_conn_t *c, bool keep_head)
+{
+    if (c->pinned == 0)
+        return 0;
+    if (keep_head && proxy_request_detach_head(&c->req) < 0)
+        return -ENOMEM;
+    evbuffer_drain(bufferevent_get_input(c->bev), c->pinned);
+    c->pinned = 0;
+    return 0;
+}
+
 /* Feed buffered input to the parser, chain by chain (no pullup). With nothing buffered it
- * still runs llhttp once, so a body-less message completes right after its head resumes. */
+ * still runs llhttp once, so a body-less message completes right after its head resumes.
+ * A head that the parser borrowed from the input (http1_head_borrowed) stays there, pinned,
+ * until the request is done or its body flows: parsing resumes after it. */
 static http1_result_t conn_feed(dp_conn_t *c, struct evbuffer *in)
 {
     size_t used;
-    if (evbuffer_get_length(in) == 0)
+    if (conn_unparsed(c) == 0)
         return http1_parser_execute(&c->parser, NULL, 0, &used);
     http1_result_t rc = HTTP1_OK;
-    while (rc == HTTP1_OK && evbuffer_get_length(in) > 0) {
+    while (rc == HTTP1_OK && conn_unparsed(c) > 0) {
         struct evbuffer_iovec iov[PEEK_IOV];
-        int n = evbuffer_peek(in, -1, NULL, iov, PEEK_IOV);
+        struct evbuffer_ptr start;
+        if (evbuffer_ptr_set(in, &start, c->pinned, EVBUFFER_PTR_SET) < 0)
+            return HTTP1_ERROR;
+        int n = evbuffer_peek(in, -1, c->pinned ? &start : NULL, iov, PEEK_IOV);
         size_t total = 0;
         for (int i = 0; i < n && i < PEEK_IOV && rc == HTTP1_OK; i++) {
             used = 0;
             rc = http1_parser_execute(&c->parser, iov[i].iov_base, iov[i].iov_len, &used);
             total += used;
         }
-        evbuffer_drain(in, total);
+        if (rc == HTTP1_PAUSED && c->paused == DP_PAUSE_HEAD &&
+            http1_head_borrowed(&c->parser))
+            c->pinned += total; /* the head's bytes (and any blank lines before it) */
+        else if (c->pinned == 0)
+            evbuffer_drain(in, total);
+        else if (total > 0)
+            return HTTP1_ERROR; /* unreachable: nothing is read past a pinned head */
     }
     return rc;
 }
@@ -402,9 +421,14 @@ static void conn_step(dp_conn_t *c)
             return;
         struct evbuffer *in = bufferevent_get_input(c->bev);
         if (c->paused == DP_PAUSE_HEAD) {
+            /* The head went upstream; its body is read next, past the pinned head. */
+            if (c->parser.head.framing != HTTP1_BODY_NONE && conn_unpin(c, true) < 0) {
+                proxy_finish(&c->req, 500);
+                return;
+            }
             http1_parser_resume(&c->parser);
             c->paused = DP_PAUSE_NONE;
-        } else if (evbuffer_get_length(in) == 0) {
+        } else if (conn_unparsed(c) == 0) {
             if (c->state == DP_CONN_IDLE && (c->server->draining || c->client_eof))
                 conn_close(c); /* nothing in flight and nothing more will come */
             else if (c->state == DP_CONN_IDLE)
@@ -492,10 +516,13 @@ void server_conn_unhold(dp_conn_t *c, unsigned why)
         conn_process(c);
 }
 
-void server_conn_tunnel(dp_conn_t *c)
+int server_conn_tunnel(dp_conn_t *c)
 {
+    if (conn_unpin(c, true) < 0) /* the input is relayed raw from here on */
+        return -ENOMEM;
     c->state = DP_CONN_TUNNEL;
     c->hold = 0;
+    return 0;
 }
 
 void server_conn_flush(dp_conn_t *c)
@@ -517,6 +544,7 @@ bool server_conn_may_keep_alive(const dp_conn_t *c)
 void server_conn_request_done(dp_conn_t *c, bool keep_alive)
 {
     c->hold = 0;
+    conn_unpin(c, false);
     if (c->dead || c->state == DP_CONN_CLOSING)
         return;
     if (!keep_alive || c->server->freeing) {
@@ -827,13 +855,8 @@ dp_server_t *server_start(struct event_base *base, const dp_server_conf_t *conf,
         return NULL;
     }
     s->base = base;
-    s->header_tv = common_tv(base, FG_DEFAULT_HEADER_TIMEOUT_MS);
-    s->header_ms = FG_DEFAULT_HEADER_TIMEOUT_MS;
-    s->linger_tv = common_tv(base, DP_LINGER_TIMEOUT_MS);
     s->accept_pause = evtimer_new(base, on_accept_resume, s);
-    if (!s->header_tv || !s->linger_tv || !s->accept_pause) {
-        if (s->accept_pause)
-            event_free(s->accept_pause);
+    if (!s->accept_pause) {
         free(s);
         fg_error_setc(err, -ENOMEM, "", "out of memory");
         return NULL;

@@ -3,6 +3,7 @@
  * classification, and that every verdict is the same however the input is split. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -305,6 +306,130 @@ static int teardown(void **state)
     return 0;
 }
 
+/* ---- where the head lives: borrowed from the input, or copied when split ---------------- */
+
+typedef struct head_rec {
+    char text[512];    /* "URL|name=value|name=value|..." as read in the callback */
+    bool borrowed;
+    const char *buf;
+} head_rec_t;
+
+static void head_text(const http1_head_t *h, char *out, size_t cap, bool response)
+{
+    int n = response ? snprintf(out, cap, "%d %.*s", h->status, (int)h->reason_len,
+                                h->buf + h->reason_off)
+                     : snprintf(out, cap, "%.*s", (int)h->url_len, h->buf + h->url_off);
+    for (uint32_t i = 0; i < h->n_headers && n > 0 && (size_t)n < cap; i++) {
+        const http1_header_t *hd = &h->headers[i];
+        n += snprintf(out + n, cap - (size_t)n, "|%.*s=%.*s", (int)hd->name_len,
+                      HTTP1_NAME(h, hd), (int)hd->value_len, HTTP1_VALUE(h, hd));
+    }
+}
+
+static int head_rec_cb(void *ctx, http1_head_t *h)
+{
+    head_rec_t *hr = ctx;
+    http1_parser_t *p = (http1_parser_t *)((char *)h - offsetof(http1_parser_t, head));
+    head_text(h, hr->text, sizeof hr->text, p->ll.type == HTTP_RESPONSE);
+    hr->borrowed = http1_head_borrowed(p);
+    hr->buf = h->buf;
+    return HTTP1_CB_OK;
+}
+
+static const http1_callbacks_t head_cbs = {head_rec_cb, NULL, NULL};
+
+/* Parse `msg` (`type`) split at `cut` (0 = whole) into two execute calls over separate
+ * buffers, as two reads would; the callback's view of the head goes into `hr`. */
+static void parse_cut(llhttp_type_t type, const char *msg, size_t cut, head_rec_t *hr,
+                      char *a, char *b)
+{
+    size_t len = strlen(msg);
+    if (cut == 0)
+        cut = len;
+    memcpy(a, msg, cut);
+    memcpy(b, msg + cut, len - cut);
+    fx_init();
+    memset(hr, 0, sizeof *hr);
+    http1_parser_init(&fx.p, type, &head_cbs, hr, fx.arena);
+    size_t used;
+    assert_int_equal(http1_parser_execute(&fx.p, a, cut, &used), HTTP1_OK);
+    if (len > cut) {
+        memset(a, 'X', cut); /* the first read's buffer is gone once it was consumed */
+        assert_int_equal(http1_parser_execute(&fx.p, b, len - cut, &used), HTTP1_OK);
+    }
+}
+
+static void test_head_borrowed_or_copied(void **state)
+{
+    (void)state;
+    static const char req[] = "GET /p?q=1 HTTP/1.1\r\nHost: example.com\r\nX-Empty:\r\n"
+                              "X-Pad:  a b \t\r\nAccept: */*\r\n\r\n";
+    static const char want[] = "/p?q=1|Host=example.com|X-Empty=|X-Pad=a b|Accept=*/*";
+    char a[sizeof req], b[sizeof req];
+    head_rec_t hr;
+
+    /* Whole: no copy, the head is the input. */
+    parse_cut(HTTP_REQUEST, req, 0, &hr, a, b);
+    assert_string_equal(hr.text, want);
+    assert_true(hr.borrowed);
+    assert_true(hr.buf >= a && hr.buf < a + sizeof req);
+
+    /* Split in the method: the head proper arrives whole in the second read. Split anywhere
+     * after: copied into the arena. The same fields either way. */
+    size_t head_len = sizeof req - 1;
+    for (size_t cut = 1; cut < head_len; cut++) {
+        parse_cut(HTTP_REQUEST, req, cut, &hr, a, b);
+        if (strcmp(hr.text, want) != 0)
+            fail_msg("cut %zu: %s", cut, hr.text);
+        if (cut <= 4) {
+            assert_true(hr.borrowed);
+            assert_true(hr.buf >= b && hr.buf < b + sizeof req);
+            continue;
+        }
+        assert_false(hr.borrowed);
+        assert_false(hr.buf >= a && hr.buf < a + sizeof req);
+        assert_false(hr.buf >= b && hr.buf < b + sizeof req);
+    }
+}
+
+static void test_head_detach(void **state)
+{
+    (void)state;
+    static const char req[] = "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok";
+    char a[sizeof req], b[sizeof req];
+    head_rec_t hr;
+    parse_cut(HTTP_REQUEST, req, 0, &hr, a, b);
+    assert_true(http1_head_borrowed(&fx.p));
+    const char *old;
+    assert_int_equal(http1_head_detach(&fx.p, &old), 0);
+    assert_ptr_equal(old, hr.buf);
+    assert_false(http1_head_borrowed(&fx.p));
+    memset(a, 'X', sizeof a); /* the input is released */
+    char text[512];
+    head_text(&fx.p.head, text, sizeof text, false);
+    assert_string_equal(text, "/x|Host=h|Content-Length=2");
+    /* Detaching an arena head is a no-op. */
+    const char *now = fx.p.head.buf;
+    assert_int_equal(http1_head_detach(&fx.p, &old), 0);
+    assert_ptr_equal(fx.p.head.buf, now);
+}
+
+static void test_response_fold_becomes_spaces(void **state)
+{
+    (void)state;
+    static const char resp[] = "HTTP/1.1 200 Fine\r\nX-Fold: one\r\n two\r\nContent-Length: 0"
+                               "\r\n\r\n";
+    char a[sizeof resp], b[sizeof resp];
+    head_rec_t hr;
+    for (size_t cut = 0; cut < sizeof resp - 1; cut++) {
+        parse_cut(HTTP_RESPONSE, resp, cut, &hr, a, b);
+        if (strcmp(hr.text, "200 Fine|X-Fold=one    two|Content-Length=0") != 0 &&
+            strcmp(hr.text, "200 Fine|X-Fold=one   two|Content-Length=0") != 0)
+            fail_msg("cut %zu: %s", cut, hr.text);
+        assert_null(memchr(hr.text, '\r', strlen(hr.text)));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +441,9 @@ int main(void)
         cmocka_unit_test(test_lenient_but_safe),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_hop_by_hop_and_upgrade),
+        cmocka_unit_test(test_head_borrowed_or_copied),
+        cmocka_unit_test(test_head_detach),
+        cmocka_unit_test(test_response_fold_becomes_spaces),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }
