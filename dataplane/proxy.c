@@ -708,7 +708,8 @@ static void exchange_begin(dp_request_t *r)
     r->phase = DP_REQ_EXCHANGE;
     bufferevent_setcb(ub, on_up_read, on_up_write, on_up_event, r);
     bufferevent_setwatermark(ub, EV_WRITE, DP_LOW_WATERMARK, 0);
-    bufferevent_enable(ub, EV_READ);
+    if (!(bufferevent_get_enabled(ub) & EV_READ)) /* a pooled connection reads already */
+        bufferevent_enable(ub, EV_READ);
     http1_parser_init(&r->resp, HTTP_RESPONSE, &resp_callbacks, r, c->arena);
     r->resp.skip_body = r->head->method == HTTP_HEAD;
     if (write_request_head(r) < 0) {

@@ -593,11 +593,15 @@ void upstream_release(up_conn_t *c, bool reusable)
     }
     c->state = UC_IDLE;
     c->idle_since_ms = fg_now_ms();
-    /* Read stays enabled (it was, for the response): toggling it would cost epoll_ctl. */
+    /* Read stays enabled (it was, for the response): toggling it would cost epoll_ctl. Each
+     * enable/disable call costs an event_add/event_del even when it changes nothing, so
+     * only the changes are made. */
     bufferevent_setcb(c->bev, on_idle_read, NULL, on_idle_event, c);
-    if (!p->tls)
+    short enabled = bufferevent_get_enabled(c->bev);
+    if (!p->tls && (enabled & EV_WRITE))
         bufferevent_disable(c->bev, EV_WRITE); /* output is empty: nothing to cancel */
-    bufferevent_enable(c->bev, EV_READ);
+    if (!(enabled & EV_READ))
+        bufferevent_enable(c->bev, EV_READ);
     TAILQ_INSERT_HEAD(&p->idle, c, link);
     if (p->n_idle++ == 0)
         TAILQ_INSERT_TAIL(&up.idle_pools, p, idle_link);
