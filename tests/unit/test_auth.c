@@ -300,7 +300,8 @@ static void test_optional_and_none_routes(void **state)
     fixture_t *f = *state;
     assert_int_equal(check(f, ROUTE_OPT, "GET /opt HTTP/1.1\r\n\r\n"), 0);
     assert_null(f->r->key_name);
-    assert_int_equal(check(f, ROUTE_OPT, "GET /opt HTTP/1.1\r\nX-API-Key: alpha-secret\r\n\r\n"), 0);
+    assert_int_equal(
+        check(f, ROUTE_OPT, "GET /opt HTTP/1.1\r\nX-API-Key: alpha-secret\r\n\r\n"), 0);
     assert_string_equal(f->r->key_name, "alpha");
     assert_int_equal(check(f, ROUTE_OPT, "GET /opt HTTP/1.1\r\nX-API-Key: bad\r\n\r\n"), 401);
 
@@ -324,8 +325,10 @@ static void test_hmac_rfc4231(void **state)
     unsigned char out[FG_SHA256_LEN];
     hmac_sha256((const unsigned char *)"Jefe", 4, data2, 2, out);
     static const unsigned char want2[] = {
-        0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
-        0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+        0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e,
+        0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+        0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83,
+        0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
     assert_memory_equal(out, want2, sizeof want2);
     unsigned char key6[131];
     memset(key6, 0xaa, sizeof key6);
@@ -333,8 +336,10 @@ static void test_hmac_rfc4231(void **state)
     const span_t data6[] = {{msg6, strlen(msg6)}};
     hmac_sha256(key6, sizeof key6, data6, 1, out);
     static const unsigned char want6[] = {
-        0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f, 0x0d, 0x8a, 0x26, 0xaa, 0xcb, 0xf5, 0xb7, 0x7f,
-        0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28, 0xc5, 0x14, 0x05, 0x46, 0x04, 0x0f, 0x0e, 0xe3, 0x7f, 0x54};
+        0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f,
+        0x0d, 0x8a, 0x26, 0xaa, 0xcb, 0xf5, 0xb7, 0x7f,
+        0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28, 0xc5, 0x14,
+        0x05, 0x46, 0x04, 0x0f, 0x0e, 0xe3, 0x7f, 0x54};
     assert_memory_equal(out, want6, sizeof want6);
 }
 
@@ -379,7 +384,8 @@ static void test_signature_header_parsing(void **state)
         "keyName=\"k\", signature=\"0011\"",                      /* short signature */
         "keyName=\"k, signature=\"" SIG64 "\"",                   /* unterminated quote */
         "keyName=\"k\" signature=\"" SIG64 "\"",                  /* no comma */
-        "keyName=\"k\", signature=\"zz112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"",
+        "keyName=\"k\", signature=\"zz1122334455667788"
+        "99aabbccddeeff00112233445566778899aabbccddeeff\"", /* not hex */
         "keyName=\"\", signature=\"" SIG64 "\"",                  /* empty name */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -422,7 +428,8 @@ static void signed_request(fixture_t *f, const char *method, const char *target,
         snprintf(hex + 2 * i, 3, "%02x", sig[i]);
     size_t o = (size_t)snprintf(out, cap,
                                 "%s %s HTTP/1.1\r\nDate: %s\r\n"
-                                "Authorization: HMAC-SHA256 keyName=\"Sign Key\", signature=\"%s\"\r\n",
+                                "Authorization: HMAC-SHA256 keyName=\"Sign Key\", "
+                                "signature=\"%s\"\r\n",
                                 method, target, date, hex);
     if (digest_hdr)
         o += (size_t)snprintf(out + o, cap - o, "Content-Digest: %s\r\n", digest_hdr);
@@ -554,8 +561,66 @@ static void test_replay_cache_bounds(void **state)
     auth_replay_reset();
 }
 
+/* OpenSSL's allocations, counted: the request path must make none (EVP would make one per
+ * digest, SHA256() about fifty). */
+static size_t openssl_allocs;
+
+static void *count_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    openssl_allocs++;
+    return malloc(n);
+}
+
+static void *count_realloc(void *p, size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    openssl_allocs++;
+    return realloc(p, n);
+}
+
+static void count_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    free(p);
+}
+
+static void test_request_path_allocates_nothing_in_openssl(void **state)
+{
+    fixture_t *f = *state;
+    char req[1024], date[32], dig[64];
+    imf_now(8, 0, date);
+    signed_request(f, "GET", "/req", "/req", date, NULL, NULL, req, sizeof req);
+    assert_int_equal(check(f, ROUTE_REQ, req), 0); /* allocates the replay cache once */
+    openssl_allocs = 0;
+    /* The counter counts: an EVP context is an allocation. */
+    EVP_MD_CTX_free(EVP_MD_CTX_new());
+    assert_true(openssl_allocs > 0);
+    openssl_allocs = 0;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(
+            check(f, ROUTE_REQ, "GET /req HTTP/1.1\r\nX-API-Key: alpha-secret\r\n\r\n"), 0);
+        assert_int_equal(check(f, ROUTE_REQ, "GET /req HTTP/1.1\r\nX-API-Key: nope\r\n\r\n"),
+                         401);
+    }
+    imf_now(9, 0, date);
+    b64_digest("hello", dig);
+    signed_request(f, "POST", "/req", "/req", date, "hello", dig, req, sizeof req);
+    assert_int_equal(check(f, ROUTE_REQ, req), 0);
+    f->r->req_body_bytes = 5;
+    assert_int_equal(auth_body_feed(f->r, "hello", 5), 4);
+    assert_int_equal(auth_body_end(f->r), 500); /* digest good; no upstream in this test */
+    assert_int_equal(openssl_allocs, 0);
+}
+
 int main(void)
 {
+    /* Before OpenSSL allocates anything: it refuses a change of functions after that. */
+    if (!CRYPTO_set_mem_functions(count_malloc, count_realloc, count_free))
+        fprintf(stderr, "test_auth: could not count OpenSSL allocations\n");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_table_finds_every_key_by_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_compares_whole_digest, setup, teardown),
@@ -570,6 +635,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signed_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signed_body_digest, setup, teardown),
         cmocka_unit_test(test_replay_cache_bounds),
+        cmocka_unit_test_setup_teardown(test_request_path_allocates_nothing_in_openssl, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
