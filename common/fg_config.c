@@ -23,6 +23,8 @@ void fg__config_defaults(fg_config_t *cfg)
     memset(&cfg->security, 0, sizeof(cfg->security));
     cfg->security.auth.type = FG_DEFAULT_AUTH_TYPE;
     cfg->security.auth.header = FG_DEFAULT_AUTH_HEADER;
+    cfg->security.auth.identity_header = FG_DEFAULT_IDENTITY_HEADER;
+    cfg->security.auth.hmac_skew_ms = FG_DEFAULT_HMAC_SKEW_MS;
 
     memset(&cfg->rate_limit, 0, sizeof(cfg->rate_limit));
     cfg->rate_limit.enabled = true;

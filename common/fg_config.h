@@ -59,6 +59,9 @@
 #define FG_MAX_CONNECTIONS_LIMIT 1000000u        /* the largest proxy.maxConnections */
 #define FG_DEFAULT_UPSTREAM_TIMEOUT_MS 30000u
 #define FG_DEFAULT_AUTH_HEADER "X-API-Key"
+#define FG_DEFAULT_IDENTITY_HEADER "X-Consumer-Name" /* security.auth.identityHeader */
+#define FG_DEFAULT_HMAC_SKEW_MS 300000u /* security.auth.hmacClockSkewMs: 5 min, as Kong */
+#define FG_HMAC_SKEW_MAX_MS 3600000u    /* the largest hmacClockSkewMs */
 #define FG_DEFAULT_BREAKER_THRESHOLD 50u              /* percent */
 #define FG_DEFAULT_BREAKER_OPEN_MS 30000u
 #define FG_DEFAULT_BREAKER_SUCCESS 1u
@@ -215,6 +218,8 @@ typedef struct fg_api_key {
     size_t n_routes;
     bool disabled;
     uint64_t expires_at_ms;  /* `expiresAt` (epoch ms, or RFC 3339 in JSON); 0 = never */
+    bool hmac;               /* `hmac`: the key signs requests (HMAC-SHA256) and is never
+                                sent itself; presenting it in the key header is refused */
 } fg_api_key_t;
 
 typedef struct fg_proxy_conf {
@@ -234,6 +239,10 @@ typedef struct fg_auth_conf {
     const char *header; /* default "X-API-Key" */
     fg_api_key_t *keys;
     size_t n_keys;
+    bool bearer;                 /* `bearer`: also read the key from `Authorization: Bearer` */
+    const char *identity_header; /* `identityHeader`: carries the key's name upstream; default
+                                    FG_DEFAULT_IDENTITY_HEADER */
+    uint32_t hmac_skew_ms;       /* `hmacClockSkewMs`: signed requests' Date within +- this */
 } fg_auth_conf_t;
 
 typedef struct fg_security_conf {

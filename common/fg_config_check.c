@@ -124,6 +124,23 @@ const char *fg__header_name_problem(const char *name)
     return NULL;
 }
 
+/* The identity header is written by the data plane after the client's copy is dropped; a name
+ * the proxy already writes or frames by (Host, Content-Length, ...) would make two of them. */
+const char *fg__identity_header_problem(const char *name)
+{
+    static const char *const reserved[] = {
+        "Host",    "Content-Length",  "Transfer-Encoding", "Connection",        "Keep-Alive",
+        "Upgrade", "TE",              "Trailer",           "Proxy-Connection",  "Expect",
+        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Authorization", NULL};
+    const char *why = fg__header_name_problem(name);
+    if (why)
+        return why;
+    for (const char *const *r = reserved; *r; r++)
+        if (strcasecmp(name, *r) == 0)
+            return "must not be a header the proxy writes or reads credentials from";
+    return NULL;
+}
+
 const char *fg__header_value_problem(const char *value)
 {
     if (!value)

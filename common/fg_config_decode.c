@@ -725,8 +725,8 @@ static int dec_route(dec_t *d, const cJSON *obj, fg_route_t *r)
 
 /* ---- API keys ------------------------------------------------------------------------- */
 
-static const char *const api_key_keys[] = {"name", "key", "routes", "disabled", "expiresAt",
-                                           NULL};
+static const char *const api_key_keys[] = {"name",      "key",  "routes", "disabled",
+                                           "expiresAt", "hmac", NULL};
 
 /* `key` is what the seed's YAML writes: documented as the key's SHA-256, but examples put
  * placeholders there ("client-a-key-sha256-hash"). 64 lowercase hex characters are taken as
@@ -789,7 +789,8 @@ static int dec_api_key(dec_t *d, const cJSON *obj, fg_api_key_t *k)
         (rc = get_string_list(d, obj, "routes", FG_MAX_LIST, FG_NAME_MAX_LEN, name_problem,
                               &k->routes, &k->n_routes)) != 0 ||
         (rc = get_bool(d, obj, "disabled", false, &k->disabled)) != 0 ||
-        (rc = dec_expires_at(d, obj, &k->expires_at_ms)) != 0)
+        (rc = dec_expires_at(d, obj, &k->expires_at_ms)) != 0 ||
+        (rc = get_bool(d, obj, "hmac", false, &k->hmac)) != 0)
         return rc;
     return 0;
 }
@@ -805,7 +806,8 @@ static const char *const proxy_keys[] = {"port",          "timeout",    "maxBody
 static const char *const proxy_timeout_keys[] = {"request", "connect", "idle", "header", NULL};
 static const char *const security_keys[] = {"allowedHosts", "blockedIPs", "trustedProxies",
                                             "strict", "auth", NULL};
-static const char *const auth_keys[] = {"type", "header", "keys", NULL};
+static const char *const auth_keys[] = {"type",           "header", "keys", "bearer",
+                                        "identityHeader", "hmacClockSkewMs", NULL};
 static const char *const rate_limit_conf_keys[] = {"enabled", "backend", "redis", "global",
                                                    "perRoute", NULL};
 static const char *const redis_keys[] = {"url", NULL};
@@ -987,7 +989,12 @@ static int dec_security(dec_t *d, const cJSON *obj, fg_security_conf_t *s)
             (rc = get_string(d, auth, "type", false, 32, auth_type_problem, &s->auth.type)) ==
                 0 &&
             (rc = get_string(d, auth, "header", false, FG_HEADER_NAME_MAX_LEN,
-                             fg__header_name_problem, &s->auth.header)) == 0)
+                             fg__header_name_problem, &s->auth.header)) == 0 &&
+            (rc = get_bool(d, auth, "bearer", false, &s->auth.bearer)) == 0 &&
+            (rc = get_string(d, auth, "identityHeader", false, FG_HEADER_NAME_MAX_LEN,
+                             fg__identity_header_problem, &s->auth.identity_header)) == 0 &&
+            (rc = get_u32(d, auth, "hmacClockSkewMs", 1000, FG_HMAC_SKEW_MAX_MS,
+                          FG_DEFAULT_HMAC_SKEW_MS, false, &s->auth.hmac_skew_ms)) == 0)
             rc = dec_keys(d, auth, &s->auth);
         dec_pop(d, amark);
     }

@@ -241,7 +241,8 @@ cJSON *fg_api_key_encode(const fg_api_key_t *k)
     if (o && !(add_str(o, "name", k->name) && add_str(o, "key", k->key_sha256) &&
                add_item(o, "routes", str_array(k->routes, k->n_routes)) &&
                add_bool(o, "disabled", k->disabled) &&
-               add_num(o, "expiresAt", (double)k->expires_at_ms))) {
+               add_num(o, "expiresAt", (double)k->expires_at_ms) &&
+               add_bool(o, "hmac", k->hmac))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -297,7 +298,11 @@ static cJSON *enc_security(const fg_security_conf_t *s)
     cJSON *auth = cJSON_CreateObject();
     bool ok = o && auth && add_str(auth, "type", or_default(s->auth.type, FG_DEFAULT_AUTH_TYPE)) &&
               add_str(auth, "header", or_default(s->auth.header, FG_DEFAULT_AUTH_HEADER)) &&
-              add_item(auth, "keys", enc_keys(&s->auth));
+              add_item(auth, "keys", enc_keys(&s->auth)) &&
+              add_bool(auth, "bearer", s->auth.bearer) &&
+              add_str(auth, "identityHeader",
+                      or_default(s->auth.identity_header, FG_DEFAULT_IDENTITY_HEADER)) &&
+              add_num(auth, "hmacClockSkewMs", s->auth.hmac_skew_ms);
     if (!ok) {
         cJSON_Delete(auth);
         cJSON_Delete(o);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fg_config.h"
 #include "fg_config_internal.h"
@@ -433,6 +434,17 @@ static int check_settings(const fg_config_t *cfg, fg_error_t *err)
         (rc = check_problem(err, "security.auth.header",
                             fg__header_name_problem(cfg->security.auth.header))) != 0)
         return rc;
+    const fg_auth_conf_t *au = &cfg->security.auth;
+    if (au->identity_header &&
+        (rc = check_problem(err, "security.auth.identityHeader",
+                            fg__identity_header_problem(au->identity_header))) != 0)
+        return rc;
+    /* One name for both would forward the client's key as the identity, or drop the identity. */
+    if (au->identity_header && au->header && strcasecmp(au->identity_header, au->header) == 0)
+        return fg_error_set(err, "security.auth.identityHeader", "must differ from header");
+    if (au->hmac_skew_ms < 1000 || au->hmac_skew_ms > FG_HMAC_SKEW_MAX_MS)
+        return fg_error_set(err, "security.auth.hmacClockSkewMs",
+                            "must be between 1000 and %u", FG_HMAC_SKEW_MAX_MS);
     if (cfg->security.auth.type && strcmp(cfg->security.auth.type, FG_DEFAULT_AUTH_TYPE) != 0)
         return fg_error_set(err, "security.auth.type", "must be \"apiKey\"");
     if (cfg->proxy.max_body_size == 0 || cfg->proxy.max_body_size > FG_MAX_BODY_SIZE_LIMIT)

@@ -4,8 +4,8 @@
  * The store (and every snapshot) holds only its SHA-256, so reads show the key's settings
  * and a short fingerprint of the digest, never the key. Bodies go through the shared key
  * codec (fg_api_key_decode), so REST, YAML import and snapshots accept the same fields:
- * `name`, `routes`, `disabled`, `expiresAt`, and `key` -- which on POST is optional (absent:
- * the server generates one) and lets an operator bring an existing key over (hashed the
+ * `name`, `routes`, `disabled`, `expiresAt`, `hmac`, and `key` -- which on POST is optional
+ * (absent: the server generates one) and lets an operator bring an existing key over (hashed the
  * same way; 64 lowercase hex characters are taken as an already-hashed digest, as in YAML).
  * On PUT an absent `key` keeps the stored digest, a present one rotates it. Buffers that held
  * a plaintext key (request text, decoded body, the 201 response) are wiped before they are

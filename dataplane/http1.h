@@ -234,6 +234,11 @@ size_t http1_chunk_header(size_t len, char *out);
 int http1_write_error(struct evbuffer *out, int status, const char *code, const char *message,
                       bool close);
 
+/** http1_write_error with `headers` (complete "Name: value\r\n" lines, trusted, or NULL)
+ *  added to the head: the WWW-Authenticate of a 401. */
+int http1_write_error_headers(struct evbuffer *out, int status, const char *code,
+                              const char *message, const char *headers, bool close);
+
 /** Standard reason phrase for a status code ("Not Found"), or "Unknown". */
 const char *http1_reason(int status);
 

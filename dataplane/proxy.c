@@ -18,6 +18,7 @@
 
 #include <event2/buffer.h>
 
+#include "auth.h"
 #include "fg_log.h"
 #include "fg_time.h"
 #include "tls.h"
@@ -42,6 +43,8 @@ static const error_def_t error_defs[] = {
     {503, "not_ready", "no configuration has been applied yet"},
     {504, "gateway_timeout", "the upstream did not respond in time"},
     {505, "version_not_supported", "the HTTP version is not supported"},
+    {401, "unauthorized", "a valid API key is required"},
+    {403, "forbidden", "the request is not allowed on this route"},
 };
 
 #define ERROR_DEF_500 6 /* index of the 500 entry: the answer for an unlisted status */
@@ -228,7 +231,10 @@ void proxy_finish(dp_request_t *r, int status)
         keep = r->head && parser_ok && r->head->keep_alive && r->head->method != HTTP_CONNECT &&
                status != 413 && server_conn_may_keep_alive(c) && request_can_settle(r);
         const error_def_t *e = error_lookup(status);
-        if (http1_write_error(client_out(r), status, e->code, e->message, !keep) < 0)
+        /* A 401 names the credentials this gateway takes (RFC 9110 §11.6.1). */
+        const char *challenge = status == 401 && r->gen ? auth_challenge(r->gen->auth) : NULL;
+        if (http1_write_error_headers(client_out(r), status, e->code, e->message, challenge,
+                                      !keep) < 0)
             keep = false;
         r->status = status;
     }
@@ -427,6 +433,7 @@ static int write_request_head(dp_request_t *r)
                    (host ? sizeof("X-Forwarded-Host: \r\n") + host->value_len : 0) +
                    sizeof("Transfer-Encoding: chunked\r\n") + sizeof("Content-Length: \r\n") +
                    num_len + sizeof("Connection: upgrade\r\n") + 2;
+    total += auth_identity_size(r);
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const http1_header_t *hd = &h->headers[i];
         if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)) ||
@@ -470,6 +477,7 @@ static int write_request_head(dp_request_t *r)
         PUT(p, HTTP1_VALUE(h, host), host->value_len);
         PUTS(p, "\r\n");
     }
+    p = auth_identity_write(r, p); /* the authenticated key's name (identityHeader) */
     if (r->upgrade) {
         /* The route tunnels upgrades: this hop asks for the same protocol switch. */
         for (uint32_t i = 0; i < h->n_headers; i++) {
@@ -806,6 +814,11 @@ void proxy_start(dp_request_t *r)
         proxy_finish(r, 413);
         return;
     }
+    int auth_status = auth_check(r); /* 401/403, or r->key_name set */
+    if (auth_status) {
+        proxy_finish(r, auth_status);
+        return;
+    }
     proxy_admit(r);
 }
 
@@ -867,6 +880,8 @@ int proxy_request_body(dp_request_t *r, const char *at, size_t len)
         return -1;
     }
     r->req_body_bytes += len;
+    if (r->auth_body && (len = auth_body_feed(r, at, len)) == 0)
+        return 0; /* a signed body's last byte waits for its digest check */
     struct evbuffer *out = up_out(r);
     if (r->head->framing == HTTP1_BODY_CHUNKED) {
         char hdr[20];
@@ -893,6 +908,11 @@ void proxy_request_flush(dp_request_t *r)
 
 void proxy_request_end(dp_request_t *r)
 {
+    int auth_status;
+    if (r->auth_body && (auth_status = auth_body_end(r)) != 0) {
+        proxy_finish(r, auth_status); /* the upstream never saw the body end */
+        return;
+    }
     r->req_done = true;
     if (r->phase != DP_REQ_EXCHANGE || !r->up)
         return; /* a retry is connecting: exchange_begin ends the body */

@@ -107,6 +107,7 @@ typedef struct dp_request {
     const fg_target_t *target;
     const char *key_name;         /* the authenticated API key's name (auth.c), or NULL: the
                                      upstream identity header and the rate-limit identity */
+    struct auth_body *auth_body;  /* a signed request's body digest check (auth.c; arena) */
     uint32_t attempts;            /* upstream attempts after the first (retries) */
     up_pool_t *pool;
     up_conn_t *up;                /* owned while set */

@@ -1363,6 +1363,49 @@ static void test_count_limits(void **state)
     cJSON_Delete(root);
 }
 
+/* security.auth.bearer / identityHeader / hmacClockSkewMs and keys[].hmac (issue 5). */
+static void test_auth_options(void **state)
+{
+    (void)state;
+    fg_config_t *cfg = parse_ok("{}");
+    assert_false(cfg->security.auth.bearer);
+    assert_string_equal(cfg->security.auth.identity_header, FG_DEFAULT_IDENTITY_HEADER);
+    assert_int_equal(cfg->security.auth.hmac_skew_ms, FG_DEFAULT_HMAC_SKEW_MS);
+    fg_config_free(cfg);
+
+    cfg = parse_ok("{'security':{'auth':{'bearer':true,'identityHeader':'X-Client',"
+                   "'hmacClockSkewMs':60000,'keys':[{'name':'s','key':'k1','hmac':true},"
+                   "{'name':'p','key':'k2'}]}}}");
+    assert_true(cfg->security.auth.bearer);
+    assert_string_equal(cfg->security.auth.identity_header, "X-Client");
+    assert_int_equal(cfg->security.auth.hmac_skew_ms, 60000);
+    assert_true(cfg->security.auth.keys[0].hmac);
+    assert_false(cfg->security.auth.keys[1].hmac);
+    char *text = assert_round_trip(cfg);
+    assert_non_null(strstr(text, "\"bearer\":true"));
+    assert_non_null(strstr(text, "\"identityHeader\":\"X-Client\""));
+    assert_non_null(strstr(text, "\"hmacClockSkewMs\":60000"));
+    assert_non_null(strstr(text, "\"hmac\":true"));
+    free(text);
+    fg_config_free(cfg);
+
+    expect_decode_error("{'security':{'auth':{'bearer':'yes'}}}", "security.auth.bearer", NULL);
+    expect_decode_error("{'security':{'auth':{'identityHeader':'X Bad'}}}",
+                        "security.auth.identityHeader", "token");
+    expect_decode_error("{'security':{'auth':{'identityHeader':'host'}}}",
+                        "security.auth.identityHeader", "proxy writes");
+    expect_decode_error("{'security':{'auth':{'identityHeader':'Authorization'}}}",
+                        "security.auth.identityHeader", NULL);
+    expect_decode_error("{'security':{'auth':{'hmacClockSkewMs':999}}}",
+                        "security.auth.hmacClockSkewMs", NULL);
+    expect_decode_error("{'security':{'auth':{'hmacClockSkewMs':3600001}}}",
+                        "security.auth.hmacClockSkewMs", NULL);
+    expect_decode_error("{'security':{'auth':{'keys':[{'name':'a','key':'k','hmac':1}]}}}",
+                        "security.auth.keys[0].hmac", NULL);
+    expect_validate_error("{'security':{'auth':{'header':'X-Who','identityHeader':'x-who'}}}",
+                          "security.auth.identityHeader", "differ");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1399,6 +1442,7 @@ int main(void)
         cmocka_unit_test(test_parse_text),
         cmocka_unit_test(test_many_routes),
         cmocka_unit_test(test_count_limits),
+        cmocka_unit_test(test_auth_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
