@@ -54,7 +54,8 @@ struct auth_table {
 /* A signed request's body check, in the request arena (nothing to free). */
 struct auth_body {
     SHA256_CTX sha;
-    const char *want; /* the Content-Digest value, DIGEST_VALUE_LEN bytes, in the head */
+    char want[DIGEST_VALUE_LEN]; /* the Content-Digest value: a copy, since the head's bytes
+                                    are released once the body flows (proxy.h) */
     char held;        /* the last byte of a Content-Length body, not yet forwarded */
     bool holding;
 };
@@ -678,7 +679,7 @@ static int check_signed(dp_request_t *r, const auth_table_t *t, const creds_t *c
             return 500;
         memset(b, 0, sizeof *b);
         SHA256_Init(&b->sha);
-        b->want = digest;
+        memcpy(b->want, digest, DIGEST_VALUE_LEN);
         r->auth_body = b;
     } else if (c->digest) {
         unsigned char md[FG_SHA256_LEN];
