@@ -10,7 +10,8 @@ not CSRF-able: cookies are never credentials, and no CORS header opens it to oth
 The snapshot socket is mode 0660, and a HELLO without the data plane secret, or with a wrong
 one, gets one NACK saying why and a closed connection -- no SNAPSHOT, no PING -- while the
 right secret gets the snapshot; a real flexgate-dp with a wrong secret stays not-ready and
-says why. Neither secret ever appears in a log.
+says why. Over tcp:// the client certificate is the credential (a HELLO there needs no
+secret, but a wrong one is still refused). Neither secret ever appears in a log.
 """
 
 import http.client
@@ -407,6 +408,49 @@ class SnapshotSocket(ClusterTest):
         c._track(dp).start()
         c.dps["dp-env"] = dp
         c.wait_in_sync(["dp-env"])
+
+
+class RemoteHello(ClusterTest):
+    """Over tcp:// the client certificate verified in the TLS handshake is the credential:
+    a HELLO without the secret is served; one that carries a wrong secret is refused."""
+    label = "mtlshello"
+
+    def setUp(self):
+        super().setUp()
+        c = self.c
+        self.pki = os.path.join(c.tmp, "pki")
+        subprocess.run(["sh", MAKE_CERTS, self.pki], check=True, stdout=subprocess.DEVNULL,
+                       timeout=60)
+        self.tcp_port = harness.free_port()
+        pem = lambda n: os.path.join(self.pki, n)  # noqa: E731
+        c.start_ctl(extra_args=["--dp-listen", "tcp://127.0.0.1:%d" % self.tcp_port,
+                                "--dp-tls-ca", pem("ca.crt"), "--dp-tls-cert", pem("ctl.crt"),
+                                "--dp-tls-key", pem("ctl.key")])
+        self.v = c.config_version()
+
+    def tls_hello(self, dp_id, secret):
+        ctx = ssl.create_default_context(cafile=os.path.join(self.pki, "ca.crt"))
+        ctx.load_cert_chain(os.path.join(self.pki, "dp.crt"), os.path.join(self.pki, "dp.key"))
+        raw = socket.create_connection(("127.0.0.1", self.tcp_port), timeout=5)
+        tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        self.addCleanup(tls.close)
+        tls.sendall(hello(dp_id, secret))
+        return tls
+
+    def test_certificate_is_the_credential_and_a_wrong_secret_still_refused(self):
+        t, body = first_frame(self.tls_hello("tls-nosecret", None), harness.START_TIMEOUT)
+        self.assertEqual((t, body["version"]), (SNAPSHOT, self.v))
+        got = frames_until_close(self.tls_hello("tls-wrong", "nope-" + self.c.dp_secret),
+                                 harness.START_TIMEOUT)
+        self.assertEqual([t for t, _ in got], [NACK], got)
+        self.assertIn("authentication failed: wrong secret", got[0][1]["error"])
+        ids = [d["id"] for d in self.c.dataplanes()["items"]]
+        self.assertIn("tls-nosecret", ids)
+        self.assertNotIn("tls-wrong", ids)
+        refused = [json.loads(line) for line in self.c.ctl.read("stderr").splitlines()
+                   if "refused a data plane: authentication failed" in line]
+        self.assertEqual([e["dp_id"] for e in refused], ["tls-wrong"])
+        self.assertTrue(refused[0]["peer"].startswith("127.0.0.1:"), refused[0])
 
 
 if __name__ == "__main__":
