@@ -526,9 +526,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     snprintf(status, sizeof status, "%d", req->status);
     snprintf(ms, sizeof ms, "%" PRIu64, fg_now_ms() - req->start_ms);
+    /* A locked-out client's 429s stay at debug: the lockout itself was logged once, and a
+     * flood of refused requests must not become a flood of log lines. */
     fg_log_level_t level = req->status >= 500 ? FG_LOG_ERROR
-                           : req->status == MHD_HTTP_UNAUTHORIZED ||
-                                     req->status == MHD_HTTP_TOO_MANY_REQUESTS ? FG_LOG_WARN
+                           : req->status == MHD_HTTP_UNAUTHORIZED ? FG_LOG_WARN
                            : FG_LOG_DEBUG;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && level < FG_LOG_WARN)
         level = FG_LOG_INFO;

@@ -161,10 +161,15 @@ class AdminToken(ClusterTest):
         r = request_from("127.0.0.2", port, "GET", "/api/v1/routes", bearer("guess-y"))
         self.assertEqual(r.status, 401, r)
         self.assertEqual(request_from("127.0.0.1", port, "GET", "/health/live").status, 200)
-        locked = [json.loads(line) for line in c.ctl.read("stderr").splitlines()
-                  if "locked out" in line]
+        log = [json.loads(line) for line in c.ctl.read("stderr").splitlines()
+               if line.startswith("{")]
+        locked = [e for e in log if "locked out" in e["msg"]]
         self.assertEqual([(e["client"], e["failures"]) for e in locked],
                          [("127.0.0.1", str(LOCKOUT_MAX_FAILURES))])
+        failed = [e for e in log if e["msg"].startswith("admin authentication failed")]
+        self.assertEqual(len(failed), LOCKOUT_MAX_FAILURES + 1)  # + the one from 127.0.0.2
+        # Refused while locked out: no guess is counted, and no warning per request.
+        self.assertFalse([e for e in log if e.get("status") == "429"], "429s at debug only")
 
     def test_requests_without_credentials_are_not_counted_as_guesses(self):
         for _ in range(LOCKOUT_MAX_FAILURES + 5):
