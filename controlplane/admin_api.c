@@ -704,6 +704,8 @@ int admin_api_start(const admin_api_conf_t *conf, admin_api_t **out, fg_error_t 
     api->token = conf->token;
     api->ui_dir = conf->ui_dir;
     api->max_body = conf->max_body ? conf->max_body : ADMIN_MAX_BODY;
+    api->lockout.max_failures = conf->lockout_failures;
+    api->lockout.window_ms = conf->lockout_window_ms;
 
     uint16_t port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                              : ntohs(((struct sockaddr_in *)&ss)->sin_port);

@@ -46,6 +46,8 @@ typedef struct admin_api_conf {
                              * proxy in front); otherwise that is refused */
     const char *tls_cert;   /* PEM certificate chain: serve HTTPS; NULL = plain HTTP */
     const char *tls_key;    /* PEM private key of tls_cert */
+    uint32_t lockout_failures;  /* wrong tokens per address per window; 0 = LOCKOUT_MAX_FAILURES */
+    uint32_t lockout_window_ms; /* that window; 0 = LOCKOUT_WINDOW_MS */
 } admin_api_conf_t;
 
 /** True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104. */

@@ -18,6 +18,9 @@
 #define LOCKOUT_MAX_FAILURES 10u    /* wrong tokens from one address per window ... */
 #define LOCKOUT_WINDOW_MS 60000u    /* ... before it is refused until the window ends */
 #define LOCKOUT_TABLE_SIZE 1024u    /* client addresses tracked at once */
+#define LOCKOUT_FAILURES_MAX 1000u  /* largest --admin-lockout-failures */
+#define LOCKOUT_WINDOW_MIN_MS 1000u /* --admin-lockout-window-ms bounds: 1 s ... */
+#define LOCKOUT_WINDOW_MAX_MS 86400000u /* ... 1 day */
 
 /** A client address as counted: 16 bytes (IPv4 as ::ffff:a.b.c.d, IPv6 cut to its /64). */
 typedef struct lockout_key {

@@ -20,6 +20,7 @@
 #include "fg_hash.h"
 #include "fg_log.h"
 #include "fg_proto.h"
+#include "lockout.h"
 #include "migrations.h"
 #include "publisher.h"
 #include "store.h"
@@ -55,12 +56,15 @@ typedef struct ctl_opts {
     const char *dp_secret_file;  /* serve: NULL = $FLEXGATE_DP_SECRET or dp.secret by the db */
     bool admin_insecure_bind;    /* serve: allow a non-loopback admin address without TLS */
     const char *admin_tls_cert, *admin_tls_key; /* serve: HTTPS for the admin API */
+    const char *lockout_failures, *lockout_window_ms; /* serve: text; checked by parse_opts */
+    uint32_t lockout_failures_n, lockout_window_ms_n; /* their values; 0 = the defaults */
 } ctl_opts_t;
 
 typedef enum opt_id {
     OPT_DB, OPT_ADMIN_LISTEN, OPT_SOCKET, OPT_LOG_LEVEL, OPT_UI_DIR, OPT_MODE, OPT_OUT,
     OPT_DRY_RUN, OPT_DP_LISTEN, OPT_DP_TLS_CA, OPT_DP_TLS_CERT, OPT_DP_TLS_KEY,
     OPT_DP_SECRET_FILE, OPT_ADMIN_INSECURE_BIND, OPT_ADMIN_TLS_CERT, OPT_ADMIN_TLS_KEY,
+    OPT_LOCKOUT_FAILURES, OPT_LOCKOUT_WINDOW,
 } opt_id_t;
 
 typedef struct opt_spec {
@@ -182,7 +186,9 @@ static int run_serve(const ctl_opts_t *o)
                                     .publisher = pub, .token = &token, .ui_dir = o->ui_dir,
                                     .insecure_bind = o->admin_insecure_bind,
                                     .tls_cert = o->admin_tls_cert,
-                                    .tls_key = o->admin_tls_key};
+                                    .tls_key = o->admin_tls_key,
+                                    .lockout_failures = o->lockout_failures_n,
+                                    .lockout_window_ms = o->lockout_window_ms_n};
     if (admin_api_start(&aconf, &api, &err)) {
         status = fail("cannot start the admin API", &err);
         goto fail_pub;
@@ -431,7 +437,9 @@ static const opt_spec_t serve_opts[] = {
     {"dp-listen", OPT_DP_LISTEN}, {"dp-tls-ca", OPT_DP_TLS_CA},
     {"dp-tls-cert", OPT_DP_TLS_CERT}, {"dp-tls-key", OPT_DP_TLS_KEY},
     {"dp-secret-file", OPT_DP_SECRET_FILE}, {"admin-insecure-bind", OPT_ADMIN_INSECURE_BIND},
-    {"admin-tls-cert", OPT_ADMIN_TLS_CERT}, {"admin-tls-key", OPT_ADMIN_TLS_KEY}, {NULL, 0},
+    {"admin-tls-cert", OPT_ADMIN_TLS_CERT}, {"admin-tls-key", OPT_ADMIN_TLS_KEY},
+    {"admin-lockout-failures", OPT_LOCKOUT_FAILURES},
+    {"admin-lockout-window-ms", OPT_LOCKOUT_WINDOW}, {NULL, 0},
 };
 static const opt_spec_t migrate_opts[] = {
     {"db", OPT_DB}, {"log-level", OPT_LOG_LEVEL}, {NULL, 0},
@@ -453,6 +461,7 @@ static const command_t commands[] = {
      "                           --dp-tls-cert FILE --dp-tls-key FILE]\n"
      "                          [--dp-secret-file FILE] [--admin-tls-cert FILE\n"
      "                           --admin-tls-key FILE] [--admin-insecure-bind]\n"
+     "                          [--admin-lockout-failures N] [--admin-lockout-window-ms MS]\n"
      "\n"
      "Run the control plane: the admin REST API (default " ADMIN_DEFAULT_LISTEN ") and the\n"
      "snapshot publisher data planes connect to (default " CTL_DEFAULT_SOCKET ").\n"
@@ -467,7 +476,9 @@ static const command_t commands[] = {
      "give the same file to flexgate-dp --dp-secret-file.\n"
      "--admin-tls-cert/--admin-tls-key serve the admin API over HTTPS (TLS 1.2+). The admin\n"
      "API refuses a non-loopback --admin-listen without them unless --admin-insecure-bind\n"
-     "is given (only behind a TLS-terminating proxy).\n",
+     "is given (only behind a TLS-terminating proxy). A client address that sends\n"
+     "--admin-lockout-failures wrong tokens (default 10) within --admin-lockout-window-ms\n"
+     "(default 60000) gets 429 with Retry-After until that window ends.\n",
      serve_opts, run_serve, NULL},
     {"migrate",
      "usage: flexgate-ctl migrate --db PATH [--log-level LEVEL]\n"
@@ -530,8 +541,29 @@ static const char **opt_slot(ctl_opts_t *o, opt_id_t id)
     case OPT_ADMIN_INSECURE_BIND: return NULL;
     case OPT_ADMIN_TLS_CERT: return &o->admin_tls_cert;
     case OPT_ADMIN_TLS_KEY: return &o->admin_tls_key;
+    case OPT_LOCKOUT_FAILURES: return &o->lockout_failures;
+    case OPT_LOCKOUT_WINDOW: return &o->lockout_window_ms;
     }
     return NULL;
+}
+
+/* A numeric option's text (NULL: not given, *out stays 0) within [min, max]. 0, or -1 after
+ * printing the usage error. */
+static int parse_u32_opt(const command_t *cmd, const char *name, const char *text,
+                         uint32_t min, uint32_t max, uint32_t *out)
+{
+    char *end = NULL;
+    if (!text)
+        return 0;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (!(*text >= '0' && *text <= '9') || *end || errno || v < min || v > max) {
+        fprintf(stderr, "flexgate-ctl %s: --%s must be an integer from %" PRIu32 " to %" PRIu32
+                ", not '%s'\n", cmd->name, name, min, max, text);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
 }
 
 /* "--name VALUE" or "--name=VALUE"; anything else is a usage error. Returns 0, 1 after
@@ -598,6 +630,11 @@ static int parse_opts(const command_t *cmd, int argc, char **argv, ctl_opts_t *o
                 "--dp-tls-key, and they are only for --dp-listen\n%s", cmd->name, cmd->usage);
         return -1;
     }
+    if (parse_u32_opt(cmd, "admin-lockout-failures", o->lockout_failures, 1,
+                      LOCKOUT_FAILURES_MAX, &o->lockout_failures_n) < 0 ||
+        parse_u32_opt(cmd, "admin-lockout-window-ms", o->lockout_window_ms,
+                      LOCKOUT_WINDOW_MIN_MS, LOCKOUT_WINDOW_MAX_MS, &o->lockout_window_ms_n) < 0)
+        return -1;
     if (!o->admin_tls_cert != !o->admin_tls_key) {
         fprintf(stderr, "flexgate-ctl %s: --admin-tls-cert and --admin-tls-key go together\n%s",
                 cmd->name, cmd->usage);

@@ -290,6 +290,29 @@ class AdminListen(ClusterTest):
         # The data planes are unaffected: they use the snapshot socket.
         c.start_dp("dp-tls-admin")
 
+    def test_lockout_limits_are_configurable_and_the_lockout_ends(self):
+        c = self.c
+        c.start_ctl(extra_args=["--admin-lockout-failures", "2",
+                                "--admin-lockout-window-ms", "1000"])
+        port = c.ctl.admin_port
+        for i in range(2):
+            r = request_from("127.0.0.1", port, "GET", "/api/v1/routes", bearer("g%d" % i))
+            self.assertEqual(r.status, 401)
+        t_locked = time.monotonic()
+        r = request_from("127.0.0.1", port, "GET", "/api/v1/routes", bearer(c.token))
+        self.assertEqual(r.status, 429)
+        self.assertEqual(r.header("Retry-After"), "1")
+        c.poll(lambda: request_from("127.0.0.1", port, "GET", "/api/v1/routes",
+                                    bearer(c.token)).status == 200,
+               "the lockout to end after its 1 s window", timeout=5.0)
+        self.assertLess(time.monotonic() - t_locked, 3.0)
+        for flag, bad in (("--admin-lockout-failures", "0"), ("--admin-lockout-failures", "x"),
+                          ("--admin-lockout-window-ms", "999")):
+            p, _ = self.run_ctl("--admin-listen", "127.0.0.1:%d" % harness.free_port(), flag,
+                                bad)
+            self.assertEqual(p.returncode, 2, (flag, bad, p.stderr))
+            self.assertIn(flag, p.stderr)
+
     def test_bad_tls_files_fail_at_start(self):
         pki = os.path.join(self.c.tmp, "pki")
         subprocess.run(["sh", MAKE_CERTS, pki], check=True, stdout=subprocess.DEVNULL,
