@@ -8,19 +8,25 @@
  * with 413 once complete. Handlers live in api_*.c and reply through the helpers here. */
 #include "admin_api.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "api_import.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "lockout.h"
 
 #define ADMIN_HOST_MAX 256
 #define ADMIN_AUTH_REALM "Bearer realm=\"flexgate\""
@@ -33,6 +39,9 @@ struct admin_api {
     const char *ui_dir;
     size_t max_body;
     uint16_t port;
+    lockout_t lockout;   /* wrong tokens per client address; the API thread only */
+    char *tls_cert_pem;  /* owned; MHD reads them while it runs */
+    char *tls_key_pem;   /* owned; wiped before it is freed */
 };
 
 /* Where a path goes. `allow_*` list the methods of the collection, of its items and of the
@@ -85,6 +94,10 @@ enum MHD_Result api_reply_response(api_req_t *req, unsigned status,
         MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, req->reply_location);
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, ADMIN_AUTH_REALM);
+    if (status == MHD_HTTP_TOO_MANY_REQUESTS && req->reply_retry_after_s) {
+        snprintf(buf, sizeof buf, "%" PRIu32, req->reply_retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, buf);
+    }
     enum MHD_Result rc = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     req->replied = true;
@@ -336,20 +349,71 @@ static size_t body_limit(const admin_api_t *api, const api_req_t *req)
     return req->handler == api_import ? IMPORT_MAX_BODY : api->max_body;
 }
 
+static const struct sockaddr *client_addr(const api_req_t *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    return ci ? ci->client_addr : NULL;
+}
+
+static void describe_client(const struct sockaddr *sa, char *out, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "";
+    out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, sizeof host);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof host);
+    snprintf(out, len, "%s", host);
+}
+
+/* The bearer token, the one credential (no cookie is ever read, so a browser cannot be
+ * made to send it: no CSRF). A locked-out address is refused before its token is looked at,
+ * so its guesses stop even when one would be right. Wrong tokens are logged with the client
+ * address and never with what was sent. True when a reply has been queued. */
+static bool refuse_unauthenticated(admin_api_t *api, api_req_t *req)
+{
+    lockout_key_t key;
+    char n[16], wait_s[16];
+    uint64_t now = fg_now_ms();
+    lockout_key_from(client_addr(req), &key);
+    uint32_t wait = lockout_blocked(&api->lockout, &key, now);
+    if (wait) {
+        req->reply_retry_after_s = wait;
+        api_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_attempts", NULL,
+                        "too many wrong tokens from this address; retry in %" PRIu32 " s",
+                        wait);
+        return true;
+    }
+    const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_AUTHORIZATION);
+    if (token_check(api->token, auth)) {
+        lockout_success(&api->lockout, &key);
+        return false;
+    }
+    if (auth) { /* a guess; a request with no credential at all guesses nothing */
+        uint32_t failures = lockout_fail(&api->lockout, &key, now);
+        snprintf(n, sizeof n, "%" PRIu32, failures);
+        fg_log(FG_LOG_WARN, "admin authentication failed: wrong token", "client", req->client,
+               "method", req->method, "path", req->path, "failures", n, NULL);
+        if ((wait = lockout_blocked(&api->lockout, &key, now))) {
+            snprintf(wait_s, sizeof wait_s, "%" PRIu32, wait);
+            fg_log(FG_LOG_WARN, "admin client locked out after repeated wrong tokens",
+                   "client", req->client, "failures", n, "retry_after_s", wait_s, NULL);
+        }
+    }
+    api_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
+                    "missing or wrong bearer token");
+    return true;
+}
+
 /* Decide everything the head allows; true when a reply has been queued. */
 static bool on_head(admin_api_t *api, api_req_t *req)
 {
     const char *item = NULL, *action = NULL;
     bool is_api = strncmp(req->url, "/api/", 5) == 0;
-    if (is_api) {
-        const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
-                                                       MHD_HTTP_HEADER_AUTHORIZATION);
-        if (!token_check(api->token, auth)) {
-            api_reply_error(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", NULL,
-                            "missing or wrong bearer token");
-            return true;
-        }
-    }
+    if (is_api && refuse_unauthenticated(api, req))
+        return true;
     if (strcmp(req->url, "/") == 0 || strcmp(req->url, "/ui") == 0 ||
         strncmp(req->url, "/ui/", 4) == 0) {
         if (!method_allowed("GET", req->method)) {
@@ -431,6 +495,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->url = url;
         req->start_ms = fg_now_ms();
         snprintf(req->path, sizeof req->path, "%s", url);
+        describe_client(client_addr(req), req->client, sizeof req->client);
         on_head(api, req);
         return MHD_YES;
     }
@@ -461,14 +526,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     snprintf(status, sizeof status, "%d", req->status);
     snprintf(ms, sizeof ms, "%" PRIu64, fg_now_ms() - req->start_ms);
+    /* A locked-out client's 429s stay at debug: the lockout itself was logged once, and a
+     * flood of refused requests must not become a flood of log lines. */
     fg_log_level_t level = req->status >= 500 ? FG_LOG_ERROR
                            : req->status == MHD_HTTP_UNAUTHORIZED ? FG_LOG_WARN
                            : FG_LOG_DEBUG;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && level < FG_LOG_WARN)
         level = FG_LOG_INFO;
     if (fg_log_enabled(level))
-        fg_log(level, "admin request", "method", req->method, "path", req->path, "status",
-               status, "duration_ms", ms, "completed",
+        fg_log(level, "admin request", "client", req->client, "method", req->method, "path",
+               req->path, "status", status, "duration_ms", ms, "completed",
                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false", NULL);
     free(req->body);
     free(req);
@@ -529,30 +596,126 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     return 0;
 }
 
+bool admin_addr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa && sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
+}
+
+static int check_bind(const char *listen, const struct sockaddr_storage *ss, bool tls,
+                      bool insecure_bind, fg_error_t *err)
+{
+    if (tls || admin_addr_is_loopback((const struct sockaddr *)ss))
+        return 0;
+    if (insecure_bind) {
+        fg_log(FG_LOG_WARN, "admin API served without TLS on a non-loopback address "
+               "(--admin-insecure-bind): the token crosses the network in clear unless a "
+               "TLS-terminating proxy fronts it", "listen", listen, NULL);
+        return 0;
+    }
+    return fg_error_setc(err, -EACCES, "admin-listen", "refusing to serve the admin API on "
+                         "non-loopback %s without TLS: the bearer token would cross the "
+                         "network in clear. Give --admin-tls-cert and --admin-tls-key, or "
+                         "--admin-insecure-bind when a TLS-terminating proxy fronts it",
+                         listen);
+}
+
+int admin_api_check_listen(const char *listen, bool tls, bool insecure_bind, fg_error_t *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    if (!listen)
+        listen = ADMIN_DEFAULT_LISTEN;
+    int rc = parse_listen(listen, &ss, &sslen, err);
+    return rc ? rc : check_bind(listen, &ss, tls, insecure_bind, err);
+}
+
+/* A PEM file, whole, NUL-terminated (MHD wants memory, not a path). Caller frees. */
+static char *read_pem(const char *path, const char *flag, fg_error_t *err)
+{
+    struct stat sb;
+    char *buf = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fg_error_setc(err, -errno, flag, "cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 ||
+        sb.st_size > (off_t)ADMIN_TLS_FILE_MAX) {
+        fg_error_setc(err, -EINVAL, flag, "%s: not a regular file of 1 to %u bytes", path,
+                      ADMIN_TLS_FILE_MAX);
+        goto fail_fd;
+    }
+    buf = malloc((size_t)sb.st_size + 1);
+    if (!buf) {
+        fg_error_setc(err, -ENOMEM, flag, "out of memory");
+        goto fail_fd;
+    }
+    ssize_t n = read(fd, buf, (size_t)sb.st_size);
+    if (n != sb.st_size || !strstr((buf[n] = '\0', buf), "-----BEGIN ")) {
+        fg_error_setc(err, -EINVAL, flag, "%s: cannot read PEM from it", path);
+        free(buf);
+        buf = NULL;
+    }
+fail_fd:
+    close(fd);
+    return buf;
+}
+
+static void free_api(admin_api_t *api)
+{
+    if (api->tls_key_pem)
+        explicit_bzero(api->tls_key_pem, strlen(api->tls_key_pem));
+    free(api->tls_key_pem);
+    free(api->tls_cert_pem);
+    free(api);
+}
+
 int admin_api_start(const admin_api_conf_t *conf, admin_api_t **out, fg_error_t *err)
 {
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
     const char *listen = conf->listen ? conf->listen : ADMIN_DEFAULT_LISTEN;
+    bool tls = conf->tls_cert && conf->tls_key;
     int rc = parse_listen(listen, &ss, &sslen, err);
-    if (rc)
+    if (rc || (rc = check_bind(listen, &ss, tls, conf->insecure_bind, err)))
         return rc;
     if (!conf->store || !conf->token)
         return fg_error_set(err, NULL, "admin API needs a store and a token");
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+        return fg_error_setc(err, -ENOTSUP, "admin-tls-cert", "this libmicrohttpd was built "
+                             "without TLS: serve the admin API on loopback behind a "
+                             "TLS-terminating proxy");
     admin_api_t *api = calloc(1, sizeof *api);
     if (!api)
         return fg_error_setc(err, -ENOMEM, NULL, "out of memory");
+    if (tls && (!(api->tls_cert_pem = read_pem(conf->tls_cert, "admin-tls-cert", err)) ||
+                !(api->tls_key_pem = read_pem(conf->tls_key, "admin-tls-key", err)))) {
+        free_api(api);
+        return -EINVAL;
+    }
     api->store = conf->store;
     api->publisher = conf->publisher;
     api->token = conf->token;
     api->ui_dir = conf->ui_dir;
     api->max_body = conf->max_body ? conf->max_body : ADMIN_MAX_BODY;
+    api->lockout.max_failures = conf->lockout_failures;
+    api->lockout.window_ms = conf->lockout_window_ms;
 
     uint16_t port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                              : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    /* The TLS options go last: without MHD_USE_TLS, MHD refuses them, so a plain daemon
+     * ends its list before them. */
     api->daemon = MHD_start_daemon(
         flags, port, NULL, NULL, on_request, api,
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, api, /* first, or MHD logs the rest itself */
@@ -561,9 +724,16 @@ int admin_api_start(const admin_api_conf_t *conf, admin_api_t **out, fg_error_t 
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)ADMIN_CONNECTION_LIMIT,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ADMIN_CONNECTION_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ADMIN_CONNECTION_MEMORY,
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, api->tls_cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, api->tls_key_pem,
+        MHD_OPTION_HTTPS_PRIORITIES, ADMIN_TLS_PRIORITIES,
         MHD_OPTION_END);
     if (!api->daemon) {
-        free(api);
+        free_api(api);
+        if (tls)
+            return fg_error_setc(err, -EINVAL, "admin-listen", "cannot serve HTTPS on %s (in "
+                                 "use, not a local address, or --admin-tls-cert and "
+                                 "--admin-tls-key unusable or not a pair)", listen);
         return fg_error_setc(err, -EADDRNOTAVAIL, "admin-listen",
                              "cannot listen on %s (in use, or not a local address)", listen);
     }
@@ -572,7 +742,8 @@ int admin_api_start(const admin_api_conf_t *conf, admin_api_t **out, fg_error_t 
     api->port = info ? info->port : port;
     char pbuf[8];
     snprintf(pbuf, sizeof pbuf, "%u", (unsigned)api->port);
-    fg_log(FG_LOG_INFO, "admin API listening", "listen", listen, "port", pbuf, NULL);
+    fg_log(FG_LOG_INFO, "admin API listening", "listen", listen, "port", pbuf, "tls",
+           tls ? "true" : "false", NULL);
     *out = api;
     return 0;
 }
@@ -582,5 +753,5 @@ void admin_api_stop(admin_api_t *api)
     if (!api)
         return;
     MHD_stop_daemon(api->daemon);
-    free(api);
+    free_api(api);
 }

@@ -50,6 +50,8 @@ struct api_req {
     int64_t reply_version;  /* X-Config-Version */
     int64_t reply_revision; /* ETag: "<revision>" */
     char reply_location[FG_ERROR_FIELD_MAX + 32];
+    uint32_t reply_retry_after_s; /* Retry-After on a 429; 0 = none */
+    char client[64];        /* the client's address, for logs ("" = unknown) */
 };
 
 /* ---- replies (each queues the response; returns what the MHD handler returns) ---------- */

@@ -20,6 +20,7 @@
 #include "fg_hash.h"
 #include "fg_log.h"
 #include "fg_proto.h"
+#include "lockout.h"
 #include "migrations.h"
 #include "publisher.h"
 #include "store.h"
@@ -52,11 +53,18 @@ typedef struct ctl_opts {
     const char *dp_listen[PUB_MAX_TCP_LISTENERS]; /* --dp-listen, repeatable */
     size_t n_dp_listen;
     const char *dp_tls_ca, *dp_tls_cert, *dp_tls_key;
+    const char *dp_secret_file;  /* serve: NULL = $FLEXGATE_DP_SECRET or dp.secret by the db */
+    bool admin_insecure_bind;    /* serve: allow a non-loopback admin address without TLS */
+    const char *admin_tls_cert, *admin_tls_key; /* serve: HTTPS for the admin API */
+    const char *lockout_failures, *lockout_window_ms; /* serve: text; checked by parse_opts */
+    uint32_t lockout_failures_n, lockout_window_ms_n; /* their values; 0 = the defaults */
 } ctl_opts_t;
 
 typedef enum opt_id {
     OPT_DB, OPT_ADMIN_LISTEN, OPT_SOCKET, OPT_LOG_LEVEL, OPT_UI_DIR, OPT_MODE, OPT_OUT,
     OPT_DRY_RUN, OPT_DP_LISTEN, OPT_DP_TLS_CA, OPT_DP_TLS_CERT, OPT_DP_TLS_KEY,
+    OPT_DP_SECRET_FILE, OPT_ADMIN_INSECURE_BIND, OPT_ADMIN_TLS_CERT, OPT_ADMIN_TLS_KEY,
+    OPT_LOCKOUT_FAILURES, OPT_LOCKOUT_WINDOW,
 } opt_id_t;
 
 typedef struct opt_spec {
@@ -101,13 +109,34 @@ static int wait_for_stop_signal(const sigset_t *set)
     return sig;
 }
 
+/* The data plane secret: $FLEXGATE_DP_SECRET, --dp-secret-file, or dp.secret beside the
+ * database, generated on first start. Only where it was saved is told, never the value. */
+static int load_dp_secret(const ctl_opts_t *o, token_t *secret, fg_error_t *err)
+{
+    char path[TOKEN_PATH_MAX];
+    int rc = 0;
+    if (o->dp_secret_file)
+        snprintf(path, sizeof path, "%s", o->dp_secret_file);
+    else
+        rc = token_path_beside(o->db, DP_SECRET_FILE_NAME, path, sizeof path, err);
+    if (rc || (rc = token_load_file(DP_SECRET_ENV, path, secret, err)))
+        return rc;
+    if (strlen(secret->value) >= FG_HELLO_SECRET_MAX)
+        return fg_error_setc(err, -EINVAL, "dp-secret-file", "the data plane secret is longer "
+                             "than %d characters", FG_HELLO_SECRET_MAX - 1);
+    if (secret->source == TOKEN_GENERATED)
+        fg_log(FG_LOG_INFO, "data plane secret generated: give this file to flexgate-dp "
+               "--dp-secret-file", "path", secret->path, NULL);
+    return 0;
+}
+
 static int run_serve(const ctl_opts_t *o)
 {
     fg_error_t err;
     store_t *st = NULL;
     publisher_t *pub = NULL;
     admin_api_t *api = NULL;
-    token_t token;
+    token_t token, dp_secret;
     int status = EXIT_FAILURE;
     sigset_t stop;
 
@@ -120,26 +149,46 @@ static int run_serve(const ctl_opts_t *o)
     signal(SIGPIPE, SIG_IGN);
 
     fg_error_clear(&err);
+    memset(&dp_secret, 0, sizeof dp_secret);
+    /* A refused admin address is a usage problem: said before anything is created. */
+    if (admin_api_check_listen(o->admin_listen, o->admin_tls_cert != NULL,
+                               o->admin_insecure_bind, &err))
+        return fail("cannot start the admin API", &err);
     if (open_migrated(o->db, &st, NULL, &err))
         return fail("cannot open the database", &err);
     if (token_load(o->db, &token, &err)) {
         status = fail("cannot load the admin token", &err);
         goto fail_store;
     }
+    if (load_dp_secret(o, &dp_secret, &err)) {
+        status = fail("cannot load the data plane secret", &err);
+        goto fail_store;
+    }
     if (token.source == TOKEN_GENERATED) {
-        printf("admin token: %s (saved to %s)\n", token.value, token.path);
+        /* To a terminal only: a redirected stdout is a log file, and the token stays out of
+         * logs. The file holds it either way. */
+        if (isatty(STDOUT_FILENO))
+            printf("admin token: %s (saved to %s)\n", token.value, token.path);
+        else
+            printf("admin token generated and saved to %s (mode 0600)\n", token.path);
         fflush(stdout);
     }
     const publisher_conf_t pconf = {.listen = o->socket, .db_path = o->db,
                                     .tcp_listen = o->dp_listen,
                                     .n_tcp_listen = o->n_dp_listen, .tls_ca = o->dp_tls_ca,
-                                    .tls_cert = o->dp_tls_cert, .tls_key = o->dp_tls_key};
+                                    .tls_cert = o->dp_tls_cert, .tls_key = o->dp_tls_key,
+                                    .dp_secret = dp_secret.value};
     if (publisher_start(&pconf, &pub, &err)) {
         status = fail("cannot start the snapshot publisher", &err);
         goto fail_store;
     }
     const admin_api_conf_t aconf = {.listen = o->admin_listen, .store = st,
-                                    .publisher = pub, .token = &token, .ui_dir = o->ui_dir};
+                                    .publisher = pub, .token = &token, .ui_dir = o->ui_dir,
+                                    .insecure_bind = o->admin_insecure_bind,
+                                    .tls_cert = o->admin_tls_cert,
+                                    .tls_key = o->admin_tls_key,
+                                    .lockout_failures = o->lockout_failures_n,
+                                    .lockout_window_ms = o->lockout_window_ms_n};
     if (admin_api_start(&aconf, &api, &err)) {
         status = fail("cannot start the admin API", &err);
         goto fail_pub;
@@ -157,7 +206,8 @@ fail_pub:
     publisher_stop(pub);
 fail_store:
     store_close(st);
-    memset(&token, 0, sizeof token);
+    explicit_bzero(&token, sizeof token);
+    explicit_bzero(&dp_secret, sizeof dp_secret);
     return status;
 }
 
@@ -385,7 +435,11 @@ static const opt_spec_t serve_opts[] = {
     {"db", OPT_DB}, {"admin-listen", OPT_ADMIN_LISTEN}, {"socket", OPT_SOCKET},
     {"log-level", OPT_LOG_LEVEL}, {"ui-dir", OPT_UI_DIR},
     {"dp-listen", OPT_DP_LISTEN}, {"dp-tls-ca", OPT_DP_TLS_CA},
-    {"dp-tls-cert", OPT_DP_TLS_CERT}, {"dp-tls-key", OPT_DP_TLS_KEY}, {NULL, 0},
+    {"dp-tls-cert", OPT_DP_TLS_CERT}, {"dp-tls-key", OPT_DP_TLS_KEY},
+    {"dp-secret-file", OPT_DP_SECRET_FILE}, {"admin-insecure-bind", OPT_ADMIN_INSECURE_BIND},
+    {"admin-tls-cert", OPT_ADMIN_TLS_CERT}, {"admin-tls-key", OPT_ADMIN_TLS_KEY},
+    {"admin-lockout-failures", OPT_LOCKOUT_FAILURES},
+    {"admin-lockout-window-ms", OPT_LOCKOUT_WINDOW}, {NULL, 0},
 };
 static const opt_spec_t migrate_opts[] = {
     {"db", OPT_DB}, {"log-level", OPT_LOG_LEVEL}, {NULL, 0},
@@ -405,6 +459,9 @@ static const command_t commands[] = {
      "                          [--log-level debug|info|warn|error] [--ui-dir DIR]\n"
      "                          [--dp-listen tcp://HOST:PORT ... --dp-tls-ca FILE\n"
      "                           --dp-tls-cert FILE --dp-tls-key FILE]\n"
+     "                          [--dp-secret-file FILE] [--admin-tls-cert FILE\n"
+     "                           --admin-tls-key FILE] [--admin-insecure-bind]\n"
+     "                          [--admin-lockout-failures N] [--admin-lockout-window-ms MS]\n"
      "\n"
      "Run the control plane: the admin REST API (default " ADMIN_DEFAULT_LISTEN ") and the\n"
      "snapshot publisher data planes connect to (default " CTL_DEFAULT_SOCKET ").\n"
@@ -412,7 +469,16 @@ static const command_t commands[] = {
      "TLS: --dp-tls-cert/--dp-tls-key are the control plane's certificate and key, and a\n"
      "data plane must present a client certificate signed by a CA in --dp-tls-ca.\n"
      "Migrates the database first. The admin token is $" TOKEN_ENV ", or the file\n"
-     TOKEN_FILE_NAME " beside the database, generated (and printed once) on first start.\n",
+     TOKEN_FILE_NAME " beside the database, generated on first start (printed once when\n"
+     "stdout is a terminal). A data plane on the unix socket must send the data plane\n"
+     "secret in its HELLO: $" DP_SECRET_ENV ", or --dp-secret-file FILE, or the file\n"
+     DP_SECRET_FILE_NAME " beside the database (a missing file is generated, mode 0600);\n"
+     "give the same file to flexgate-dp --dp-secret-file.\n"
+     "--admin-tls-cert/--admin-tls-key serve the admin API over HTTPS (TLS 1.2+). The admin\n"
+     "API refuses a non-loopback --admin-listen without them unless --admin-insecure-bind\n"
+     "is given (only behind a TLS-terminating proxy). A client address that sends\n"
+     "--admin-lockout-failures wrong tokens (default 10) within --admin-lockout-window-ms\n"
+     "(default 60000) gets 429 with Retry-After until that window ends.\n",
      serve_opts, run_serve, NULL},
     {"migrate",
      "usage: flexgate-ctl migrate --db PATH [--log-level LEVEL]\n"
@@ -471,8 +537,33 @@ static const char **opt_slot(ctl_opts_t *o, opt_id_t id)
     case OPT_DP_TLS_CA: return &o->dp_tls_ca;
     case OPT_DP_TLS_CERT: return &o->dp_tls_cert;
     case OPT_DP_TLS_KEY: return &o->dp_tls_key;
+    case OPT_DP_SECRET_FILE: return &o->dp_secret_file;
+    case OPT_ADMIN_INSECURE_BIND: return NULL;
+    case OPT_ADMIN_TLS_CERT: return &o->admin_tls_cert;
+    case OPT_ADMIN_TLS_KEY: return &o->admin_tls_key;
+    case OPT_LOCKOUT_FAILURES: return &o->lockout_failures;
+    case OPT_LOCKOUT_WINDOW: return &o->lockout_window_ms;
     }
     return NULL;
+}
+
+/* A numeric option's text (NULL: not given, *out stays 0) within [min, max]. 0, or -1 after
+ * printing the usage error. */
+static int parse_u32_opt(const command_t *cmd, const char *name, const char *text,
+                         uint32_t min, uint32_t max, uint32_t *out)
+{
+    char *end = NULL;
+    if (!text)
+        return 0;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (!(*text >= '0' && *text <= '9') || *end || errno || v < min || v > max) {
+        fprintf(stderr, "flexgate-ctl %s: --%s must be an integer from %" PRIu32 " to %" PRIu32
+                ", not '%s'\n", cmd->name, name, min, max, text);
+        return -1;
+    }
+    *out = (uint32_t)v;
+    return 0;
 }
 
 /* "--name VALUE" or "--name=VALUE"; anything else is a usage error. Returns 0, 1 after
@@ -505,13 +596,16 @@ static int parse_opts(const command_t *cmd, int argc, char **argv, ctl_opts_t *o
                     cmd->usage);
             return -1;
         }
-        if (spec->id == OPT_DRY_RUN) { /* the one option that takes no value */
+        if (spec->id == OPT_DRY_RUN || spec->id == OPT_ADMIN_INSECURE_BIND) { /* flags */
             if (eq) {
                 fprintf(stderr, "flexgate-ctl %s: option '--%s' takes no value\n", cmd->name,
                         spec->name);
                 return -1;
             }
-            o->dry_run = true;
+            if (spec->id == OPT_DRY_RUN)
+                o->dry_run = true;
+            else
+                o->admin_insecure_bind = true;
             continue;
         }
         const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
@@ -534,6 +628,16 @@ static int parse_opts(const command_t *cmd, int argc, char **argv, ctl_opts_t *o
     if ((o->n_dp_listen > 0 && !all_tls) || (o->n_dp_listen == 0 && any_tls)) {
         fprintf(stderr, "flexgate-ctl %s: --dp-listen needs --dp-tls-ca, --dp-tls-cert and "
                 "--dp-tls-key, and they are only for --dp-listen\n%s", cmd->name, cmd->usage);
+        return -1;
+    }
+    if (parse_u32_opt(cmd, "admin-lockout-failures", o->lockout_failures, 1,
+                      LOCKOUT_FAILURES_MAX, &o->lockout_failures_n) < 0 ||
+        parse_u32_opt(cmd, "admin-lockout-window-ms", o->lockout_window_ms,
+                      LOCKOUT_WINDOW_MIN_MS, LOCKOUT_WINDOW_MAX_MS, &o->lockout_window_ms_n) < 0)
+        return -1;
+    if (!o->admin_tls_cert != !o->admin_tls_key) {
+        fprintf(stderr, "flexgate-ctl %s: --admin-tls-cert and --admin-tls-key go together\n%s",
+                cmd->name, cmd->usage);
         return -1;
     }
     return 0;

@@ -37,6 +37,7 @@
 #include "fg_frame.h"
 #include "fg_log.h"
 #include "fg_proto.h"
+#include "fg_secret.h"
 #include "fg_time.h"
 #include "fg_tls.h"
 #include "store.h"
@@ -98,7 +99,8 @@ struct pub_conn {
     uint64_t last_recv_ms; /* monotonic */
     uint64_t last_ping_ms; /* monotonic */
     int64_t sent_version;  /* last SNAPSHOT queued on this connection */
-    bool closing;          /* told it is incompatible: closed once that is written */
+    bool closing;          /* told it is refused: closed once that is written */
+    const char *close_reason; /* static text: why it is closed once the refusal is out */
     bool tls;              /* accepted on a tcp:// listener */
     bool tls_up;           /* its handshake completed (the client certificate verified) */
     char peer[PUB_PEER_MAX];                  /* "unix", or the TCP peer's address */
@@ -112,6 +114,7 @@ struct publisher {
     ino_t socket_ino;
     char *db_path;
     uint32_t max_payload, ping_ms, silence_ms, coalesce_ms, poll_ms;
+    char dp_secret[FG_HELLO_SECRET_MAX]; /* "" = none required; wiped by free_resources */
 
     store_t *store;
     struct event_base *base;
@@ -453,7 +456,23 @@ cJSON *publisher_dataplanes_json(publisher_t *pub, int64_t current_version)
 
 static void on_conn_flushed(struct bufferevent *bev, void *arg)
 {
-    conn_close(arg, "incompatible protocol: told so, closed");
+    pub_conn_t *c = arg;
+    conn_close(c, c->close_reason);
+}
+
+/* Queue the refusal `payload` (a NACK), read nothing more, and close once it is written. */
+static void conn_refuse(pub_conn_t *c, char *payload, const char *reason)
+{
+    if (!payload || conn_send(c, FG_MSG_NACK, payload) < 0) {
+        free(payload);
+        conn_close(c, "out of memory refusing a data plane");
+        return;
+    }
+    free(payload);
+    c->closing = true;
+    c->close_reason = reason;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setcb(c->bev, NULL, on_conn_flushed, on_conn_event, c);
 }
 
 /* PROTOCOL.md §4.6: a NACK of version 0 tells the data plane why it gets no snapshots, then
@@ -472,15 +491,35 @@ static void tell_incompatible(pub_conn_t *c, int protocol)
         snprintf(c->dp->last_error, sizeof c->dp->last_error, "%s", why.error);
         pthread_mutex_unlock(&c->pub->mu);
     }
-    if (!payload || conn_send(c, FG_MSG_NACK, payload) < 0) {
-        free(payload);
-        conn_close(c, "out of memory refusing an incompatible data plane");
-        return;
-    }
-    free(payload);
-    c->closing = true;
-    bufferevent_disable(c->bev, EV_READ);
-    bufferevent_setcb(c->bev, NULL, on_conn_flushed, on_conn_event, c);
+    conn_refuse(c, payload, "incompatible protocol: told so, closed");
+}
+
+/* Why the HELLO `h` may not subscribe, or NULL when it may. On the unix socket it must carry
+ * the data plane secret; over tcp:// the client certificate verified in the handshake is the
+ * credential, and a secret sent there anyway must still be the right one. */
+static const char *hello_auth_problem(const pub_conn_t *c, const fg_hello_t *h)
+{
+    const publisher_t *pub = c->pub;
+    if (!pub->dp_secret[0] || (c->tls && c->tls_up && !h->secret[0]))
+        return NULL;
+    if (!h->secret[0])
+        return "HELLO carries no secret: start flexgate-dp with --dp-secret-file (the "
+               "control plane's data plane secret)";
+    if (!fg_secret_equal(pub->dp_secret, h->secret, strlen(h->secret)))
+        return "wrong secret";
+    return NULL;
+}
+
+/* A data plane that failed authentication is told why (PROTOCOL.md §4.7), logged with what
+ * it claimed to be, kept out of the registry, and hung up on. Nothing else is sent to it. */
+static void refuse_unauthenticated(pub_conn_t *c, const fg_hello_t *h, const char *why)
+{
+    char text[FG_PROTO_ERROR_MAX], pid[24];
+    fg_log(FG_LOG_WARN, "refused a data plane: authentication failed", "peer", c->peer,
+           "dp_id", h->dp_id, "hostname", h->hostname, "pid", i64s(h->pid, pid), "error",
+           why, NULL);
+    snprintf(text, sizeof text, "authentication failed: %s", why);
+    conn_refuse(c, fg_refusal_encode(text), "refused: authentication failed");
 }
 
 static int on_hello(pub_conn_t *c, const char *payload, size_t len)
@@ -504,6 +543,12 @@ static int on_hello(pub_conn_t *c, const char *payload, size_t len)
     if (!h.dp_id[0]) {
         fg_log(FG_LOG_WARN, "bad HELLO", "field", "dp_id", "error", "is empty", NULL);
         return -1;
+    }
+    const char *auth_problem = hello_auth_problem(c, &h);
+    explicit_bzero(h.secret, sizeof h.secret);
+    if (auth_problem) {
+        refuse_unauthenticated(c, &h, auth_problem);
+        return 1; /* closing: read nothing more from it */
     }
     pthread_mutex_lock(&pub->mu);
     pub_dp_t *d = registry_hello(pub, &h, c, &displaced);
@@ -623,7 +668,8 @@ static void on_conn_read(struct bufferevent *bev, void *arg)
 
     while (evbuffer_get_length(in) >= FG_FRAME_HEADER_SIZE) {
         evbuffer_copyout(in, hdr, sizeof hdr);
-        if (fg_frame_header_decode(hdr, c->pub->max_payload, &type, &len) < 0) {
+        uint32_t cap = c->dp ? c->pub->max_payload : PUB_HELLO_MAX_PAYLOAD;
+        if (fg_frame_header_decode(hdr, cap, &type, &len) < 0) {
             conn_close(c, "bad frame header (oversized or unknown type)");
             return;
         }
@@ -815,6 +861,16 @@ static struct bufferevent *conn_bev_new(publisher_t *pub, evutil_socket_t fd, bo
     return bev;
 }
 
+/* "unix pid=N uid=N": who connected, for the log of a refused HELLO (the kernel's word,
+ * SO_PEERCRED, not the HELLO's). */
+static void describe_unix_peer(evutil_socket_t fd, char *out, size_t len)
+{
+    struct ucred cred;
+    socklen_t n = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &n) == 0)
+        snprintf(out, len, "unix pid=%ld uid=%ld", (long)cred.pid, (long)cred.uid);
+}
+
 static void conn_accept(publisher_t *pub, evutil_socket_t fd, const struct sockaddr *sa,
                         bool tls)
 {
@@ -840,6 +896,8 @@ static void conn_accept(publisher_t *pub, evutil_socket_t fd, const struct socka
     c->bev = bev;
     c->tls = tls;
     snprintf(c->peer, sizeof c->peer, "unix");
+    if (!tls)
+        describe_unix_peer(fd, c->peer, sizeof c->peer);
     if (tls && sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
         char host[INET6_ADDRSTRLEN] = "?";
         const void *a = sa->sa_family == AF_INET
@@ -1167,6 +1225,7 @@ static void free_resources(publisher_t *pub)
     }
     store_close(pub->store);
     pthread_mutex_destroy(&pub->mu);
+    explicit_bzero(pub->dp_secret, sizeof pub->dp_secret);
     free(pub->db_path);
     free(pub);
 }
@@ -1183,6 +1242,12 @@ int publisher_start(const publisher_conf_t *conf, publisher_t **out, fg_error_t 
                              (int)sizeof pub->listen) {
         free_resources(pub);
         return fg_error_setc(err, -EINVAL, "socket", "socket address missing or too long");
+    }
+    if (conf->dp_secret && snprintf(pub->dp_secret, sizeof pub->dp_secret, "%s",
+                                    conf->dp_secret) >= (int)sizeof pub->dp_secret) {
+        free_resources(pub);
+        return fg_error_setc(err, -EINVAL, "dp-secret", "the data plane secret is longer "
+                             "than %d bytes", FG_HELLO_SECRET_MAX - 1);
     }
     pub->db_path = strdup(conf->db_path ? conf->db_path : "");
     pub->max_payload = conf->max_payload ? conf->max_payload : FG_FRAME_MAX_PAYLOAD_DEFAULT;

@@ -7,7 +7,9 @@
  * a few ms into one push), records ACK, NACK and liveness, and drops a peer that stays silent
  * for PUB_SILENCE_INTERVALS ping intervals. A version a data plane NACKed is never sent to it
  * again; a data plane speaking another protocol version is recorded as incompatible and not
- * fed.
+ * fed. A HELLO on the unix socket without the configured data plane secret, or with a wrong
+ * one, is refused (a NACK of version 0 saying why, then the connection is closed) before
+ * anything else is sent, logged with the peer, and never enters the registry.
  *
  * Threading: publisher_notify and publisher_dataplanes_json may be called from any thread
  * (the admin API's); everything else belongs to the thread that called publisher_start. */
@@ -32,6 +34,9 @@
 #define PUB_SOCKET_MODE 0660
 #define PUB_LISTEN_BACKLOG 128
 #define PUB_MAX_TCP_LISTENERS 8          /* tcp:// (mutual TLS) listen addresses */
+#define PUB_HELLO_MAX_PAYLOAD (64u << 10) /* a frame before an accepted HELLO larger than
+                                           * this closes the connection: an unauthenticated
+                                           * peer cannot make ctl buffer a 64 MiB frame */
 
 typedef struct publisher publisher_t;
 
@@ -49,6 +54,10 @@ typedef struct publisher_conf {
     uint32_t silence_intervals; /* 0 = PUB_SILENCE_INTERVALS */
     uint32_t coalesce_ms;       /* 0 = PUB_COALESCE_MS */
     uint32_t poll_interval_ms;  /* 0 = PUB_POLL_INTERVAL_MS */
+    const char *dp_secret;      /* the shared secret a HELLO must carry on the unix socket
+                                 * (on tcp:// the client certificate suffices; a secret sent
+                                 * there must still be right); compared in constant time,
+                                 * copied, never logged. NULL or "": none required */
 } publisher_conf_t;
 
 /** Bind the listener (a stale socket file is replaced, a live one is refused; the new one

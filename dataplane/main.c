@@ -31,6 +31,7 @@
 #include "fg_frame.h"
 #include "fg_log.h"
 #include "fg_proto.h"
+#include "fg_secret.h"
 #include "fg_time.h"
 #include "generation.h"
 #include "master.h"
@@ -44,6 +45,7 @@
 #define DP_DRAIN_POLL_MS 50u         /* how often the drain checks for idle */
 #define EXIT_STARTUP 1
 #define EXIT_USAGE 2
+#define DP_SECRET_ENV "FLEXGATE_DP_SECRET" /* the secret when --dp-secret-file is not given */
 
 typedef struct dp_options {
     const char *control;
@@ -63,6 +65,8 @@ typedef struct dp_options {
     const char *control_cert; /* tcp:// only: this data plane's client certificate */
     const char *control_key;  /* tcp:// only: its private key */
     const char *cache;        /* --cache FILE, NULL = none */
+    const char *dp_secret_file; /* --dp-secret-file FILE, NULL = $FLEXGATE_DP_SECRET or none */
+    char dp_secret[FG_HELLO_SECRET_MAX]; /* read at start (before any fork), "" = none */
 } dp_options_t;
 
 typedef struct dp_app {
@@ -94,6 +98,9 @@ static void print_usage(FILE *out)
             "                        must chain to; its name must match HOST\n"
             "  --control-cert FILE   tcp://: this data plane's client certificate (PEM)\n"
             "  --control-key FILE    tcp://: its private key (PEM)\n"
+            "  --dp-secret-file FILE the data plane secret the control plane requires in HELLO\n"
+            "                        on unix: sockets (its dp.secret, or the file given to its\n"
+            "                        --dp-secret-file); default $FLEXGATE_DP_SECRET\n"
             "  --cache FILE          keep the last applied snapshot in FILE (written atomically)\n"
             "                        and serve it at start-up while the control plane is away\n"
             "  --listen ADDR         client listener, HOST:PORT (default %s)\n"
@@ -168,7 +175,7 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
     enum { OPT_CONTROL = 256, OPT_LISTEN, OPT_STATUS, OPT_ID, OPT_LOG, OPT_HELP, OPT_VERSION,
            OPT_TLS_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_LOG_FILE,
            OPT_LABEL, OPT_CONTROL_CA, OPT_CONTROL_CERT, OPT_CONTROL_KEY,
-           OPT_CACHE };
+           OPT_CACHE, OPT_DP_SECRET_FILE };
     static const struct option longopts[] = {
         {"control", required_argument, NULL, OPT_CONTROL},
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -187,6 +194,7 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         {"control-cert", required_argument, NULL, OPT_CONTROL_CERT},
         {"control-key", required_argument, NULL, OPT_CONTROL_KEY},
         {"cache", required_argument, NULL, OPT_CACHE},
+        {"dp-secret-file", required_argument, NULL, OPT_DP_SECRET_FILE},
         {NULL, 0, NULL, 0},
     };
     dp_control_addr_t addr;
@@ -230,6 +238,7 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         case OPT_CONTROL_CERT: o->control_cert = optarg; break;
         case OPT_CONTROL_KEY: o->control_key = optarg; break;
         case OPT_CACHE: o->cache = optarg; break;
+        case OPT_DP_SECRET_FILE: o->dp_secret_file = optarg; break;
         case 'h':
         case OPT_HELP: print_usage(stdout); return 0;
         case OPT_VERSION:
@@ -254,6 +263,8 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
                            "control plane addresses");
     if (o->cache && !*o->cache)
         return usage_error("--cache needs a file name");
+    if (o->dp_secret_file && !*o->dp_secret_file)
+        return usage_error("--dp-secret-file needs a file name");
     if (o->id && (!*o->id || strlen(o->id) >= FG_ID_MAX))
         return usage_error("--id: must be 1..127 characters, got '%s'", o->id);
     if (o->n_tls_certs != o->n_tls_keys)
@@ -418,6 +429,7 @@ static int app_start(dp_app_t *app, const dp_options_t *o)
     sub_conf.hostname = app->hostname;
     sub_conf.labels = o->labels;
     sub_conf.n_labels = o->n_labels;
+    sub_conf.secret = o->dp_secret;
     if (app->cache) {
         sub_conf.on_applied = on_snapshot_applied;
         sub_conf.on_applied_arg = app;
@@ -519,6 +531,39 @@ static int run_worker(unsigned index, int ready_fd, void *arg)
     return run_data_plane(&app, w->opts, ready_fd);
 }
 
+/* The secret for HELLO: --dp-secret-file, else $FLEXGATE_DP_SECRET, else none (a unix:
+ * control plane will refuse us, so say so now). Read once, before any fork. 0 or -1. */
+static int load_dp_secret(dp_options_t *o)
+{
+    const char *env = getenv(DP_SECRET_ENV);
+    fg_error_t err;
+    bool too_open = false;
+
+    fg_error_clear(&err);
+    if (o->dp_secret_file) {
+        if (fg_secret_read_file(o->dp_secret_file, o->dp_secret, sizeof(o->dp_secret),
+                                &too_open, &err) < 0) {
+            fg_log(FG_LOG_ERROR, "cannot read the data plane secret", "error", err.message,
+                   NULL);
+            return -1;
+        }
+        if (too_open)
+            fg_log(FG_LOG_WARN, "secret file is accessible to group or others", "path",
+                   o->dp_secret_file, NULL);
+    } else if (env && *env) {
+        if (strlen(env) >= sizeof(o->dp_secret)) {
+            fg_log(FG_LOG_ERROR, "cannot use the data plane secret", "error",
+                   DP_SECRET_ENV " is longer than 255 bytes", NULL);
+            return -1;
+        }
+        snprintf(o->dp_secret, sizeof(o->dp_secret), "%s", env);
+    } else if (strncmp(o->control, "unix:", 5) == 0) {
+        fg_log(FG_LOG_WARN, "no data plane secret (--dp-secret-file or " DP_SECRET_ENV "): "
+               "the control plane will refuse this data plane", NULL);
+    }
+    return 0;
+}
+
 static unsigned default_workers(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -547,6 +592,8 @@ int main(int argc, char **argv)
      * process. */
     signal(SIGPIPE, SIG_IGN);
     app_identify(&app, &opts);
+    if (load_dp_secret(&opts) < 0)
+        return EXIT_STARTUP;
     if (opts.tls_listen) {
         /* Loaded once, before any fork: a bad file fails the start with its name. */
         fg_error_clear(&err);

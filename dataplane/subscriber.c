@@ -84,6 +84,7 @@ struct dp_subscriber {
     bool refused;          /* the control plane refused us (PROTOCOL.md §4.6): retry late */
     uint32_t retry_delay_ms; /* of the retry last scheduled */
     dp_subscriber_state_t st;
+    char secret[FG_HELLO_SECRET_MAX]; /* sent in HELLO, "" = none; wiped by subscriber_free */
 };
 
 static void sub_connect(dp_subscriber_t *s);
@@ -239,7 +240,10 @@ static int sub_send_hello(dp_subscriber_t *s)
     m.applied_version = sub_applied_version();
     memcpy(m.labels, s->labels, s->n_labels * sizeof(m.labels[0]));
     m.n_labels = s->n_labels;
-    return sub_send(s, FG_MSG_HELLO, fg_hello_encode(&m));
+    memcpy(m.secret, s->secret, sizeof(m.secret));
+    char *payload = fg_hello_encode(&m);
+    explicit_bzero(m.secret, sizeof(m.secret));
+    return sub_send(s, FG_MSG_HELLO, payload);
 }
 
 /* ---- reconnecting ------------------------------------------------------------------- */
@@ -830,6 +834,13 @@ dp_subscriber_t *subscriber_start(struct event_base *base, const dp_subscriber_c
     s->n_labels = conf->n_labels < FG_LABELS_MAX ? conf->n_labels : FG_LABELS_MAX;
     if (s->n_labels)
         memcpy(s->labels, conf->labels, s->n_labels * sizeof(s->labels[0]));
+    if (conf->secret && snprintf(s->secret, sizeof(s->secret), "%s", conf->secret) >=
+                            (int)sizeof(s->secret)) {
+        free(s);
+        fg_error_setc(err, -EINVAL, "dp-secret", "the data plane secret is longer than %d "
+                      "bytes", FG_HELLO_SECRET_MAX - 1);
+        return NULL;
+    }
     s->max_payload = conf->max_payload ? conf->max_payload : FG_FRAME_MAX_PAYLOAD_DEFAULT;
     s->ping_interval_ms = conf->ping_interval_ms ? conf->ping_interval_ms
                                                  : DP_SUB_PING_INTERVAL_MS;
@@ -901,5 +912,6 @@ void subscriber_free(dp_subscriber_t *s)
         event_free(s->retry_timer);
     if (s->ping_timer)
         event_free(s->ping_timer);
+    explicit_bzero(s->secret, sizeof(s->secret));
     free(s);
 }

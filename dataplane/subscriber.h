@@ -66,6 +66,8 @@ typedef struct dp_subscriber_conf {
     size_t n_labels;
     dp_subscriber_applied_cb on_applied; /* optional */
     void *on_applied_arg;
+    const char *secret;         /* the data plane secret sent in HELLO (--dp-secret-file);
+                                 * copied; NULL or "" = none. Never logged. */
 } dp_subscriber_conf_t;
 
 typedef struct dp_subscriber dp_subscriber_t;

@@ -9,9 +9,12 @@
 #   data plane dp-1            http://127.0.0.1:8080   status http://127.0.0.1:9101
 #   data plane dp-2            http://127.0.0.1:8082   status http://127.0.0.1:9102
 #   demo origin                http://127.0.0.1:8081   (tests/tools/origin.py --name demo)
-# State lives in ./var/: flexgate.db (SQLite), admin.token, *.log.
+# State lives in ./var/: flexgate.db (SQLite), admin.token, dp.secret, *.log.
 # Admin token: $FLEXGATE_ADMIN_TOKEN if set, else the one flexgate-ctl generates on first
 # start into var/admin.token (mode 0600).
+# Data plane secret (the control plane refuses a data plane whose HELLO lacks it):
+# $FLEXGATE_DP_SECRET if set (both planes read it), else the one flexgate-ctl generates on
+# first start into var/dp.secret (mode 0600), passed to the data planes with --dp-secret-file.
 #
 # The demo configuration is deploy/examples/flexgate.yml (upstream "demo" -> the origin,
 # route "api": /api/* -> demo), imported with `flexgate-ctl import --mode merge` before the
@@ -114,7 +117,8 @@ EXAMPLE=deploy/examples/flexgate.yml
   >var/import.log 2>&1 || fail "importing $EXAMPLE failed" var/import.log
 echo "imported   $EXAMPLE -> $(sed -n '1s/.*: \(config version [0-9]*\).*/\1/p' var/import.log)"
 
-# 3. The control plane (prints a generated token once, on first start, into var/ctl.log).
+# 3. The control plane (generates var/admin.token and var/dp.secret on first start; neither
+#    value is written to var/ctl.log).
 start flexgate-ctl var/ctl.log "$ctl_bin" serve --db var/flexgate.db --admin-listen "$ADMIN" \
   --socket "$SOCKET"
 wait_http flexgate-ctl "http://$ADMIN/health/ready" var/ctl.log "${pids[-1]}"
@@ -125,9 +129,14 @@ else
   token_from=var/admin.token
 fi
 
-# 4. Two data planes.
-start dp-1 var/dp-1.log "$dp_bin" --control "$SOCKET" --listen "$DP1" --status-listen "$DP1_STATUS" --id dp-1
-start dp-2 var/dp-2.log "$dp_bin" --control "$SOCKET" --listen "$DP2" --status-listen "$DP2_STATUS" --id dp-2
+# 4. Two data planes, with the data plane secret.
+secret_args=()
+if [[ -z ${FLEXGATE_DP_SECRET:-} ]]; then
+  [[ -s var/dp.secret ]] || fail "var/dp.secret was not created" var/ctl.log
+  secret_args=(--dp-secret-file var/dp.secret)
+fi
+start dp-1 var/dp-1.log "$dp_bin" --control "$SOCKET" --listen "$DP1" --status-listen "$DP1_STATUS" --id dp-1 "${secret_args[@]}"
+start dp-2 var/dp-2.log "$dp_bin" --control "$SOCKET" --listen "$DP2" --status-listen "$DP2_STATUS" --id dp-2 "${secret_args[@]}"
 wait_http dp-1 "http://$DP1_STATUS/health/ready" var/dp-1.log "${pids[-2]}"
 wait_http dp-2 "http://$DP2_STATUS/health/ready" var/dp-2.log "${pids[-1]}"
 

@@ -183,6 +183,22 @@ static int get_labels(const cJSON *o, fg_hello_t *out, fg_error_t *err)
     return 0;
 }
 
+/* "secret" is optional: a data plane over mutual TLS is known by its certificate. The error
+ * never quotes the value. */
+static int get_secret(const cJSON *o, fg_hello_t *out, fg_error_t *err)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, "secret");
+    if (!it)
+        return 0;
+    if (!cJSON_IsString(it) || !it->valuestring)
+        return fg_error_set(err, "secret", "must be a string");
+    size_t n = strlen(it->valuestring);
+    if (n == 0 || n >= sizeof(out->secret))
+        return fg_error_set(err, "secret", "must be 1 to %zu bytes", sizeof(out->secret) - 1);
+    memcpy(out->secret, it->valuestring, n + 1);
+    return 0;
+}
+
 char *fg_hello_encode(const fg_hello_t *m)
 {
     cJSON *o = cJSON_CreateObject();
@@ -191,7 +207,8 @@ char *fg_hello_encode(const fg_hello_t *m)
                put_str(o, "software_version", m->software_version) &&
                put_num(o, "protocol", m->protocol) &&
                put_num(o, "applied_version", (double)m->applied_version) &&
-               cJSON_AddItemToObject(o, "labels", labels_json(m)))) {
+               cJSON_AddItemToObject(o, "labels", labels_json(m)) &&
+               (!m->secret[0] || put_str(o, "secret", m->secret)))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -215,7 +232,8 @@ int fg_hello_decode(const char *payload, size_t len, fg_hello_t *out, fg_error_t
                       sizeof(out->software_version), false, err)) == 0 &&
         (rc = get_int(o, "protocol", 1, 2147483647.0, &protocol, err)) == 0 &&
         (rc = get_int(o, "applied_version", 0, JSON_INT_MAX, &out->applied_version, err)) == 0 &&
-        (rc = get_labels(o, out, err)) == 0)
+        (rc = get_labels(o, out, err)) == 0 &&
+        (rc = get_secret(o, out, err)) == 0)
         out->protocol = (int)protocol;
     cJSON_Delete(o);
     return rc;
@@ -231,6 +249,16 @@ char *fg_incompatible_encode(int their_protocol)
     cJSON *o = cJSON_CreateObject();
     if (o && !(put_num(o, "version", 0) && put_str(o, "error", m.error) &&
                put_num(o, "protocol", FG_PROTOCOL_VERSION))) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return print_and_delete(o);
+}
+
+char *fg_refusal_encode(const char *why)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o && !(put_num(o, "version", 0) && put_str(o, "error", why))) {
         cJSON_Delete(o);
         return NULL;
     }

@@ -25,6 +25,7 @@
 #define FG_LABELS_MAX 16       /* labels in one HELLO */
 #define FG_LABEL_KEY_MAX 64    /* bytes incl. NUL: keys are 1..63 of [A-Za-z0-9._/-] */
 #define FG_LABEL_VALUE_MAX 128 /* bytes incl. NUL: values are 0..127 bytes, no controls */
+#define FG_HELLO_SECRET_MAX 256 /* bytes incl. NUL: the HELLO's shared secret, 1..255 bytes */
 
 /** A data plane label ("zone" = "eu-1"), from `flexgate-dp --label k=v`. */
 typedef struct fg_label {
@@ -41,6 +42,8 @@ typedef struct fg_hello {
     int64_t applied_version;   /* 0 when it has applied nothing */
     fg_label_t labels[FG_LABELS_MAX]; /* optional on the wire ("labels" object) */
     size_t n_labels;
+    char secret[FG_HELLO_SECRET_MAX]; /* optional on the wire; "" = none sent. Never log it;
+                                       * wipe it once checked. */
 } fg_hello_t;
 
 typedef struct fg_ack {
@@ -68,6 +71,10 @@ int fg_hello_decode(const char *payload, size_t len, fg_hello_t *out, fg_error_t
 /** The control plane's refusal of a HELLO whose `protocol` it does not speak (PROTOCOL.md
  *  §4.6): a NACK payload with version 0, the reason, and the protocol ctl speaks. */
 char *fg_incompatible_encode(int their_protocol);
+
+/** The control plane's refusal of a HELLO it will not serve for another reason (a missing or
+ *  wrong secret, PROTOCOL.md §4.7): a NACK payload with version 0 and `why`. */
+char *fg_refusal_encode(const char *why);
 
 /** ACK and NACK share a body; NACK adds "error". */
 char *fg_ack_encode(const fg_ack_t *m, int nack);

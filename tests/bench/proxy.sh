@@ -69,7 +69,9 @@ if ((${ROUTES:-0} > 0)); then
 fi
 
 export CANDIDATE_NAME=${CANDIDATE_NAME:-flexgate-dp} CANDIDATE_PORT=${CANDIDATE_PORT:-18103}
-export CANDIDATE_CMD="exec '$build/flexgate-dp' --control '$control' --listen 127.0.0.1:\$CANDIDATE_PORT --status-listen 127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') --log-level warn --workers 1"
+# The control plane generated $tmp/dp.secret (beside its database); it refuses a data plane
+# without it. (The fake control plane ignores it.)
+export CANDIDATE_CMD="exec '$build/flexgate-dp' --control '$control' --dp-secret-file '$tmp/dp.secret' --listen 127.0.0.1:\$CANDIDATE_PORT --status-listen 127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])') --log-level warn --workers 1"
 bash "$bench" "$@"
 if [[ -s $tmp/fake.jsonl ]]; then
   echo "snapshot of $ROUTES routes (the last one the catch-all): $(head -1 "$tmp/fake.jsonl")"

@@ -382,6 +382,13 @@ class Cluster:
         require_binaries()
         self.tmp = tempfile.mkdtemp(prefix="fg-%s-" % label)
         self.token = "test-" + secrets.token_hex(16)
+        # The data plane secret every ctl and dp of this cluster is given (--dp-secret-file)
+        # unless a test passes its own --dp-secret-file.
+        self.dp_secret = "dps-" + secrets.token_hex(16)
+        self.dp_secret_file = os.path.join(self.tmp, "dp.secret")
+        fd = os.open(self.dp_secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.dp_secret + "\n")
         self.procs = []
         self.origins = {}
         self.ctl = None
@@ -444,10 +451,13 @@ class Cluster:
         admin_port = admin_port or free_port()
         env = dict(os.environ)
         env.pop("FLEXGATE_ADMIN_TOKEN", None)
+        env.pop("FLEXGATE_DP_SECRET", None)
         if use_env_token:
             env["FLEXGATE_ADMIN_TOKEN"] = self.token
         argv = [CTL_BIN, "serve", "--db", db, "--admin-listen", "127.0.0.1:%d" % admin_port,
                 "--socket", "unix:" + socket_path, "--log-level", "info"] + list(extra_args)
+        if "--dp-secret-file" not in extra_args:
+            argv += ["--dp-secret-file", self.dp_secret_file]
         ctl = ControlPlane(name, argv, self.tmp, env=env)
         ctl.admin_port, ctl.db, ctl.socket_path = admin_port, db, socket_path
         ctl.token = self.token if use_env_token else None
@@ -529,6 +539,8 @@ class Cluster:
         argv = [DP_BIN, "--control", "unix:" + socket_path, "--listen", "127.0.0.1:%d" % port,
                 "--status-listen", "127.0.0.1:%d" % status_port, "--id", dp_id,
                 "--log-level", "info"] + list(extra_args)
+        if "--dp-secret-file" not in extra_args:
+            argv += ["--dp-secret-file", self.dp_secret_file]
         if "--workers" not in extra_args:
             argv += ["--workers", "1"]  # one process, no master: tests see its pid and id
         dp = DataPlane(dp_id, argv, self.tmp)

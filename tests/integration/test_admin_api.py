@@ -34,6 +34,8 @@ class AdminApi(AdminTest):
                 self.assert_error(r, 401, what="%s %s token=%r" % (method, path, token))
                 self.assertTrue((r.header("WWW-Authenticate") or "").startswith("Bearer"),
                                 "WWW-Authenticate on 401: %r" % r.headers.items())
+            # The right token clears this address's failures before the lockout's limit.
+            self.assertEqual(self.c.api("GET", "/api/v1/upstreams").status, 200)
         r = self.c.api("GET", "/api/v1/upstreams", headers={"Authorization": "Basic " + self.c.token},
                        token=False)
         self.assertEqual(r.status, 401, "Basic scheme is not a bearer token")
@@ -276,17 +278,19 @@ class AdminApi(AdminTest):
         c = self.c
         ctl = c.start_ctl(use_env_token=False, wait=False)
         token_path = os.path.join(os.path.dirname(ctl.db), "admin.token")
-        line = c.poll(lambda: re.search(r"admin token: ([0-9a-f]{64}) \(saved to (.+)\)",
+        # stdout is a file here, not a terminal: it says where the token is, never the token.
+        line = c.poll(lambda: re.search(r"admin token generated and saved to (.+) \(mode 0600\)",
                                         ctl.read("stdout")),
-                      "flexgate-ctl to print `admin token: <64 hex> (saved to <path>)`",
+                      "flexgate-ctl to print `admin token generated and saved to <path>`",
                       harness.START_TIMEOUT)
-        token, saved_to = line.group(1), line.group(2)
-        self.assertEqual(os.path.realpath(saved_to), os.path.realpath(token_path))
+        self.assertEqual(os.path.realpath(line.group(1)), os.path.realpath(token_path))
         c.wait_ctl_ready()
         st = os.stat(token_path)
         self.assertEqual(stat.S_IMODE(st.st_mode), 0o600, "token file mode")
         with open(token_path) as f:
-            self.assertEqual(f.read().strip(), token)
+            token = f.read().strip()
+        self.assertRegex(token, r"^[0-9a-f]{64}$")
+        self.assertNotIn(token, ctl.read("stdout"), "the token must not be printed to a log")
         self.assertEqual(c.api("GET", "/api/v1/upstreams", token=token).status, 200)
         self.assertEqual(c.api("GET", "/api/v1/upstreams", token=token[::-1]).status, 401)
         self.assertEqual(c.api("GET", "/api/v1/upstreams", token=False).status, 401)

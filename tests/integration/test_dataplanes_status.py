@@ -87,7 +87,8 @@ class DataplanesStatus(ClusterTest):
         s.sendall(encode_frame(HELLO, {"dp_id": "dp-future", "hostname": "h", "pid": 1,
                                        "software_version": "9.0.0", "protocol": 99,
                                        "applied_version": 0,
-                                       "labels": {"zone": "mars"}}))
+                                       "labels": {"zone": "mars"},
+                                       "secret": self.c.dp_secret}))
         data = b""
         deadline = time.monotonic() + harness.START_TIMEOUT
         while time.monotonic() < deadline:

@@ -31,7 +31,8 @@ SLACK = 3.0
 class FakeDp:
     """A blocking client of the snapshot socket."""
 
-    def __init__(self, path, timeout=harness.START_TIMEOUT):
+    def __init__(self, path, timeout=harness.START_TIMEOUT, secret=None):
+        self.secret = secret  # the cluster's data plane secret, sent in HELLO
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         self.sock.connect(path)
@@ -43,10 +44,11 @@ class FakeDp:
     def send(self, msg_type, payload):
         self.sock.sendall(encode_frame(msg_type, payload))
 
-    def hello(self, dp_id, applied_version, protocol=1):
+    def hello(self, dp_id, applied_version, protocol=1, secret=None):
         self.send(HELLO, {"dp_id": dp_id, "hostname": "fake-host", "pid": os.getpid(),
                           "software_version": "fake-1", "protocol": protocol,
-                          "applied_version": applied_version})
+                          "applied_version": applied_version,
+                          "secret": secret or self.secret})
 
     def recv(self, timeout):
         """Next frame as (type, raw payload bytes); None when the peer closed."""
@@ -111,7 +113,7 @@ class CtlProtocol(ClusterTest):
         self.v = c.config_version()
 
     def connect(self):
-        dp = FakeDp(self.c.ctl.socket_path)
+        dp = FakeDp(self.c.ctl.socket_path, secret=self.c.dp_secret)
         self.addCleanup(dp.close)
         return dp
 
@@ -122,7 +124,7 @@ class CtlProtocol(ClusterTest):
         """Connect probe data planes until one gets the current version: from then on the
         publisher knows it (it learns of commits a few ms after them, see the next test)."""
         def probe():
-            dp = FakeDp(self.c.ctl.socket_path)
+            dp = FakeDp(self.c.ctl.socket_path, secret=self.c.dp_secret)
             try:
                 dp.hello("probe", 0)
                 frames, snap = dp.recv_until({SNAPSHOT}, 2.0)

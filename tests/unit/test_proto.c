@@ -457,6 +457,73 @@ static void test_snapshot_encode_args(void **state)
     free(p);
 }
 
+/* ---- HELLO secret and the refusal (issue 5) ------------------------------------------- */
+
+static void test_hello_secret_round_trip(void **state)
+{
+    (void)state;
+    fg_hello_t in = {.pid = 1, .protocol = FG_PROTOCOL_VERSION};
+    strcpy(in.dp_id, "dp");
+    strcpy(in.hostname, "h");
+    strcpy(in.software_version, "1");
+    char *text = fg_hello_encode(&in);
+    assert_non_null(text);
+    assert_null(strstr(text, "secret")); /* none set: none sent */
+    free(text);
+    strcpy(in.secret, "s3cret \"quoted\"");
+    text = fg_hello_encode(&in);
+    assert_non_null(text);
+    fg_hello_t out;
+    fg_error_t err;
+    assert_int_equal(fg_hello_decode(text, strlen(text), &out, &err), 0);
+    assert_string_equal(out.secret, "s3cret \"quoted\"");
+    free(text);
+}
+
+static void test_hello_secret_refused_when_malformed(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "{'dp_id':'a','hostname':'h','pid':1,'software_version':'1','protocol':1,"
+        "'applied_version':0,'secret':7}",
+        "{'dp_id':'a','hostname':'h','pid':1,'software_version':'1','protocol':1,"
+        "'applied_version':0,'secret':''}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *text = sq(bad[i]);
+        fg_hello_t out;
+        fg_error_t err;
+        assert_int_equal(fg_hello_decode(text, strlen(text), &out, &err), -EINVAL);
+        assert_string_equal(err.field, "secret");
+        free(text);
+    }
+    /* Too long: 256 bytes; the error names the field, never the value. */
+    char big[FG_HELLO_SECRET_MAX + 1], text[1024];
+    memset(big, 'x', FG_HELLO_SECRET_MAX);
+    big[FG_HELLO_SECRET_MAX] = '\0';
+    snprintf(text, sizeof text, "{\"dp_id\":\"a\",\"hostname\":\"h\",\"pid\":1,"
+             "\"software_version\":\"1\",\"protocol\":1,\"applied_version\":0,"
+             "\"secret\":\"%s\"}", big);
+    fg_hello_t out;
+    fg_error_t err;
+    assert_int_equal(fg_hello_decode(text, strlen(text), &out, &err), -EINVAL);
+    assert_string_equal(err.field, "secret");
+    assert_null(strstr(err.message, "xxxx"));
+}
+
+static void test_refusal_is_a_nack_of_version_zero(void **state)
+{
+    (void)state;
+    char *text = fg_refusal_encode("authentication failed: wrong secret");
+    assert_non_null(text);
+    fg_ack_t a;
+    fg_error_t err;
+    assert_int_equal(fg_ack_decode(text, strlen(text), &a, &err), 0);
+    assert_int_equal(a.version, 0);
+    assert_string_equal(a.error, "authentication failed: wrong secret");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,6 +539,9 @@ int main(void)
         cmocka_unit_test(test_snapshot_fields_refused),
         cmocka_unit_test(test_snapshot_checksum_is_over_the_model),
         cmocka_unit_test(test_snapshot_encode_args),
+        cmocka_unit_test(test_hello_secret_round_trip),
+        cmocka_unit_test(test_hello_secret_refused_when_malformed),
+        cmocka_unit_test(test_refusal_is_a_nack_of_version_zero),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
