@@ -2,9 +2,11 @@
  *
  * Files only, no listing, no token (the pages ask for it and send it to /api/ themselves).
  * A request path is confined to the UI directory by refusing "." and ".." segments and
- * dot-files and by opening with O_NOFOLLOW, so neither a crafted path nor a symlink planted
- * in the directory can reach other files. libmicrohttpd hands us the path percent-decoded,
- * so "%2e%2e" and "..%2f" arrive as ".." segments and are refused the same way.
+ * dot-files, and by opening it one segment at a time with O_NOFOLLOW (openat from the UI
+ * directory), so neither a crafted path nor a symlink planted in the directory -- to a file
+ * or to a directory on the way -- can reach other files. libmicrohttpd hands us the path
+ * percent-decoded, so "%2e%2e" and "..%2f" arrive as ".." segments and are refused the same
+ * way. Only the extensions in ui_types are served.
  *
  * Caching: the console's ES modules import each other by plain names (there is no build
  * step to hash them), so a browser must never run a cached module beside a newer page.
@@ -84,6 +86,31 @@ static enum MHD_Result ui_redirect(api_req_t *req)
     return api_reply_empty(req, MHD_HTTP_FOUND);
 }
 
+/* Open `rel` (already ui_path_safe) under `dir` without following any symlink on the way.
+ * Returns a descriptor the caller closes, or -1. */
+static int ui_open(const char *dir, const char *rel)
+{
+    char seg[NAME_MAX + 1];
+    int at = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    while (at >= 0) {
+        const char *slash = strchr(rel, '/');
+        size_t n = slash ? (size_t)(slash - rel) : strlen(rel);
+        if (n == 0 || n > NAME_MAX) {
+            close(at);
+            return -1;
+        }
+        memcpy(seg, rel, n);
+        seg[n] = '\0';
+        int fd = openat(at, seg, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | (slash ? O_DIRECTORY : 0));
+        close(at);
+        if (!slash)
+            return fd;
+        at = fd;
+        rel = slash + 1;
+    }
+    return -1;
+}
+
 /* True when If-None-Match lists `etag` (weak comparison, RFC 9110 13.1.2) or is "*". */
 static bool ui_etag_matches(const char *header, const char *etag)
 {
@@ -151,7 +178,7 @@ static enum MHD_Result ui_queue(api_req_t *req, unsigned status, struct MHD_Resp
 
 enum MHD_Result api_ui(api_req_t *req)
 {
-    char path[PATH_MAX], rel[PATH_MAX];
+    char rel[PATH_MAX];
     char etag[UI_ETAG_MAX], last_modified[UI_DATE_MAX];
     struct stat sb;
     struct tm tm;
@@ -160,18 +187,15 @@ enum MHD_Result api_ui(api_req_t *req)
     if (!req->ui_dir || !*req->ui_dir)
         return api_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL,
                                "the admin UI is not served (no --ui-dir)");
-    if (snprintf(rel, sizeof rel, "%s", req->url + strlen("/ui/")) >= (int)sizeof rel)
+    /* "/ui/" and "/ui/dir/" mean the index file of that directory */
+    const char *want = req->url + strlen("/ui/");
+    size_t n = strlen(want);
+    bool dir = n == 0 || want[n - 1] == '/';
+    if (snprintf(rel, sizeof rel, "%s%s", want, dir ? UI_INDEX : "") >= (int)sizeof rel ||
+        !ui_path_safe(rel))
         return api_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such file");
-    size_t n = strlen(rel);
-    bool dir = n == 0 || rel[n - 1] == '/';
-    if (dir && n)
-        rel[n - 1] = '\0';
-    if ((*rel && !ui_path_safe(rel)) ||
-        snprintf(path, sizeof path, "%s/%s%s%s", req->ui_dir, rel, *rel && dir ? "/" : "",
-                 dir ? UI_INDEX : "") >= (int)sizeof path)
-        return api_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such file");
-    int type = ui_type_of(path);
-    int fd = type < 0 ? -1 : open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int type = ui_type_of(rel);
+    int fd = type < 0 ? -1 : ui_open(req->ui_dir, rel);
     if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
         if (fd >= 0)
             close(fd);

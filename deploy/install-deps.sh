@@ -16,8 +16,11 @@ PACKAGES=(
   # test_conformance/test_import read YAML with a second parser (PyYAML); tests of
   # docs/admin-api.yaml validate schemas (Python)
   python3-yaml python3-jsonschema
+  # test_ui drives the admin console in Debian's headless Chromium (playwright-core from
+  # npm, installed by the test into the build tree, downloads no browser of its own)
+  chromium
 )
-# test_openapi fetches @redocly/cli with npm. A machine may already have Node.js from
+# test_openapi fetches @redocly/cli and test_ui playwright-core with npm (and runs Node.js). A machine may already have Node.js from
 # elsewhere (NodeSource's nodejs bundles npm and conflicts with Debian's npm package): only
 # when there is no npm at all do we install Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
