@@ -252,6 +252,21 @@ step('a stale write (412) is explained, the form refreshed, the edits restorable
   assert.equal((await rest('GET', '/api/v1/routes/shop')).json.priority, 7);
 });
 
+step('a refused token mid-edit: sign in again, the typed form is still there', async ({ page }) => {
+  await page.getByRole('link', { name: 'Edit route shop' }).click();
+  await page.getByLabel('Hosts').fill('shop.example.com');
+  await page.evaluate(() => sessionStorage.setItem('flexgate.adminToken', 'revoked-token'));
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await until(async () => /refused the token/.test(await page.locator('#signin-error').textContent()), 'the sign-in form after a 401', STEP_TIMEOUT_MS);
+  assert.equal(await page.locator('#app').isHidden(), true);
+  await page.getByLabel('Admin token').fill(TOKEN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  assert.equal(await page.getByLabel('Hosts').inputValue(), 'shop.example.com', 'typed value kept across sign-in');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('tr[data-name="shop"]', { hasText: 'shop.example.com' }).waitFor();
+  assert.deepEqual((await rest('GET', '/api/v1/routes/shop')).json.hosts, ['shop.example.com']);
+});
+
 step('create an API key: shown once with a copy button; then revoke it', async ({ page }) => {
   await go(page, 'API keys');
   await page.getByRole('link', { name: 'New key' }).click();

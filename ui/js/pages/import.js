@@ -64,7 +64,7 @@ export function importPage(main) {
     const snapshot = { text: text.value, mode: mode.value };
     try {
       const r = await api('POST', `/api/v1/import?mode=${snapshot.mode}&dry_run=true`, { body: snapshot.text, contentType: contentType(snapshot.text) });
-      previewed = snapshot;
+      previewed = { ...snapshot, from: r.data.from_version };
       apply.disabled = r.data.changes === 0;
       result.replaceChildren(h('h2', {}, `Dry run: ${r.data.changes} change(s) against version ${r.data.from_version}`),
         diffList(r.data.diff), h('p', { class: 'help' }, `Resulting checksum ${r.data.checksum}`));
@@ -78,7 +78,10 @@ export function importPage(main) {
     apply.disabled = true;
     try {
       const r = await api('POST', `/api/v1/import?mode=${previewed.mode}`, { body: previewed.text, contentType: contentType(previewed.text) });
-      result.replaceChildren(alertBox('ok', h('p', {}, `Applied: configuration version ${r.data.version} (${r.data.changes} change(s)).`)));
+      result.replaceChildren(alertBox('ok', h('p', {}, `Applied: configuration version ${r.data.version} (${r.data.changes} change(s)).`),
+        r.data.from_version !== previewed.from
+          ? h('p', {}, `Note: the configuration changed between the preview (version ${previewed.from}) and now (version ${r.data.from_version}); the file was applied to the newer one.`)
+          : null));
       announce(`imported as version ${r.data.version}`);
       previewed = null;
     } catch (e) {
