@@ -291,7 +291,7 @@ step('create an API key: shown once with a copy button; then revoke it', async (
   assert.equal((await rest('GET', `/api/v1/keys/${encodeURIComponent('Client A')}`)).status, 404);
 });
 
-step('settings: save logging, and a refused value is shown at its field', async ({ page }) => {
+step('settings: save logging and security, a refused value at its field, a stale write', async ({ page }) => {
   await go(page, 'Settings');
   const logging = page.locator('#settings-logging');
   await logging.getByLabel('Level').selectOption('debug');
@@ -309,6 +309,19 @@ step('settings: save logging, and a refused value is shown at its field', async 
   await sec.getByRole('button', { name: 'Save security' }).click();
   await sec.locator('.alert.ok').waitFor();
   assert.deepEqual((await rest('GET', '/api/v1/settings/security')).json.blockedIPs, ['192.0.2.0/24']);
+  // a stale settings write: another client saved metrics since the page loaded
+  const m = await rest('GET', '/api/v1/settings/metrics');
+  assert.equal((await rest('PUT', '/api/v1/settings/metrics', { ...m.json, path: '/other-metrics' }, { 'If-Match': m.etag })).status, 200);
+  const metrics = page.locator('#settings-metrics');
+  await metrics.getByLabel('Path').fill('/stats');
+  await metrics.getByRole('button', { name: 'Save metrics' }).click();
+  await metrics.locator('.alert.warn', { hasText: '412' }).waitFor();
+  assert.equal(await metrics.getByLabel('Path').inputValue(), '/other-metrics', 'the form shows the stored value');
+  await metrics.getByRole('button', { name: 'Restore my edits' }).click();
+  assert.equal(await metrics.getByLabel('Path').inputValue(), '/stats');
+  await metrics.getByRole('button', { name: 'Save metrics' }).click();
+  await metrics.locator('.alert.ok').waitFor();
+  assert.equal((await rest('GET', '/api/v1/settings/metrics')).json.path, '/stats');
   await checkLabels(page, 'settings');
   await shot(page, 'settings');
 });

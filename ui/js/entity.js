@@ -142,19 +142,7 @@ export function entityPages(cfg) {
         return;
       }
       form.fill(original);
-      const restore = h('button', { type: 'button', class: 'secondary' }, 'Restore my edits');
-      restore.addEventListener('click', () => {
-        form.fill(mine);
-        form.notice(alertBox('warn', h('p', {}, 'Your edits are back in the form, on top of the latest version. Save again to overwrite the other change.')));
-        announce('your edits were restored');
-      });
-      const box = alertBox('warn',
-        h('p', {}, `Not saved: this ${cfg.singular} was changed by someone else after you opened it (412 Precondition Failed).`),
-        h('p', {}, 'The form now shows the current stored version. Your edits are kept: restore them to review and save again.'),
-        restore);
-      box.setAttribute('tabindex', '-1');
-      form.notice(box);
-      box.focus();
+      form.stale(`this ${cfg.singular} was`, mine);
     }
   }
 

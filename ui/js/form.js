@@ -5,7 +5,7 @@
 // checked here beyond what a control cannot express (JSON text); the API validates and its
 // {"error":{"field"}} is shown beside the control that holds that field.
 
-import { h, newId, alertBox } from './dom.js';
+import { h, newId, alertBox, announce } from './dom.js';
 
 /* ---- paths ("rateLimit.windowMs") ---------------------------------------------------- */
 
@@ -231,5 +231,23 @@ export function buildForm(specs, mode) {
     formAlert.replaceChildren(node);
   }
 
-  return { el, fill, read, showError, clearErrors, notice };
+  /** After a 412: the form already shows the stored version; explain, and offer `mine`
+   *  (the values the user typed) back with one click. */
+  function stale(what, mine) {
+    const restore = h('button', { type: 'button', class: 'secondary' }, 'Restore my edits');
+    restore.addEventListener('click', () => {
+      fill(mine);
+      notice(alertBox('warn', h('p', {}, 'Your edits are back in the form, on top of the latest version. Save again to overwrite the other change.')));
+      announce('your edits were restored');
+    });
+    const box = alertBox('warn',
+      h('p', {}, `Not saved: ${what} changed by someone else after you opened it (412 Precondition Failed).`),
+      h('p', {}, 'The form now shows the current stored version. Your edits are kept: restore them to review and save again.'),
+      restore);
+    box.setAttribute('tabindex', '-1');
+    notice(box);
+    box.focus();
+  }
+
+  return { el, fill, read, showError, clearErrors, notice, stale };
 }

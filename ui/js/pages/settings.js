@@ -78,12 +78,7 @@ async function section(key, title, specs) {
       if (e.status !== 412) { form.showError(e); return; }
       try { await load(); } catch (e2) { form.showError(e2); return; }
       form.fill(current);
-      const restore = h('button', { type: 'button', class: 'secondary' }, 'Restore my edits');
-      restore.addEventListener('click', () => { form.fill(body); announce('your edits were restored'); });
-      const box = alertBox('warn', h('p', {}, `Not saved: the ${title.toLowerCase()} settings were changed by someone else after you opened them (412). The form shows the current values; your edits are kept.`), restore);
-      box.setAttribute('tabindex', '-1');
-      form.notice(box);
-      box.focus();
+      form.stale(`the ${title.toLowerCase()} settings were`, body);
     } finally {
       save.disabled = false;
     }
