@@ -309,6 +309,15 @@ step('settings: save logging and security, a refused value at its field, a stale
   await sec.getByRole('button', { name: 'Save security' }).click();
   await sec.locator('.alert.ok').waitFor();
   assert.deepEqual((await rest('GET', '/api/v1/settings/security')).json.blockedIPs, ['192.0.2.0/24']);
+  const rl = page.locator('#settings-rateLimit');
+  const globalLimit = rl.getByRole('group', { name: 'Global limit' });
+  await globalLimit.getByLabel('Enabled').check();
+  await globalLimit.getByLabel('Requests per window (max)').fill('100');
+  await globalLimit.getByLabel('Window (ms)').fill('60000');
+  await rl.getByRole('button', { name: 'Save rate limits' }).click();
+  await rl.locator('.alert.ok').waitFor();
+  const saved = (await rest('GET', '/api/v1/settings/rateLimit')).json;
+  assert.deepEqual([saved.global.max, saved.global.windowMs, saved.backend, saved.redis], [100, 60000, 'local', undefined]);
   // a stale settings write: another client saved metrics since the page loaded
   const m = await rest('GET', '/api/v1/settings/metrics');
   assert.equal((await rest('PUT', '/api/v1/settings/metrics', { ...m.json, path: '/other-metrics' }, { 'If-Match': m.etag })).status, 200);

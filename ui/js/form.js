@@ -17,7 +17,10 @@ export function setPath(obj, key, value) {
   const parts = key.split('.');
   let o = obj;
   for (const p of parts.slice(0, -1)) {
-    if (typeof o[p] !== 'object' || o[p] === null || Array.isArray(o[p])) o[p] = {};
+    if (typeof o[p] !== 'object' || o[p] === null || Array.isArray(o[p])) {
+      if (value === undefined) return; // nothing to remove, and no empty parent to make
+      o[p] = {};
+    }
     o = o[p];
   }
   if (value === undefined) delete o[parts[parts.length - 1]];
