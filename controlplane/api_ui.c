@@ -68,7 +68,8 @@ static int ui_type_of(const char *path)
 /* Every segment must be a plain name: no "", ".", "..", dot-files or backslashes. */
 static bool ui_path_safe(const char *rel)
 {
-    if (strchr(rel, '\\'))
+    size_t len = strlen(rel);
+    if (len == 0 || rel[len - 1] == '/' || strchr(rel, '\\'))
         return false;
     for (const char *seg = rel; *seg;) {
         const char *end = strchr(seg, '/');
