@@ -470,7 +470,7 @@ step('phone width: no horizontal scrolling, every page usable', async ({ browser
   for (const [nav, name] of [['Overview', 'overview'], ['Routes', 'routes'], ['Upstreams', 'upstreams'], ['API keys', 'keys'], ['Settings', 'settings'], ['Import', 'import'], ['History', 'history']]) {
     await go(page, nav);
     await page.locator('#page-title', { hasText: nav }).waitFor();
-    await page.waitForLoadState('networkidle');
+    await until(async () => !(await page.locator('main').textContent()).includes('Loading…'), `${name} loaded`, STEP_TIMEOUT_MS);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
     assert.ok(overflow <= 1, `${name} overflows the phone width by ${overflow}px`);
     await checkLabels(page, `${name} (phone)`);
