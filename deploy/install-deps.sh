@@ -17,21 +17,26 @@ PACKAGES=(
   # docs/admin-api.yaml validate schemas (Python)
   python3-yaml python3-jsonschema
 )
-# test_openapi fetches @redocly/cli with npm. A machine may already have Node.js from
-# elsewhere (NodeSource's nodejs bundles npm and conflicts with Debian's npm package): only
-# when there is no npm at all do we install Debian's.
+# test_ui drives the admin console in Debian's headless Chromium (playwright-core from npm,
+# installed by the test into the build tree, downloads no browser of its own). Optional:
+# where it cannot be installed, test_ui skips saying so and nothing else needs it.
+OPTIONAL=(chromium)
+# test_openapi fetches @redocly/cli and test_ui playwright-core with npm. A machine may
+# already have Node.js from elsewhere (NodeSource's nodejs bundles npm and conflicts with
+# Debian's npm package): only when there is no npm at all do we install Debian's.
 command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
+missing=() missing_optional=()
+for p in "${PACKAGES[@]}"; do installed "$p" || missing+=("$p"); done
+for p in "${OPTIONAL[@]}"; do installed "$p" || missing_optional+=("$p"); done
 
 if [[ ${1:-} == --check ]]; then
+  ((${#missing_optional[@]})) && printf 'optional, missing: %s\n' "${missing_optional[*]}"
   ((${#missing[@]})) && { printf 'missing: %s\n' "${missing[*]}"; exit 1; }
   echo "all dependencies installed"; exit 0
 fi
-((${#missing[@]})) || exit 0
+((${#missing[@]} + ${#missing_optional[@]})) || exit 0
 
 if ((EUID != 0)); then
   command -v sudo >/dev/null || { echo "install-deps: need root to install: ${missing[*]}" >&2; exit 1; }
@@ -39,8 +44,15 @@ if ((EUID != 0)); then
 else
   SUDO=
 fi
-echo "install-deps: installing ${missing[*]}" >&2
+echo "install-deps: installing ${missing[*]} ${missing_optional[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get -o DPkg::Lock::Timeout=120 update -qq
-$SUDO apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends "${missing[@]}"
+if ((${#missing[@]})); then
+  $SUDO apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ((${#missing_optional[@]})); then
+  $SUDO apt-get -o DPkg::Lock::Timeout=120 install -y -qq --no-install-recommends \
+    "${missing_optional[@]}" ||
+    echo "install-deps: could not install ${missing_optional[*]}: test_ui will skip" >&2
+fi
 # Debian starts redis-server as a service on install; our tests start their own on free ports.
