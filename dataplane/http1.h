@@ -214,6 +214,11 @@ size_t http1_chunk_header(size_t len, char *out);
 int http1_write_error(struct evbuffer *out, int status, const char *code, const char *message,
                       bool close);
 
+/** http1_write_error with `extra_len` bytes of extra header lines (each ending in CRLF, may
+ *  be NULL/0) and a `message` that may be configured text already JSON-escaped (the 429's). */
+int http1_write_error_ex(struct evbuffer *out, int status, const char *code,
+                         const char *message, const char *extra, size_t extra_len, bool close);
+
 /** Standard reason phrase for a status code ("Not Found"), or "Unknown". */
 const char *http1_reason(int status);
 

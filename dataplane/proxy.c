@@ -20,6 +20,7 @@
 
 #include "fg_log.h"
 #include "fg_time.h"
+#include "ratelimit.h"
 #include "tls.h"
 
 /* The JSON errors a request can end with. Static text only: request data is never echoed. */
@@ -42,6 +43,7 @@ static const error_def_t error_defs[] = {
     {503, "not_ready", "no configuration has been applied yet"},
     {504, "gateway_timeout", "the upstream did not respond in time"},
     {505, "version_not_supported", "the HTTP version is not supported"},
+    {429, "rate_limited", "too many requests"},
 };
 
 #define ERROR_DEF_500 6 /* index of the 500 entry: the answer for an unlisted status */
@@ -221,12 +223,15 @@ void proxy_finish(dp_request_t *r, int status)
         keep = r->head && parser_ok && r->head->keep_alive && r->head->method != HTTP_CONNECT &&
                status != 413 && server_conn_may_keep_alive(c) && request_can_settle(r);
         const error_def_t *e = error_lookup(status);
-        if (http1_write_error(client_out(r), status, e->code, e->message, !keep) < 0)
+        if (http1_write_error_ex(client_out(r), status, e->code,
+                                 r->error_message ? r->error_message : e->message,
+                                 r->extra_headers, r->extra_headers_len, !keep) < 0)
             keep = false;
         r->status = status;
     }
 
     evtimer_del(r->timer);
+    ratelimit_cancel(r); /* a Redis answer still due for this request is dropped */
     if (r->up) {
         bool reusable = status == 0 && r->resp_done && r->up_keep_alive;
         struct bufferevent *ub = upstream_bev(r->up);
@@ -545,7 +550,7 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
 
     size_t total = sizeof("HTTP/1.1 000 \r\n") + reason_len + sizeof("Content-Length: \r\n") +
                    num_len + sizeof("Transfer-Encoding: chunked\r\n") +
-                   sizeof("Connection: keep-alive\r\n") + 2;
+                   sizeof("Connection: keep-alive\r\n") + 2 + r->extra_headers_len;
     for (uint32_t i = 0; i < rh->n_headers; i++) {
         const http1_header_t *hd = &rh->headers[i];
         total += hd->name_len + hd->value_len + 4;
@@ -579,6 +584,8 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
     } else if (r->resp_chunked && !interim) {
         PUTS(p, "Transfer-Encoding: chunked\r\n");
     }
+    if (r->extra_headers && !interim)
+        PUT(p, r->extra_headers, r->extra_headers_len);
     if (conn_hdr)
         PUT(p, conn_hdr, strlen(conn_hdr));
     PUTS(p, "\r\n");
@@ -797,6 +804,15 @@ void proxy_start(dp_request_t *r)
     if (r->head->framing == HTTP1_BODY_LENGTH && r->max_body &&
         r->head->content_length > r->max_body) {
         proxy_finish(r, 413);
+        return;
+    }
+    /* Rate limit (ratelimit.c): local buckets answer now; Redis answers later, and then
+     * ratelimit.c resumes the request with proxy_admit() or proxy_finish(r, 429). */
+    int limited = ratelimit_check(r);
+    if (limited == RATELIMIT_PENDING)
+        return;
+    if (limited) {
+        proxy_finish(r, limited);
         return;
     }
     proxy_admit(r);
