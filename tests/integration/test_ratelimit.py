@@ -17,6 +17,8 @@ exact up to the stated slack.
 """
 
 import http.client
+import socket
+import struct
 import sys
 import threading
 import time
@@ -273,6 +275,48 @@ class RedisLimitTest(RateLimitCase):
         self.wait_redis_state(self.dps, "fallback")
         self.redis.signal(18)  # SIGCONT
         self.wait_redis_state(self.dps, "ok")
+
+    def test_late_answers_for_gone_requests_are_dropped(self):
+        """Requests waiting on a stopped Redis whose clients reset the connection end there;
+        when Redis resumes, its answers for them are dropped, and the requests that reused
+        their connection structs get their own answers (ASan checks the memory)."""
+        self.c.api_ok("PUT", "/api/v1/settings/rateLimit",
+                      {"backend": "redis", "redis": {"url": self.redis.url, "timeoutMs": 10000},
+                       "global": {"max": 100, "windowMs": WINDOW_MS}})
+        version = self.c.config_version()
+        for dp in self.dps:
+            self.c.wait_dp_ready(dp, version=version)
+        dp = self.dps[0]
+        req = b"GET /api/late HTTP/1.1\r\nHost: x\r\n\r\n"
+        self.redis.signal(19)  # SIGSTOP
+        self.addCleanup(self.redis.signal, 18)
+        gone = [socket.create_connection(("127.0.0.1", dp.port), timeout=5) for _ in range(20)]
+        for s in gone:
+            s.sendall(req)
+        # The status listener runs on the same event loop: once it answers, the loop has
+        # read the requests above (sent before it was even asked).
+        self.assertEqual(self.c.status(dp, "/health/live").status, 200)
+        for s in gone:  # RST: the data plane sees an error, not a half-close
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        self.assertEqual(self.c.status(dp, "/health/live").status, 200)
+        waiting = [socket.create_connection(("127.0.0.1", dp.port), timeout=10)
+                   for _ in range(20)]
+        for s in waiting:
+            s.sendall(req)
+        self.assertEqual(self.c.status(dp, "/health/live").status, 200)
+        self.redis.signal(18)  # SIGCONT: 40 answers arrive, the first 20 for nobody
+        for s in waiting:
+            r = http.client.HTTPResponse(s, method="GET")
+            r.begin()
+            r.read()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.getheader("RateLimit-Limit"), "100")
+            s.close()
+        self.assertEqual(self.ready_field(dp), "ok")  # answered in time: no fallback
+        # 20 tokens were taken for the requests that left (Redis decided them), 20 for these.
+        r = self.c.through(dp, "GET", "/api/after")
+        self.assertEqual(r.header("RateLimit-Remaining"), str(100 - 41))
 
 
 if __name__ == "__main__":
