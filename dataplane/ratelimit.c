@@ -109,23 +109,32 @@ typedef struct rl_levels {
     unsigned n;
 } rl_levels_t;
 
-/* FNV-1a, seeded, with a final avalanche (splitmix64): cheap on ~40-byte keys, and the
- * random seed keeps clients from choosing colliding keys. */
-static uint64_t hash_seed = 0xcbf29ce484222325ull;
+/* Seeded, 8 bytes per step with a multiply-xorshift mix (the finaliser of splitmix64): a few
+ * instructions per word on ~40-byte keys, and the random seed keeps clients from choosing
+ * colliding keys. */
+static uint64_t hash_seed = 0x9e3779b97f4a7c15ull;
+
+static uint64_t hash_mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
 
 static uint64_t key_hash(const char *p, size_t n)
 {
-    uint64_t h = hash_seed;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3ull;
+    uint64_t h = hash_mix(hash_seed ^ n);
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = hash_mix(h ^ w);
     }
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return h ? h : 1; /* 0 marks a free table entry */
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h = hash_mix(h ^ w ^ 0xff); /* the tail marker keeps "a" and "a\0" apart */
+    return h ? h : 1;           /* 0 marks a free table entry */
 }
 
 /* Append `s` (n bytes) to the key, cutting at DP_RL_KEY_MAX - 1. */
@@ -144,16 +153,10 @@ static void key_put_str(rl_level_t *lv, const char *s)
     key_put(lv, s, strlen(s));
 }
 
-static void key_put_u32(rl_level_t *lv, uint32_t v)
-{
-    char num[24];
-    size_t n = http1_u64_to_dec(v, num);
-    key_put(lv, num, n);
-}
-
-/* Keys name the level, its scope and the limit (so a changed limit is a new bucket, in Redis
- * as in the table): "fg:rl:g:1000/60000/0", "fg:rl:p:/api/x:10/60000/0" (the entry's path),
- * "fg:rl:r:users:k=Client A:100/60000/0", "fg:rl:r:users:ip=10.0.0.7:100/60000/0". */
+/* Keys name the level and its scope: "fg:rl:g", "fg:rl:p:/api/x" (the entry's path),
+ * "fg:rl:r:users:k=Client A", "fg:rl:r:users:ip=10.0.0.7". The local table keeps the limit
+ * beside the state (a changed limit restarts the bucket); Redis keys get the limit appended
+ * (":100/60000/0") so that there too a changed limit is a new bucket. */
 static rl_level_t *level_add(rl_levels_t *ls, const fg_rate_limit_t *rl, char tag)
 {
     rl_level_t *lv = &ls->lv[ls->n++];
@@ -169,12 +172,6 @@ static rl_level_t *level_add(rl_levels_t *ls, const fg_rate_limit_t *rl, char ta
 
 static void level_close(rl_level_t *lv)
 {
-    key_put(lv, ":", 1);
-    key_put_u32(lv, lv->limit.max);
-    key_put(lv, "/", 1);
-    key_put_u32(lv, lv->limit.window_ms);
-    key_put(lv, "/", 1);
-    key_put_u32(lv, lv->limit.burst);
     lv->hash = key_hash(lv->key, lv->key_len);
 }
 
@@ -946,6 +943,7 @@ static int decision_send(rl_wait_t *w, const rl_levels_t *ls, bool eval)
     const char *argv[3 + DP_RL_LEVELS * 4];
     size_t lens[3 + DP_RL_LEVELS * 4];
     char nums[DP_RL_LEVELS * 3][12];
+    char keys[DP_RL_LEVELS][DP_RL_KEY_MAX + 40];
     int argc = 0;
     argv[argc] = eval ? "EVAL" : "EVALSHA";
     lens[argc] = strlen(argv[argc]);
@@ -957,8 +955,11 @@ static int decision_send(rl_wait_t *w, const rl_levels_t *ls, bool eval)
     argv[argc] = nk;
     lens[argc++] = 1;
     for (unsigned i = 0; i < ls->n; i++) {
-        argv[argc] = ls->lv[i].key;
-        lens[argc++] = ls->lv[i].key_len;
+        const rl_level_t *lv = &ls->lv[i];
+        int n = snprintf(keys[i], sizeof keys[i], "%s:%u/%u/%u", lv->key, lv->limit.max,
+                         lv->limit.window_ms, lv->limit.burst);
+        argv[argc] = keys[i];
+        lens[argc++] = n > 0 && (size_t)n < sizeof keys[i] ? (size_t)n : strlen(keys[i]);
     }
     for (unsigned i = 0; i < ls->n; i++) {
         const uint32_t v[3] = {ls->lv[i].limit.max, ls->lv[i].limit.window_ms,
