@@ -19,8 +19,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/random.h>
 
+#include <event2/dns.h>
+#include <event2/util.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -377,9 +381,17 @@ static rl_bucket_t *table_get(rl_table_t *t, uint64_t hash, const rl_limit_t *l,
 
 /* ---- module state ---------------------------------------------------------------------- */
 
+/* Where rateLimit.redis.url points: redis://[[user]:password@]host[:port][/db], or
+ * unix:/path. */
+typedef struct redis_target {
+    const char *host, *user, *password, *unix_path;
+    int port, db;
+} redis_target_t;
+
 typedef enum rl_redis_state {
     RS_DISABLED = 0, /* backend local (or no URL) */
-    RS_CONNECTING,   /* connect / AUTH / SELECT / SCRIPT LOAD under way; decisions are local */
+    RS_CONNECTING,   /* resolve / connect / AUTH / SELECT / SCRIPT LOAD under way; decisions
+                        are local */
     RS_OK,           /* decisions go to Redis */
     RS_DOWN,         /* waiting for the reconnect timer; decisions are local */
 } rl_redis_state_t;
@@ -397,12 +409,17 @@ typedef struct rl_module {
     rl_redis_state_t state;
     bool fallback_logged;         /* the switch to local was logged (once per outage) */
     char url[FG_URL_MAX_LEN + 1]; /* the configured URL ("" = none) */
+    char url_buf[FG_URL_MAX_LEN + 1]; /* rl.url cut up by redis_url_parse for `target` */
+    redis_target_t target;        /* where to connect (strings in url_buf) */
+    struct evdns_base *dns;       /* resolves a Redis host name; created on first need */
+    struct evdns_getaddrinfo_request *dns_req; /* a resolve in flight, or NULL */
     uint32_t timeout_ms, divisor;
     redisAsyncContext *ctx;       /* the live context, or NULL */
     char sha[41];                 /* SHA1 of the script, from SCRIPT LOAD */
     struct event *io_timer;       /* oldest pending decision / setup deadline */
     struct event *retry_timer;    /* reconnect */
     uint32_t backoff_ms;
+    uint32_t failures;            /* since the last success: picks the next resolved address */
     uint64_t setup_deadline_ms;
     rl_wait_t waits[DP_RL_INFLIGHT_MAX];
     uint32_t free_waits[DP_RL_INFLIGHT_MAX]; /* stack of free slot indexes */
@@ -645,6 +662,11 @@ static void redis_drop(void)
     rl.ctx = NULL;
     if (ac)
         redisAsyncFree(ac); /* deferred by hiredis when inside one of its callbacks */
+    if (rl.dns_req) {
+        struct evdns_getaddrinfo_request *req = rl.dns_req;
+        rl.dns_req = NULL;
+        evdns_getaddrinfo_cancel(req); /* on_redis_resolved runs with EVUTIL_EAI_CANCEL */
+    }
     if (rl.io_timer)
         evtimer_del(rl.io_timer);
     rl.ring_len = 0;
@@ -671,6 +693,7 @@ static void redis_fail(const char *why)
 {
     dp_counters_t *m = metrics_counters();
     m->ratelimit_redis_errors++;
+    rl.failures++;
     if (rl.state == RS_OK)
         m->ratelimit_fallbacks++;
     rl.state = RS_DOWN;
@@ -703,6 +726,7 @@ static void on_control_reply(redisAsyncContext *ac, void *reply, void *priv)
         rl.sha[40] = '\0';
         rl.state = RS_OK;
         rl.backoff_ms = 0;
+        rl.failures = 0;
         evtimer_del(rl.io_timer);
         if (rl.fallback_logged)
             fg_log(FG_LOG_INFO, "rate limit: Redis is back, limits shared again", "redis",
@@ -732,13 +756,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     redis_fail(ac->errstr[0] ? ac->errstr : "disconnected");
 }
 
-/* redis://[[user]:password@]host[:port][/db], or unix:/path. Fills the parts (host and
- * password point into `buf`). 0 or -EINVAL. */
-typedef struct redis_target {
-    const char *host, *user, *password, *unix_path;
-    int port, db;
-} redis_target_t;
-
+/* Fills `t` from `buf` (cut up in place: the strings point into it). 0 or -EINVAL. */
 static int redis_url_parse(char *buf, redis_target_t *t)
 {
     memset(t, 0, sizeof *t);
@@ -801,20 +819,12 @@ static int redis_url_parse(char *buf, redis_target_t *t)
     return *t->host ? 0 : -EINVAL;
 }
 
-static void redis_connect(void)
+/* Second half of a connect: `ip` is an address literal (or NULL for the Unix socket). */
+static void redis_connect_addr(const char *ip)
 {
-    char buf[FG_URL_MAX_LEN + 1];
-    redis_target_t t;
-    snprintf(buf, sizeof buf, "%s", rl.url);
-    if (redis_url_parse(buf, &t) < 0) {
-        redis_fail("unusable rateLimit.redis.url (redis://[user:password@]host[:port][/db] "
-                   "or unix:/path)");
-        return;
-    }
-    /* A host name is resolved by hiredis with getaddrinfo (blocking): use an address or
-     * "localhost" (hosts file). Only reconnects do this, never a request. */
-    redisAsyncContext *ac = t.unix_path ? redisAsyncConnectUnix(t.unix_path)
-                                        : redisAsyncConnect(t.host, t.port);
+    const redis_target_t *t = &rl.target;
+    redisAsyncContext *ac = t->unix_path ? redisAsyncConnectUnix(t->unix_path)
+                                         : redisAsyncConnect(ip, t->port);
     if (!ac) {
         redis_fail("out of memory");
         return;
@@ -832,27 +842,101 @@ static void redis_connect(void)
         return;
     }
     rl.ctx = ac;
-    rl.state = RS_CONNECTING;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     char db[8];
-    snprintf(db, sizeof db, "%d", t.db);
+    snprintf(db, sizeof db, "%d", t->db);
     int rc = REDIS_OK;
-    if (t.password && t.user)
-        rc = redisAsyncCommand(ac, on_control_reply, TOKEN_CONTROL, "AUTH %s %s", t.user,
-                               t.password);
-    else if (t.password)
-        rc = redisAsyncCommand(ac, on_control_reply, TOKEN_CONTROL, "AUTH %s", t.password);
-    if (rc == REDIS_OK && t.db)
+    if (t->password && t->user)
+        rc = redisAsyncCommand(ac, on_control_reply, TOKEN_CONTROL, "AUTH %s %s", t->user,
+                               t->password);
+    else if (t->password)
+        rc = redisAsyncCommand(ac, on_control_reply, TOKEN_CONTROL, "AUTH %s", t->password);
+    if (rc == REDIS_OK && t->db)
         rc = redisAsyncCommand(ac, on_control_reply, TOKEN_CONTROL, "SELECT %s", db);
     if (rc == REDIS_OK)
         rc = redisAsyncCommand(ac, on_control_reply, TOKEN_CONTROL, "SCRIPT LOAD %s", rl_script);
-    if (rc != REDIS_OK) {
+    if (rc != REDIS_OK)
         redis_fail("cannot queue the setup commands");
+}
+
+/* The resolver's answer for a Redis host name; EVUTIL_EAI_CANCEL when redis_drop cancelled
+ * it. May run inside evdns_getaddrinfo (an immediate answer). */
+static void on_redis_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    (void)arg;
+    rl.dns_req = NULL;
+    if (result == EVUTIL_EAI_CANCEL || rl.state != RS_CONNECTING || rl.ctx) {
+        if (res)
+            evutil_freeaddrinfo(res);
         return;
     }
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (result == 0 && res) {
+        /* Each failed attempt moves to the next address, so a name with an address nobody
+         * listens on ("localhost" as ::1 with Redis on 127.0.0.1) still works. */
+        size_t n = 0;
+        const struct evutil_addrinfo *ai;
+        for (ai = res; ai; ai = ai->ai_next)
+            n++;
+        size_t pick = rl.failures % n;
+        for (ai = res; pick--; ai = ai->ai_next)
+            ;
+        const void *a = ai->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+        evutil_inet_ntop(ai->ai_family, a, ip, sizeof ip);
+    }
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (!ip[0]) {
+        redis_fail(result ? evutil_gai_strerror(result) : "the Redis host has no address");
+        return;
+    }
+    redis_connect_addr(ip);
+}
+
+/* Connect to rl.url: parse it, resolve a host name through evdns (never blocking the loop),
+ * then connect and queue AUTH / SELECT / SCRIPT LOAD. The whole setup is bounded by
+ * DP_RL_SETUP_TIMEOUT_MS. */
+static void redis_connect(void)
+{
+    snprintf(rl.url_buf, sizeof rl.url_buf, "%s", rl.url);
+    if (redis_url_parse(rl.url_buf, &rl.target) < 0) {
+        redis_fail("unusable rateLimit.redis.url (redis://[user:password@]host[:port][/db] "
+                   "or unix:/path; no TLS)");
+        return;
+    }
+    rl.state = RS_CONNECTING;
     rl.setup_deadline_ms = fg_now_ms() + DP_RL_SETUP_TIMEOUT_MS;
     io_timer_arm();
+    unsigned char addr[sizeof(struct in6_addr)];
+    const char *host = rl.target.host;
+    if (rl.target.unix_path || evutil_inet_pton(AF_INET, host, addr) == 1 ||
+        evutil_inet_pton(AF_INET6, host, addr) == 1) {
+        redis_connect_addr(host);
+        return;
+    }
+    if (!rl.dns) {
+        rl.dns = evdns_base_new(rl.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                             EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (!rl.dns && (rl.dns = evdns_base_new(rl.base, EVDNS_BASE_DISABLE_WHEN_INACTIVE)))
+            evdns_base_load_hosts(rl.dns, NULL);
+        if (!rl.dns) {
+            redis_fail("cannot create a DNS resolver");
+            return;
+        }
+    }
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    struct evdns_getaddrinfo_request *req =
+        evdns_getaddrinfo(rl.dns, host, NULL, &hints, on_redis_resolved, NULL);
+    /* NULL when on_redis_resolved already ran. */
+    if (req && rl.state == RS_CONNECTING && !rl.ctx)
+        rl.dns_req = req;
 }
 
 static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
@@ -1100,6 +1184,10 @@ void ratelimit_shutdown(void)
         event_free(rl.io_timer);
     if (rl.retry_timer)
         event_free(rl.retry_timer);
+    if (rl.dns_req)
+        evdns_getaddrinfo_cancel(rl.dns_req);
+    if (rl.dns)
+        evdns_base_free(rl.dns, 0);
     table_free(&rl.table);
     memset(&rl, 0, sizeof rl);
 }

@@ -701,10 +701,10 @@ class Redis(Proc):
     on the same port, empty. `url` is its redis:// URL. Use start_redis(cluster) so the
     cluster stops it with the rest."""
 
-    def __init__(self, logdir, port=None, name="redis"):
+    def __init__(self, logdir, port=None, name="redis", args=()):
         self.port = port or free_port()
         argv = [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--daemonize", "no", "--dir", logdir]
+                "--appendonly", "no", "--daemonize", "no", "--dir", logdir] + list(args)
         super().__init__(name, argv, logdir)
         self.url = "redis://127.0.0.1:%d/0" % self.port
 
@@ -723,7 +723,8 @@ class Redis(Proc):
 
     def ping(self):
         try:
-            return self.command("PING").startswith("+PONG")
+            # "-NOAUTH" still proves the server answers (a --requirepass instance).
+            return self.command("PING").startswith(("+PONG", "-NOAUTH"))
         except OSError:
             return False
 
@@ -739,6 +740,7 @@ class Redis(Proc):
         return self
 
 
-def start_redis(cluster, port=None):
-    """A running Redis tracked by `cluster` (stopped with it)."""
-    return cluster._track(Redis(cluster.tmp, port=port)).start()
+def start_redis(cluster, port=None, name="redis", args=()):
+    """A running Redis tracked by `cluster` (stopped with it); `args` go to redis-server
+    ("--requirepass", "pw"). Without a password its PING is checked."""
+    return cluster._track(Redis(cluster.tmp, port=port, name=name, args=args)).start()

@@ -19,6 +19,7 @@ exact up to the stated slack.
 import http.client
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -205,9 +206,11 @@ class RedisLimitTest(RateLimitCase):
     def setUp(self):
         super().setUp()
         self.redis = harness.start_redis(self.c)
+        # A host name: resolved through evdns (the hosts file), never blocking the loop.
+        self.url = "redis://localhost:%d/0" % self.redis.port
         self.dps = self.setup_gateway(
             {"backend": "redis",
-             "redis": {"url": self.redis.url, "timeoutMs": TEST_TIMEOUT_MS,
+             "redis": {"url": self.url, "timeoutMs": TEST_TIMEOUT_MS,
                        "fallbackDivisor": 2},
              "global": {"max": 100, "windowMs": WINDOW_MS}},
             [{"id": "api", "path": "/api/*"}], n_dps=2)
@@ -281,7 +284,7 @@ class RedisLimitTest(RateLimitCase):
         when Redis resumes, its answers for them are dropped, and the requests that reused
         their connection structs get their own answers (ASan checks the memory)."""
         self.c.api_ok("PUT", "/api/v1/settings/rateLimit",
-                      {"backend": "redis", "redis": {"url": self.redis.url, "timeoutMs": 10000},
+                      {"backend": "redis", "redis": {"url": self.url, "timeoutMs": 10000},
                        "global": {"max": 100, "windowMs": WINDOW_MS}})
         version = self.c.config_version()
         for dp in self.dps:
@@ -317,6 +320,28 @@ class RedisLimitTest(RateLimitCase):
         # 20 tokens were taken for the requests that left (Redis decided them), 20 for these.
         r = self.c.through(dp, "GET", "/api/after")
         self.assertEqual(r.header("RateLimit-Remaining"), str(100 - 41))
+
+    def test_password_and_database_from_the_url(self):
+        """redis://:password@host:port/db: AUTH and SELECT before the script is loaded; a
+        wrong password is a Redis failure (local fallback), never a failed request."""
+        locked = harness.start_redis(self.c, name="redis-locked",
+                                     args=["--requirepass", "s3cret"])
+        cli = ["redis-cli", "-p", str(locked.port), "--no-auth-warning", "-a", "s3cret",
+               "-n", "3"]
+        for url, state in (("redis://:wrong@127.0.0.1:%d/3" % locked.port, "fallback"),
+                           ("redis://:s3cret@127.0.0.1:%d/3" % locked.port, "ok")):
+            self.c.api_ok("PUT", "/api/v1/settings/rateLimit",
+                          {"backend": "redis", "redis": {"url": url},
+                           "global": {"max": 100, "windowMs": WINDOW_MS}})
+            version = self.c.config_version()
+            for dp in self.dps:
+                self.c.wait_dp_ready(dp, version=version)
+            self.wait_redis_state(self.dps, state)
+            r = self.c.through(self.dps[0], "GET", "/api/x")
+            self.assertEqual(r.status, 200)
+        keys = subprocess.run(cli + ["KEYS", "fg:rl:*"], capture_output=True, text=True,
+                              timeout=10).stdout.split()
+        self.assertEqual(keys, ["fg:rl:g:100/%d/0" % WINDOW_MS])
 
 
 if __name__ == "__main__":
