@@ -221,6 +221,7 @@ static bool has_header(const dp_request_t *r, const char *line)
 static void test_identity_is_key_name_else_ip(void **state)
 {
     fixture_t *f = *state;
+    dp_counters_t before = *metrics_counters();
     /* max 2 + burst 1: three requests per identity. */
     for (int i = 0; i < 3; i++)
         assert_int_equal(ratelimit_check(request(f, "ident", "/ident/a", "10.0.0.1", NULL)), 0);
@@ -243,6 +244,13 @@ static void test_identity_is_key_name_else_ip(void **state)
     assert_int_equal(ratelimit_check(r), 0);
     assert_true(has_header(r, "RateLimit-Remaining: 2\r\n"));
     assert_false(has_header(r, "Retry-After"));
+    /* Counted as local decisions: 3 + 1 + 3 + 1 allowed, 2 limited. */
+    const dp_counters_t *m = metrics_counters();
+    assert_int_equal(m->ratelimit_allowed[DP_RL_BACKEND_LOCAL] -
+                         before.ratelimit_allowed[DP_RL_BACKEND_LOCAL], 8);
+    assert_int_equal(m->ratelimit_limited[DP_RL_BACKEND_LOCAL] -
+                         before.ratelimit_limited[DP_RL_BACKEND_LOCAL], 2);
+    assert_int_equal(m->ratelimit_allowed[DP_RL_BACKEND_REDIS], 0);
 }
 
 static void test_per_route_entry_shared_with_message(void **state)
