@@ -410,6 +410,7 @@ typedef struct rl_module {
     bool fallback_logged;         /* the switch to local was logged (once per outage) */
     char url[FG_URL_MAX_LEN + 1]; /* the configured URL ("" = none) */
     char url_buf[FG_URL_MAX_LEN + 1]; /* rl.url cut up by redis_url_parse for `target` */
+    char url_log[FG_URL_MAX_LEN + 1]; /* rl.url with any password masked, for logs */
     redis_target_t target;        /* where to connect (strings in url_buf) */
     struct evdns_base *dns;       /* resolves a Redis host name; created on first need */
     struct evdns_getaddrinfo_request *dns_req; /* a resolve in flight, or NULL */
@@ -699,7 +700,7 @@ static void redis_fail(const char *why)
     rl.state = RS_DOWN;
     if (!rl.fallback_logged) {
         rl.fallback_logged = true;
-        fg_log(FG_LOG_WARN, "rate limit: Redis unavailable, deciding locally", "redis", rl.url,
+        fg_log(FG_LOG_WARN, "rate limit: Redis unavailable, deciding locally", "redis", rl.url_log,
                "error", why, NULL);
     }
     if (rl.backoff_ms == 0)
@@ -730,9 +731,9 @@ static void on_control_reply(redisAsyncContext *ac, void *reply, void *priv)
         evtimer_del(rl.io_timer);
         if (rl.fallback_logged)
             fg_log(FG_LOG_INFO, "rate limit: Redis is back, limits shared again", "redis",
-                   rl.url, NULL);
+                   rl.url_log, NULL);
         else
-            fg_log(FG_LOG_INFO, "rate limit: deciding through Redis", "redis", rl.url, NULL);
+            fg_log(FG_LOG_INFO, "rate limit: deciding through Redis", "redis", rl.url_log, NULL);
         rl.fallback_logged = false;
     }
 }
@@ -1106,6 +1107,20 @@ int ratelimit_init(struct event_base *base)
     return 0;
 }
 
+/* `url` with the user info's password replaced by "***" (passwords never reach the logs). */
+static void url_mask_password(const char *url, char *out, size_t n)
+{
+    const char *scheme = strstr(url, "://");
+    const char *at = scheme ? strrchr(scheme, '@') : NULL;
+    if (!at) {
+        snprintf(out, n, "%s", url);
+        return;
+    }
+    const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
+    const char *cut = colon ? colon + 1 : scheme + 3; /* "user:***@", ":***@" or "***@" */
+    snprintf(out, n, "%.*s***%s", (int)(cut - url), url, at);
+}
+
 void ratelimit_configure(const fg_config_t *cfg)
 {
     const fg_rate_limit_conf_t *c = &cfg->rate_limit;
@@ -1128,6 +1143,7 @@ void ratelimit_configure(const fg_config_t *cfg)
         return;
     /* A new (or no) Redis: drop the old context; pending decisions are taken locally. */
     snprintf(rl.url, sizeof rl.url, "%s", url);
+    url_mask_password(url, rl.url_log, sizeof rl.url_log);
     rl.state = url[0] && rl.base ? RS_DOWN : RS_DISABLED;
     redis_drop(); /* a deliberate switch, not an outage: not logged or counted */
     if (rl.retry_timer)

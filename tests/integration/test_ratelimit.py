@@ -230,6 +230,7 @@ class RedisLimitTest(RateLimitCase):
                         "%s: %r allowed, want 100 +-5%% across two data planes" % (what, got))
 
     def test_two_data_planes_share_one_limit(self):
+        marks = [len(dp.read()) for dp in self.dps]
         self.alternate(10)
         # Redis forgets the script (a restart keeps the connection's view, SCRIPT FLUSH):
         # the next decisions get NOSCRIPT, send the script itself (EVAL), and stay shared.
@@ -237,13 +238,14 @@ class RedisLimitTest(RateLimitCase):
         got = self.alternate(230)
         got[200] = got.get(200, 0) + 10
         self.assert_shared(got, "shared limit")
-        for dp in self.dps:
-            self.assertNotIn("Redis unavailable", dp.read(), "NOSCRIPT is not a failure")
+        for dp, mark in zip(self.dps, marks):
+            self.assertNotIn("Redis unavailable", dp.read()[mark:], "NOSCRIPT is not a failure")
         self.assertIn("fg:rl:g:100/%d/0" % WINDOW_MS, self.redis.command("KEYS", "fg:rl:*"))
         r = self.c.through(self.dps[0], "GET", "/api/x")
         self.assert_limited(r, 100)
 
     def test_redis_killed_under_load_then_back(self):
+        marks = [len(dp.read()) for dp in self.dps]  # count log lines from here on
         load = Load(self.dps, "/api/k").start()
         self.c.poll(lambda: load.done() >= 150, "150 requests before the kill", 30)
         load.phase = "after"
@@ -264,15 +266,15 @@ class RedisLimitTest(RateLimitCase):
         self.assertLessEqual(load.count("after", 200), 2 * 50 + 2)
         self.assertGreater(load.count("after", 429), 0)
         self.wait_redis_state(self.dps, "fallback")
-        for dp in self.dps:
-            self.assertEqual(dp.read().count("Redis unavailable, deciding locally"), 1,
+        for dp, mark in zip(self.dps, marks):
+            self.assertEqual(dp.read()[mark:].count("Redis unavailable, deciding locally"), 1,
                              "the switch is logged once")
         # Redis comes back (empty): the data planes reconnect and share a fresh limit.
         self.redis.start()
         self.wait_redis_state(self.dps, "ok")
         self.assert_shared(self.alternate(240, "/api/back"), "after Redis came back")
-        for dp in self.dps:
-            self.assertEqual(dp.read().count("Redis is back"), 1)
+        for dp, mark in zip(self.dps, marks):
+            self.assertEqual(dp.read()[mark:].count("Redis is back"), 1)
 
     def test_redis_stalled_decisions_time_out_locally(self):
         self.redis.signal(19)  # SIGSTOP: connected, but never answers
@@ -350,6 +352,9 @@ class RedisLimitTest(RateLimitCase):
         keys = subprocess.run(cli + ["KEYS", "fg:rl:*"], capture_output=True, text=True,
                               timeout=10).stdout.split()
         self.assertEqual(keys, ["fg:rl:g:100/%d/0" % WINDOW_MS])
+        for dp in self.dps:
+            self.assertNotIn("s3cret", dp.read(), "a password reached the log")
+            self.assertIn("redis://:***@127.0.0.1", dp.read())
 
 
 if __name__ == "__main__":

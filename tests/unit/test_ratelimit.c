@@ -366,6 +366,22 @@ static void test_redis_url_parse(void **state)
     }
 }
 
+static void test_logged_urls_hide_passwords(void **state)
+{
+    (void)state;
+    char out[128];
+    url_mask_password("redis://app:pw@h:1/2", out, sizeof out);
+    assert_string_equal(out, "redis://app:***@h:1/2");
+    url_mask_password("redis://:s3cret@h", out, sizeof out);
+    assert_string_equal(out, "redis://:***@h");
+    url_mask_password("redis://pw@h", out, sizeof out);
+    assert_string_equal(out, "redis://***@h");
+    url_mask_password("redis://127.0.0.1:6379/0", out, sizeof out);
+    assert_string_equal(out, "redis://127.0.0.1:6379/0");
+    url_mask_password("unix:/run/redis.sock", out, sizeof out);
+    assert_string_equal(out, "unix:/run/redis.sock");
+}
+
 static void test_state_without_redis_is_disabled(void **state)
 {
     (void)state;
@@ -389,6 +405,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buckets_survive_a_generation_swap, setup, teardown),
         cmocka_unit_test(test_disabled_rate_limiting_admits_everything),
         cmocka_unit_test(test_redis_url_parse),
+        cmocka_unit_test(test_logged_urls_hide_passwords),
         cmocka_unit_test(test_state_without_redis_is_disabled),
     };
     fg_log_init("dp", FG_LOG_WARN);
