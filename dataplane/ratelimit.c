@@ -652,8 +652,6 @@ static void io_timer_arm(void)
 
 /* ---- Redis: connection ------------------------------------------------------------------- */
 
-static void redis_connect(void);
-
 /* Drop the current context: every pending decision is taken locally now (under the state the
  * caller has set), and the context is freed (its late callbacks see a context that is not
  * rl.ctx and return). */
