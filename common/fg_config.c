@@ -29,6 +29,9 @@ void fg__config_defaults(fg_config_t *cfg)
     memset(&cfg->rate_limit, 0, sizeof(cfg->rate_limit));
     cfg->rate_limit.enabled = true;
     cfg->rate_limit.backend = FG_RL_LOCAL;
+    cfg->rate_limit.redis_timeout_ms = FG_DEFAULT_RL_REDIS_TIMEOUT_MS;
+    cfg->rate_limit.redis_fallback_divisor = FG_DEFAULT_RL_FALLBACK_DIVISOR;
+    cfg->rate_limit.max_buckets = FG_DEFAULT_RL_MAX_BUCKETS;
 
     cfg->logging.level = FG_DEFAULT_LOG_LEVEL;
     cfg->logging.format = FG_DEFAULT_LOG_FORMAT;

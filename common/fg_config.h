@@ -77,6 +77,13 @@
 #define FG_DEFAULT_KEEPALIVE_MAX_IDLE 256u       /* upstream keepalive.maxIdle */
 #define FG_DEFAULT_KEEPALIVE_IDLE_MS 60000u      /* upstream keepalive.idleTimeout */
 #define FG_KEEPALIVE_MAX_IDLE_MAX 100000u
+#define FG_DEFAULT_RL_REDIS_TIMEOUT_MS 50u   /* rateLimit.redis.timeoutMs: one decision's wait */
+#define FG_DEFAULT_RL_FALLBACK_DIVISOR 1u    /* rateLimit.redis.fallbackDivisor */
+#define FG_DEFAULT_RL_MAX_BUCKETS 65536u     /* rateLimit.maxBuckets: local buckets per process */
+#define FG_RL_REDIS_TIMEOUT_MAX_MS 10000u    /* the largest rateLimit.redis.timeoutMs */
+#define FG_RL_FALLBACK_DIVISOR_MAX 1024u     /* the largest rateLimit.redis.fallbackDivisor */
+#define FG_RL_MIN_BUCKETS 16u                /* the smallest rateLimit.maxBuckets */
+#define FG_RL_MAX_BUCKETS 16777216u          /* the largest rateLimit.maxBuckets (2^24) */
 
 typedef enum fg_auth_mode {
     FG_AUTH_NONE = 0,     /* "none" (also YAML false / absent) */
@@ -263,6 +270,12 @@ typedef struct fg_rate_limit_conf {
     fg_rate_limit_t global;
     fg_per_route_limit_t *per_route;
     size_t n_per_route;
+    uint32_t redis_timeout_ms;       /* `redis.timeoutMs`: a decision waits at most this long
+                                        for Redis, then is taken locally (fallback) */
+    uint32_t redis_fallback_divisor; /* `redis.fallbackDivisor`: during a fallback each local
+                                        limit is max/divisor (the number of data planes) */
+    uint32_t max_buckets;            /* `maxBuckets`: local bucket table size per process;
+                                        the least recently used bucket is evicted when full */
 } fg_rate_limit_conf_t;
 
 typedef struct fg_logging_conf {

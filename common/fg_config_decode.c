@@ -809,8 +809,8 @@ static const char *const security_keys[] = {"allowedHosts", "blockedIPs", "trust
 static const char *const auth_keys[] = {"type",           "header", "keys", "bearer",
                                         "identityHeader", "hmacClockSkewMs", NULL};
 static const char *const rate_limit_conf_keys[] = {"enabled", "backend", "redis", "global",
-                                                   "perRoute", NULL};
-static const char *const redis_keys[] = {"url", NULL};
+                                                   "perRoute", "maxBuckets", NULL};
+static const char *const redis_keys[] = {"url", "timeoutMs", "fallbackDivisor", NULL};
 static const char *const logging_keys[] = {"level", "format", "sampling", NULL};
 static const char *const sampling_keys[] = {"successRate", "errorRate", NULL};
 static const char *const metrics_keys[] = {"enabled", "port", "path", NULL};
@@ -1070,14 +1070,21 @@ static int dec_rate_limit_conf(dec_t *d, const cJSON *obj, fg_rate_limit_conf_t 
     const cJSON *redis = member(it, "redis");
     if (redis) {
         size_t rmark = dec_key(d, "redis");
-        if ((rc = dec_object(d, redis, redis_keys)) == 0)
+        if ((rc = dec_object(d, redis, redis_keys)) == 0 &&
+            (rc = get_u32(d, redis, "timeoutMs", 1, FG_RL_REDIS_TIMEOUT_MAX_MS,
+                          FG_DEFAULT_RL_REDIS_TIMEOUT_MS, false, &c->redis_timeout_ms)) == 0 &&
+            (rc = get_u32(d, redis, "fallbackDivisor", 1, FG_RL_FALLBACK_DIVISOR_MAX,
+                          FG_DEFAULT_RL_FALLBACK_DIVISOR, false,
+                          &c->redis_fallback_divisor)) == 0)
             rc = get_string(d, redis, "url", false, FG_URL_MAX_LEN, fg__redis_url_problem,
                             &c->redis_url);
         dec_pop(d, rmark);
         if (rc != 0)
             goto out;
     }
-    if ((rc = get_rate_limit(d, it, "global", &c->global)) != 0)
+    if ((rc = get_rate_limit(d, it, "global", &c->global)) != 0 ||
+        (rc = get_u32(d, it, "maxBuckets", FG_RL_MIN_BUCKETS, FG_RL_MAX_BUCKETS,
+                      FG_DEFAULT_RL_MAX_BUCKETS, false, &c->max_buckets)) != 0)
         goto out;
     rc = dec_per_route(d, it, c);
 out:

@@ -339,10 +339,19 @@ static cJSON *enc_per_route(const fg_rate_limit_conf_t *c)
     return arr;
 }
 
-static cJSON *enc_redis(const char *url)
+/* Written when it says anything: a URL or a setting off its default. */
+static bool redis_written(const fg_rate_limit_conf_t *c)
+{
+    return c->redis_url || c->redis_timeout_ms != FG_DEFAULT_RL_REDIS_TIMEOUT_MS ||
+           c->redis_fallback_divisor != FG_DEFAULT_RL_FALLBACK_DIVISOR;
+}
+
+static cJSON *enc_redis(const fg_rate_limit_conf_t *c)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o && !add_str(o, "url", url)) {
+    if (o && !((!c->redis_url || add_str(o, "url", c->redis_url)) &&
+               add_num(o, "timeoutMs", c->redis_timeout_ms) &&
+               add_num(o, "fallbackDivisor", c->redis_fallback_divisor))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -354,9 +363,10 @@ static cJSON *enc_rate_limit_conf(const fg_rate_limit_conf_t *c)
     cJSON *o = cJSON_CreateObject();
     bool ok = o && add_bool(o, "enabled", c->enabled) &&
               add_str(o, "backend", c->backend == FG_RL_REDIS ? "redis" : "local") &&
-              (!c->redis_url || add_item(o, "redis", enc_redis(c->redis_url))) &&
+              (!redis_written(c) || add_item(o, "redis", enc_redis(c))) &&
               (!c->global.set || add_item(o, "global", enc_rate_limit(&c->global))) &&
-              add_item(o, "perRoute", enc_per_route(c));
+              add_item(o, "perRoute", enc_per_route(c)) &&
+              add_num(o, "maxBuckets", c->max_buckets);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

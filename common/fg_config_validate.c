@@ -415,7 +415,14 @@ static int check_settings(const fg_config_t *cfg, fg_error_t *err)
         (rc = check_range(err, "proxy", "maxConnections", px->max_connections, 1,
                           FG_MAX_CONNECTIONS_LIMIT)) != 0 ||
         (rc = check_range(err, "rateLimit", "backend", (uint64_t)cfg->rate_limit.backend, 0,
-                          FG_RL_REDIS)) != 0)
+                          FG_RL_REDIS)) != 0 ||
+        (rc = check_range(err, "rateLimit.redis", "timeoutMs", cfg->rate_limit.redis_timeout_ms,
+                          1, FG_RL_REDIS_TIMEOUT_MAX_MS)) != 0 ||
+        (rc = check_range(err, "rateLimit.redis", "fallbackDivisor",
+                          cfg->rate_limit.redis_fallback_divisor, 1,
+                          FG_RL_FALLBACK_DIVISOR_MAX)) != 0 ||
+        (rc = check_range(err, "rateLimit", "maxBuckets", cfg->rate_limit.max_buckets,
+                          FG_RL_MIN_BUCKETS, FG_RL_MAX_BUCKETS)) != 0)
         return rc;
     const fg_logging_conf_t *lg = &cfg->logging;
     if (!(lg->success_rate >= 0 && lg->success_rate <= 1))

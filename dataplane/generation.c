@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "ratelimit.h"
 
 static dp_generation_t *current;
 
@@ -41,6 +42,7 @@ static void generation_free(dp_generation_t *g)
         return;
     router_free(g->router);
     auth_table_free(g->auth); /* borrows the config's strings: before fg_config_free */
+    ratelimit_compiled_free(g->ratelimit);
     free(g->route_upstream);
     fg_config_free(g->config);
     free(g);
@@ -138,6 +140,9 @@ dp_generation_t *generation_create(fg_config_t *config, int64_t version, const c
     g->auth = auth_table_build(config, err);
     if (!g->auth)
         goto fail_build;
+    g->ratelimit = ratelimit_compile(config, err);
+    if (!g->ratelimit)
+        goto fail_build;
     g->build_us = mono_us() - t0;
     return g;
 
@@ -207,6 +212,8 @@ void generation_install(dp_generation_t *g)
     bool large = config_items(g) >= DP_GEN_TRIM_MIN_ITEMS ||
                  config_items(prev) >= DP_GEN_TRIM_MIN_ITEMS;
     current = g;
+    if (g)
+        ratelimit_configure(g->config); /* backend, Redis URL, table size */
     /* Requests still holding `prev` keep it alive; it is freed by whichever release is last
      * (a large one freed later is not trimmed: the next snapshot reuses its pages). */
     generation_release(prev);

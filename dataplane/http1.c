@@ -894,16 +894,16 @@ const char *http1_reason(int status)
     }
 }
 
-#define ERROR_BODY_MAX 512
+#define ERROR_BODY_MAX 8192 /* fits a configured 429 message (1024 bytes) JSON-escaped */
 
 int http1_write_error(struct evbuffer *out, int status, const char *code, const char *message,
                       bool close)
 {
-    return http1_write_error_headers(out, status, code, message, NULL, close);
+    return http1_write_error_ex(out, status, code, message, NULL, 0, close);
 }
 
-int http1_write_error_headers(struct evbuffer *out, int status, const char *code,
-                              const char *message, const char *headers, bool close)
+int http1_write_error_ex(struct evbuffer *out, int status, const char *code,
+                         const char *message, const char *extra, size_t extra_len, bool close)
 {
     char body[ERROR_BODY_MAX];
     int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
@@ -914,10 +914,11 @@ int http1_write_error_headers(struct evbuffer *out, int status, const char *code
                             "HTTP/1.1 %d %s\r\n"
                             "Content-Type: application/json\r\n"
                             "Content-Length: %d\r\n"
-                            "%s%s"
+                            "%.*s"
+                            "%s"
                             "\r\n",
-                            status, http1_reason(status), blen, headers ? headers : "",
-                            close ? "Connection: close\r\n" : "") < 0)
+                            status, http1_reason(status), blen, (int)extra_len,
+                            extra ? extra : "", close ? "Connection: close\r\n" : "") < 0)
         return -ENOMEM;
     if (evbuffer_add(out, body, (size_t)blen) != 0)
         return -ENOMEM;

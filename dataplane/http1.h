@@ -234,10 +234,10 @@ size_t http1_chunk_header(size_t len, char *out);
 int http1_write_error(struct evbuffer *out, int status, const char *code, const char *message,
                       bool close);
 
-/** http1_write_error with `headers` (complete "Name: value\r\n" lines, trusted, or NULL)
- *  added to the head: the WWW-Authenticate of a 401. */
-int http1_write_error_headers(struct evbuffer *out, int status, const char *code,
-                              const char *message, const char *headers, bool close);
+/** http1_write_error with `extra_len` bytes of extra header lines (each ending in CRLF, may
+ *  be NULL/0) and a `message` that may be configured text already JSON-escaped (the 429's). */
+int http1_write_error_ex(struct evbuffer *out, int status, const char *code,
+                         const char *message, const char *extra, size_t extra_len, bool close);
 
 /** Standard reason phrase for a status code ("Not Found"), or "Unknown". */
 const char *http1_reason(int status);

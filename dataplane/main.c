@@ -35,6 +35,7 @@
 #include "fg_time.h"
 #include "generation.h"
 #include "master.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "status.h"
 #include "subscriber.h"
@@ -398,6 +399,10 @@ static int app_start(dp_app_t *app, const dp_options_t *o)
         fg_log(FG_LOG_ERROR, "cannot create the event loop", NULL);
         return -1;
     }
+    if (ratelimit_init(app->base) < 0) {
+        fg_log(FG_LOG_ERROR, "cannot set up rate limiting", NULL);
+        return -1;
+    }
     app->status = status_start(app->base, &status_conf, &err);
     if (!app->status) {
         fg_log(FG_LOG_ERROR, "cannot start the status listener", "listen", o->status_listen,
@@ -464,6 +469,7 @@ static void app_free(dp_app_t *app)
     cache_close(app->cache); /* writes a snapshot still pending */
     status_free(app->status);
     server_free(app->server);
+    ratelimit_shutdown(); /* after the server: no request is waiting on Redis any more */
     generation_shutdown();
     if (app->drain_timer)
         event_free(app->drain_timer);

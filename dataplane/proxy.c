@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "ratelimit.h"
 #include "tls.h"
 
 /* The JSON errors a request can end with. Static text only: request data is never echoed. */
@@ -45,6 +46,7 @@ static const error_def_t error_defs[] = {
     {505, "version_not_supported", "the HTTP version is not supported"},
     {401, "unauthorized", "a valid API key is required"},
     {403, "forbidden", "the request is not allowed on this route"},
+    {429, "rate_limited", "too many requests"},
 };
 
 #define ERROR_DEF_500 6 /* index of the 500 entry: the answer for an unlisted status */
@@ -231,14 +233,20 @@ void proxy_finish(dp_request_t *r, int status)
         keep = r->head && parser_ok && r->head->keep_alive && r->head->method != HTTP_CONNECT &&
                status != 413 && server_conn_may_keep_alive(c) && request_can_settle(r);
         const error_def_t *e = error_lookup(status);
-        /* A 401 names the credentials this gateway takes (RFC 9110 §11.6.1). */
-        const char *challenge = status == 401 && r->gen ? auth_challenge(r->gen->auth) : NULL;
-        if (http1_write_error_headers(client_out(r), status, e->code, e->message, challenge,
-                                      !keep) < 0)
+        /* A 401 names the credentials this gateway takes (RFC 9110 §11.6.1); a 429 carries
+         * its RateLimit-* fields and the limit's message. */
+        const char *extra = r->extra_headers;
+        size_t extra_len = r->extra_headers_len;
+        if (status == 401 && r->gen && (extra = auth_challenge(r->gen->auth)))
+            extra_len = strlen(extra);
+        if (http1_write_error_ex(client_out(r), status, e->code,
+                                 r->error_message ? r->error_message : e->message, extra,
+                                 extra_len, !keep) < 0)
             keep = false;
         r->status = status;
     }
 
+    ratelimit_cancel(r); /* a Redis answer still due for this request is dropped */
     if (r->up) {
         bool reusable = status == 0 && r->resp_done && r->up_keep_alive;
         struct bufferevent *ub = upstream_bev(r->up);
@@ -559,7 +567,7 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
 
     size_t total = sizeof("HTTP/1.1 000 \r\n") + reason_len + sizeof("Content-Length: \r\n") +
                    num_len + sizeof("Transfer-Encoding: chunked\r\n") +
-                   sizeof("Connection: keep-alive\r\n") + 2;
+                   sizeof("Connection: keep-alive\r\n") + 2 + r->extra_headers_len;
     for (uint32_t i = 0; i < rh->n_headers; i++) {
         const http1_header_t *hd = &rh->headers[i];
         total += hd->name_len + hd->value_len + 4;
@@ -593,6 +601,8 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
     } else if (r->resp_chunked && !interim) {
         PUTS(p, "Transfer-Encoding: chunked\r\n");
     }
+    if (r->extra_headers && !interim)
+        PUT(p, r->extra_headers, r->extra_headers_len);
     if (conn_hdr)
         PUT(p, conn_hdr, strlen(conn_hdr));
     PUTS(p, "\r\n");
@@ -817,6 +827,15 @@ void proxy_start(dp_request_t *r)
     int auth_status = auth_check(r); /* 401/403, or r->key_name set */
     if (auth_status) {
         proxy_finish(r, auth_status);
+        return;
+    }
+    /* Rate limit (ratelimit.c): local buckets answer now; Redis answers later, and then
+     * ratelimit.c resumes the request with proxy_admit() or proxy_finish(r, 429). */
+    int limited = ratelimit_check(r);
+    if (limited == RATELIMIT_PENDING)
+        return;
+    if (limited) {
+        proxy_finish(r, limited);
         return;
     }
     proxy_admit(r);

@@ -134,6 +134,13 @@ typedef struct dp_request {
     bool sent_continue;           /* we answered Expect: 100-continue ourselves */
     bool upgrade;                 /* an Upgrade the route allows: forwarded, 101 tunnelled */
     bool client_paused;           /* TUNNEL: client reading stopped for upstream backpressure */
+    const char *extra_headers;    /* header lines ("Name: value\r\n"...) added to the response
+                                     this request gets, error or proxied (ratelimit.c's
+                                     RateLimit-*), arena memory; NULL = none */
+    uint32_t extra_headers_len;
+    const char *error_message;    /* JSON-escaped text replacing the error's default message
+                                     (the 429's configured `message`), arena memory, or NULL */
+    uint32_t rl_wait;             /* ratelimit.c: pending Redis decision slot + 1, 0 = none */
 } dp_request_t;
 
 typedef struct dp_conn {

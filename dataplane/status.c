@@ -22,6 +22,7 @@
 #include "fg_log.h"
 #include "fg_time.h"
 #include "generation.h"
+#include "ratelimit.h"
 
 #define STATUS_LISTEN_BACKLOG 128
 #define STATUS_BODY_MAX 512
@@ -89,7 +90,8 @@ static void on_health_live(dp_status_t *st, struct evhttp_request *req)
  * away keeps serving its last config, and taking it out of rotation would turn a control
  * plane outage into a traffic outage. checks.config is "UP" for a config from the control
  * plane, "cache" for one loaded from --cache that the control plane has not confirmed yet,
- * "DOWN" for none. */
+ * "DOWN" for none. checks.redis is the rate limiter's link (ratelimit_redis_state():
+ * "disabled", "ok", "fallback"): reported, never counted, as requests never fail for it. */
 static void on_health_ready(dp_status_t *st, struct evhttp_request *req)
 {
     const dp_generation_t *g = generation_current();
@@ -101,10 +103,10 @@ static void on_health_ready(dp_status_t *st, struct evhttp_request *req)
     if (st->subscriber)
         subscriber_state(st->subscriber, &sub);
     snprintf(body, sizeof(body),
-             "{\"status\":\"%s\",\"checks\":{\"config\":\"%s\",\"control_plane\":\"%s\"},"
-             "\"config_version\":%" PRId64 "%s}",
+             "{\"status\":\"%s\",\"checks\":{\"config\":\"%s\",\"control_plane\":\"%s\","
+             "\"redis\":\"%s\"},\"config_version\":%" PRId64 "%s}",
              ready ? "UP" : "DOWN", !g ? "DOWN" : sub.config_from_cache ? "cache" : "UP",
-             sub.connected ? "UP" : "DOWN",
+             sub.connected ? "UP" : "DOWN", ratelimit_redis_state(),
              g ? g->version : (int64_t)0, st->draining ? ",\"draining\":true" : "");
     reply_json(req, ready ? 200 : 503, body);
 }

@@ -700,3 +700,59 @@ class ClusterTest(unittest.TestCase):
 def main():
     """unittest.main with verbose output; exits non-zero on failure."""
     unittest.main(verbosity=2)
+
+
+# ---- Redis -----------------------------------------------------------------------------
+
+REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+class Redis(Proc):
+    """A real redis-server on a free loopback port, without persistence. start() returns
+    once it answers PING; kill() ends it as a crash would, and start() again brings it back
+    on the same port, empty. `url` is its redis:// URL. Use start_redis(cluster) so the
+    cluster stops it with the rest."""
+
+    def __init__(self, logdir, port=None, name="redis", args=()):
+        self.port = port or free_port()
+        argv = [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--daemonize", "no", "--dir", logdir] + list(args)
+        super().__init__(name, argv, logdir)
+        self.url = "redis://127.0.0.1:%d/0" % self.port
+
+    def command(self, *args, timeout=1.0):
+        """One RESP command on a fresh connection; the raw reply text (for checks)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        try:
+            out = b"*%d\r\n" % len(args)
+            for a in args:
+                a = a if isinstance(a, bytes) else str(a).encode()
+                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            s.sendall(out)
+            return s.recv(65536).decode("utf-8", "replace")
+        finally:
+            s.close()
+
+    def ping(self):
+        try:
+            # "-NOAUTH" still proves the server answers (a --requirepass instance).
+            return self.command("PING").startswith(("+PONG", "-NOAUTH"))
+        except OSError:
+            return False
+
+    def start(self):
+        super().start()
+
+        def up():
+            if not self.alive():
+                raise AssertionError("redis-server exited:\n%s" % self.tail())
+            return self.ping()
+
+        poll(up, "redis-server on port %d answers PING" % self.port, START_TIMEOUT)
+        return self
+
+
+def start_redis(cluster, port=None, name="redis", args=()):
+    """A running Redis tracked by `cluster` (stopped with it); `args` go to redis-server
+    ("--requirepass", "pw"). Without a password its PING is checked."""
+    return cluster._track(Redis(cluster.tmp, port=port, name=name, args=args)).start()

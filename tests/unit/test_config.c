@@ -1406,6 +1406,68 @@ static void test_auth_options(void **state)
                           "security.auth.identityHeader", "differ");
 }
 
+/* rateLimit.redis.timeoutMs / fallbackDivisor and rateLimit.maxBuckets (issue 6): defaults,
+ * ranges, the round trip, and the seed's rate-limit examples still decoding to the defaults. */
+static void test_rate_limit_redis_and_table_settings(void **state)
+{
+    (void)state;
+    fg_config_t *cfg = parse_ok("{'rateLimit':{'backend':'redis','redis':{'url':'redis://h'}}}");
+    assert_int_equal(cfg->rate_limit.redis_timeout_ms, FG_DEFAULT_RL_REDIS_TIMEOUT_MS);
+    assert_int_equal(cfg->rate_limit.redis_fallback_divisor, FG_DEFAULT_RL_FALLBACK_DIVISOR);
+    assert_int_equal(cfg->rate_limit.max_buckets, FG_DEFAULT_RL_MAX_BUCKETS);
+    char *text = assert_round_trip(cfg);
+    assert_non_null(strstr(text, "\"redis\":{\"url\":\"redis://h\",\"timeoutMs\":50,"
+                                 "\"fallbackDivisor\":1}"));
+    assert_non_null(strstr(text, "\"maxBuckets\":65536"));
+    free(text);
+    fg_config_free(cfg);
+
+    cfg = parse_ok("{'rateLimit':{'maxBuckets':16,'redis':{'timeoutMs':20,"
+                   "'fallbackDivisor':3}}}");
+    assert_int_equal(cfg->rate_limit.redis_timeout_ms, 20);
+    assert_int_equal(cfg->rate_limit.redis_fallback_divisor, 3);
+    assert_int_equal(cfg->rate_limit.max_buckets, 16);
+    assert_null(cfg->rate_limit.redis_url);
+    free(assert_round_trip(cfg)); /* settings without a URL are written (and read) back */
+    fg_config_free(cfg);
+
+    cfg = fg_config_new_empty();
+    char *empty = fg_config_canonical(cfg);
+    assert_null(strstr(empty, "\"redis\"")); /* nothing to say: not written */
+    free(empty);
+    fg_config_free(cfg);
+
+    expect_decode_error("{'rateLimit':{'redis':{'timeoutMs':0}}}", "rateLimit.redis.timeoutMs",
+                        NULL);
+    expect_decode_error("{'rateLimit':{'redis':{'timeoutMs':10001}}}",
+                        "rateLimit.redis.timeoutMs", NULL);
+    expect_decode_error("{'rateLimit':{'redis':{'fallbackDivisor':0}}}",
+                        "rateLimit.redis.fallbackDivisor", NULL);
+    expect_decode_error("{'rateLimit':{'redis':{'fallbackDivisor':1025}}}",
+                        "rateLimit.redis.fallbackDivisor", NULL);
+    expect_decode_error("{'rateLimit':{'redis':{'fallbackDivisor':'2'}}}",
+                        "rateLimit.redis.fallbackDivisor", NULL);
+    expect_decode_error("{'rateLimit':{'maxBuckets':15}}", "rateLimit.maxBuckets", NULL);
+    expect_decode_error("{'rateLimit':{'maxBuckets':16777217}}", "rateLimit.maxBuckets", NULL);
+
+    /* Hand-built models are checked by the validator with the same ranges. */
+    cfg = fg_config_new_empty();
+    fg_error_t err;
+    memset(&err, 0, sizeof err);
+    cfg->rate_limit.redis_timeout_ms = 0;
+    assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
+    assert_string_equal(err.field, "rateLimit.redis.timeoutMs");
+    cfg->rate_limit.redis_timeout_ms = 50;
+    cfg->rate_limit.redis_fallback_divisor = 0;
+    assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
+    assert_string_equal(err.field, "rateLimit.redis.fallbackDivisor");
+    cfg->rate_limit.redis_fallback_divisor = 1;
+    cfg->rate_limit.max_buckets = 1;
+    assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
+    assert_string_equal(err.field, "rateLimit.maxBuckets");
+    fg_config_free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1443,6 +1505,7 @@ int main(void)
         cmocka_unit_test(test_many_routes),
         cmocka_unit_test(test_count_limits),
         cmocka_unit_test(test_auth_options),
+        cmocka_unit_test(test_rate_limit_redis_and_table_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
