@@ -12,8 +12,10 @@ upstream). After every fault the data planes must converge on the control plane'
 config version (GET /api/v1/dataplanes: all in_sync), and nothing changed may be lost.
 
 Faults (run in this order):
-  ctl-kill9-restart   SIGKILL flexgate-ctl, keep the load going, restart it on the same
-                      database and socket, then change the config: 0 failures, converge.
+  ctl-kill9-restart   SIGKILL flexgate-ctl right after a change it acknowledged, keep the
+                      load going, restart it on the same database and socket: the change
+                      is there and reaches every data plane, and so does the next: 0
+                      failures.
   dp-kill9            SIGKILL dp-3 and restart it: clients of dp-1/dp-2 see no failure;
                       dp-3's failures are only those in flight at the kill or sent while it
                       was down or not yet ready.
@@ -201,14 +203,22 @@ def no_failure_expected(_f):
 
 def fault_ctl_kill(s, gen, extra):
     old = s.c.ctl
+    # A change acknowledged just before the crash (likely not yet pushed) must survive it.
+    committed = s.change(1)
     t_kill = now()
     old.kill()
     s.hold(s.opts["fault_seconds"], [gen])
     down_s = now() - t_kill
     s.restart_ctl()
-    version = s.change(1)
+    problems = []
+    after = s.c.config_version()
+    if after != committed:
+        problems.append("version %d acknowledged before the kill, %d after the restart"
+                        % (committed, after))
+    s.c.wait_in_sync(DP_IDS, committed, timeout=CONVERGE_TIMEOUT_S)
+    version = s.change(2)
     s.c.wait_in_sync(DP_IDS, version, timeout=CONVERGE_TIMEOUT_S)
-    return no_failure_expected, {"ctl_down_s": round(down_s, 3)}
+    return no_failure_expected, {"ctl_down_s": round(down_s, 3), "problems": problems}
 
 
 def fault_dp_kill(s, gen, extra):
