@@ -68,7 +68,7 @@ CHURN_CHANGES = 1000
 CHURN_DEADLINE_S = 180.0     # for all 1,000 changes (ASan builds included)
 CONVERGE_TIMEOUT_S = 30.0
 SOAK_WARMUP_FRACTION = 0.25  # samples before this share of the run are warm-up
-SOAK_FD_SLACK = 4            # open fds may differ this much from the warm baseline
+SOAK_FD_SLACK = 4            # open fds may grow this much over the warm baseline
 SOAK_RSS_SLACK_KB = 4096     # RSS may grow this much ...
 SOAK_RSS_SLACK_FRACTION = 0.10  # ... or this share of the warm baseline, whichever is more
 MODES = {
@@ -413,17 +413,22 @@ def soak(s, seconds):
     finally:
         gen.stop()
     version, converge_s = s.converge()
-    for name, p in procs.items():
-        samples[name].append(proc_sample(p.pid))
+    after = {name: proc_sample(p.pid) for name, p in procs.items()}
     sanitized = os.environ.get("FG_SANITIZED", "").upper() in ("ON", "1", "TRUE")
     warm = max(1, int(len(samples["ctl"]) * SOAK_WARMUP_FRACTION))
     problems, figures = [], {}
+    # Growth is what a leak looks like; compare samples taken under the same load (the
+    # last one during it), then require that stopping the load gives the fds back.
     for name, series in samples.items():
         base_rss, base_fds = series[warm - 1]
         last_rss, last_fds = series[-1]
-        figures[name] = {"rss_kb": [base_rss, last_rss], "fds": [base_fds, last_fds]}
-        if abs(last_fds - base_fds) > SOAK_FD_SLACK:
-            problems.append("%s fds %d -> %d" % (name, base_fds, last_fds))
+        figures[name] = {"rss_kb": [base_rss, last_rss], "fds": [base_fds, last_fds],
+                         "after_load": {"rss_kb": after[name][0], "fds": after[name][1]}}
+        if last_fds - base_fds > SOAK_FD_SLACK:
+            problems.append("%s fds %d -> %d under load" % (name, base_fds, last_fds))
+        if after[name][1] > base_fds + SOAK_FD_SLACK:
+            problems.append("%s holds %d fds after the load stopped (%d during it)"
+                            % (name, after[name][1], base_fds))
         slack = max(SOAK_RSS_SLACK_KB, int(base_rss * SOAK_RSS_SLACK_FRACTION))
         if not sanitized and last_rss - base_rss > slack:
             problems.append("%s RSS %d kB -> %d kB (> %d kB growth)"
@@ -498,8 +503,9 @@ def main():
             results.append(r)
             print_row(r)
             for name, fig in r["processes"].items():
-                print("    %-6s RSS %s kB, fds %s" % (name, " -> ".join(map(str, fig["rss_kb"])),
-                                                     " -> ".join(map(str, fig["fds"]))))
+                print("    %-6s RSS %s kB, fds %s (after the load: %d)"
+                      % (name, " -> ".join(map(str, fig["rss_kb"])),
+                         " -> ".join(map(str, fig["fds"])), fig["after_load"]["fds"]))
             ok = ok and r["result"] != "FAIL"
         suite.c.stop_all_checked()
     except Exception:
