@@ -14,7 +14,8 @@ Docker (deploy/docker/): every COPY source of the Dockerfile exists in the build
   parses compose.yml when the compose client exists (skipped with a message otherwise).
 Kubernetes (deploy/k8s/): every manifest is validated against the Kubernetes schemas by
   tests/integration/k8s_validate.mjs with the npm package kubernetes-models (installed,
-  pinned, into <build dir>/k8s-tools on first use; without npm the test FAILS); probes name
+  pinned, into <build dir>/k8s-tools on first use; without npm the test FAILS), and no key
+  may be one the Kubernetes types do not declare (a misspelt field); probes name
   the status port the data plane listens on; preStop + the SIGTERM drain fit in
   terminationGracePeriodSeconds; selectors, Secrets and the HPA target resolve.
 systemd (deploy/systemd/): the units CMake generated name the installed binaries in
@@ -382,6 +383,20 @@ class Kubernetes(unittest.TestCase):
                            text=True, timeout=60)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("containerPort", r.stdout)
+
+    def test_validator_rejects_a_misspelt_field(self):
+        """Unknown keys are refused too (the schemas alone would let them through)."""
+        modules = k8s_tools()
+        dep = json.loads(json.dumps(self.by[("Deployment", "flexgate-dp")]))
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        c["livenessprobe"] = c.pop("livenessProbe")
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            yaml.safe_dump(dep, f)
+        self.addCleanup(os.unlink, f.name)
+        r = subprocess.run(["node", K8S_VALIDATE, modules, f.name], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("containers[0].livenessprobe: unknown field", r.stdout)
 
     def container(self, kind, name):
         return self.by[(kind, name)]["spec"]["template"]["spec"]["containers"][0]
