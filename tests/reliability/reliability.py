@@ -93,7 +93,6 @@ class Suite:
         self.opts = opts
         self.c = harness.Cluster("rel")
         self.restarts = 0
-        self.gen = None
 
     # ---- cluster --------------------------------------------------------------------
     def setup(self):
@@ -174,18 +173,21 @@ class Suite:
             r2 = g.report()
             for k in ("sent", "succeeded", "failed"):
                 rep[k] += r2[k]
+            for target, counts in r2["by_target"].items():
+                mine = rep["by_target"].setdefault(target, dict.fromkeys(counts, 0))
+                for k, n in counts.items():
+                    mine[k] += n
+        problems = details.pop("problems", [])
         out = {"fault": fault.name, "sent": rep["sent"], "succeeded": rep["succeeded"],
                "failed": rep["failed"], "failed_expected": expected,
                "failed_unexpected": unexpected, "by_target": rep["by_target"],
                "p99_ms": rep["p99_ms"], "seconds": rep["seconds"],
                "converged_version": version, "converge_s": converge_s}
         out.update(details)
-        problems = []
         if unexpected:
             problems.append("unexpected failures: %s; e.g. %s" % (unexpected, examples))
         if rep["succeeded"] == 0:
             problems.append("no request succeeded")
-        problems += details.pop("problems", [])
         # A fault that kills or refuses nothing must not make anything log an error.
         if not fault.expect_error_logs:
             problems += ["error logged: %s" % line for line in c.error_lines(marks)[:5]]
