@@ -21,6 +21,7 @@ Kubernetes (deploy/k8s/): every manifest is validated against the Kubernetes sch
 systemd (deploy/systemd/): the units CMake generated name the installed binaries in
   ExecStart, carry the sandboxing options, and pass `systemd-analyze verify` (skipped with a
   message where systemd-analyze cannot run).
+Shipped configs: the YAML that compose.yml and the StatefulSet import at start is accepted.
 Backup: `sqlite3 .backup` and `VACUUM INTO` of a running control plane's database under
   writes give copies a control plane starts on, consistent and at a version it really had.
 Install: `cmake --install` into a DESTDIR puts binaries, UI, example config, units and
@@ -644,6 +645,33 @@ class Install(unittest.TestCase):
             self.assertTrue(m, r.stdout + r.stderr)
             self.assertLessEqual(float(m.group(1)), SYSTEMD_MAX_EXPOSURE,
                                  "%s: systemd-analyze security\n%s" % (unit, r.stdout))
+
+
+# ---- the configurations the deployments import at start -----------------------------------
+
+class ShippedConfigs(unittest.TestCase):
+    """compose.yml and the Kubernetes StatefulSet run `flexgate-ctl import` on start: a file
+    the importer refuses would keep the control plane from starting."""
+
+    def dry_run(self, path):
+        with tempfile.TemporaryDirectory(prefix="fg-cfg-") as tmp:
+            r = subprocess.run([harness.CTL_BIN, "import", path, "--db",
+                                os.path.join(tmp, "fg.db"), "--mode", "merge", "--dry-run",
+                                "--log-level", "warn"], capture_output=True, text=True,
+                               timeout=60)
+        self.assertEqual(r.returncode, 0, "%s:\n%s%s" % (path, r.stdout, r.stderr))
+        self.assertIn("routes     +1 added", r.stdout)
+
+    def test_compose_config_imports(self):
+        self.dry_run(os.path.join(DOCKER_DIR, "flexgate.yml"))
+
+    def test_kubernetes_configmap_imports(self):
+        cm = {(o["kind"], o["metadata"]["name"]): o for o in k8s_objects()}[
+            ("ConfigMap", "flexgate-config")]
+        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+            f.write(cm["data"]["flexgate.yml"])
+        self.addCleanup(os.unlink, f.name)
+        self.dry_run(f.name)
 
 
 # ---- backup and restore (docs/operations.md) ----------------------------------------------
