@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin_api.h"
@@ -22,6 +21,7 @@
 #include "fg_proto.h"
 #include "lockout.h"
 #include "migrations.h"
+#include "paths.h"
 #include "publisher.h"
 #include "store.h"
 #include "store_import.h"
@@ -30,9 +30,6 @@
 
 #ifndef FG_VERSION
 #define FG_VERSION "0.0.0"
-#endif
-#ifndef FG_UI_DIR
-#define FG_UI_DIR ""
 #endif
 
 #define CTL_DEFAULT_SOCKET "unix:./var/flexgate.sock"
@@ -673,12 +670,10 @@ int main(int argc, char **argv)
         print_usage(stderr);
         return EXIT_USAGE;
     }
-    struct stat sb;
     ctl_opts_t o = {.admin_listen = ADMIN_DEFAULT_LISTEN, .socket = CTL_DEFAULT_SOCKET,
                     .mode = "replace",
                     .log_level = CTL_DEFAULT_LOG_LEVEL,
-                    .ui_dir = stat(FG_UI_DIR, &sb) == 0 && S_ISDIR(sb.st_mode) ? FG_UI_DIR
-                                                                                : NULL};
+                    .ui_dir = paths_default_ui_dir()};
     int rc = parse_opts(cmd, argc - 2, argv + 2, &o);
     if (rc)
         return rc > 0 ? EXIT_SUCCESS : EXIT_USAGE;

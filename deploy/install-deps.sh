@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config clang
+  # libFuzzer and the sanitizer runtimes for clang 14 (`make test-fuzz`)
+  libclang-rt-14-dev
   # libraries (DESIGN.md §2); llhttp's C sources come from node-llhttp
   libmicrohttpd-dev libevent-dev node-llhttp libsqlite3-dev libhiredis-dev
   libssl-dev libcjson-dev libyaml-dev libcmocka-dev
