@@ -18,6 +18,7 @@
 #include <malloc.h>
 #endif
 
+#include "balancer.h"
 #include "fg_log.h"
 #include "fg_time.h"
 
@@ -39,6 +40,7 @@ static void generation_free(dp_generation_t *g)
     if (!g)
         return;
     router_free(g->router);
+    balancer_free(g->traffic);
     free(g->route_upstream);
     fg_config_free(g->config);
     free(g);
@@ -132,6 +134,9 @@ dp_generation_t *generation_create(fg_config_t *config, int64_t version, const c
         goto fail_build;
     g->router = router_build(config, err);
     if (!g->router)
+        goto fail_build;
+    g->traffic = balancer_build(config, err); /* last: it starts health checks */
+    if (!g->traffic)
         goto fail_build;
     g->build_us = mono_us() - t0;
     return g;

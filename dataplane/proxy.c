@@ -20,6 +20,9 @@
 
 #include "fg_log.h"
 #include "fg_time.h"
+#include "metrics.h"
+#include "overload.h"
+#include "retry.h"
 #include "tls.h"
 
 /* The JSON errors a request can end with. Static text only: request data is never echoed. */
@@ -45,6 +48,28 @@ static const error_def_t error_defs[] = {
 };
 
 #define ERROR_DEF_500 6 /* index of the 500 entry: the answer for an unlisted status */
+
+/* Traffic-control refusals: 503s that say why, with Retry-After. */
+static const error_def_t refusal_breaker = {503, "circuit_open",
+                                            "every target of the upstream is failing"};
+static const error_def_t refusal_overload = {503, "overloaded",
+                                             "the gateway is overloaded; retry later"};
+
+static int write_refusal(struct evbuffer *out, const error_def_t *e, bool close)
+{
+    char body[160];
+    int n = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+                     e->code, e->message);
+    if (n < 0 || (size_t)n >= sizeof body)
+        return -EINVAL;
+    return evbuffer_add_printf(out,
+                               "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                               "Retry-After: %d\r\nContent-Length: %d\r\n%s\r\n%s",
+                               e->status, http1_reason(e->status), OVERLOAD_RETRY_AFTER_S, n,
+                               close ? "Connection: close\r\n" : "", body) < 0
+               ? -ENOMEM
+               : 0;
+}
 
 static const error_def_t *error_lookup(int status)
 {
@@ -203,6 +228,89 @@ static void count_refusal(dp_server_stats_t *st, int status)
     }
 }
 
+/* ---- traffic control: attempt outcomes, retries (issue 6) ------------------------------ */
+
+/* What the attempt's outcome says about its target: gateway errors and 5xx count against it;
+ * a client that left or stalled says nothing. */
+static bal_outcome_t attempt_outcome(const dp_request_t *r, int status)
+{
+    if (status == 0)
+        return r->status >= 500 ? BAL_FAILED : BAL_OK;
+    return status == 502 || status == 504 ? BAL_FAILED : BAL_NEUTRAL;
+}
+
+static void attempt_end(dp_request_t *r, bal_outcome_t outcome)
+{
+    if (!r->picked)
+        return;
+    r->picked = false;
+    balancer_done(r->bu, r->target_index, outcome, fg_now_ms());
+}
+
+static void traffic_end(dp_request_t *r, int status)
+{
+    attempt_end(r, attempt_outcome(r, status));
+    if (r->pending) {
+        r->pending = false;
+        overload_done();
+    }
+}
+
+static bool method_idempotent(unsigned method)
+{
+    return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_PUT ||
+           method == HTTP_DELETE || method == HTTP_OPTIONS || method == HTTP_TRACE;
+}
+
+/* May the failed attempt be tried again? Only while the upstream's `retries` last, nothing of
+ * the response went to the client, no body byte went up (bodies are streamed, not buffered:
+ * a partly sent body cannot be sent again), the method is idempotent or the request never
+ * reached the upstream (`reached` false: the connect failed), the backoff ends before the
+ * whole-request deadline, and the global retry budget has a retry left. */
+static bool retry_allowed(const dp_request_t *r, bool reached, uint32_t *delay_ms)
+{
+    if (!r->bu || r->attempts >= r->bu->conf->retries || r->resp_started ||
+        r->req_body_bytes > 0 || (reached && !method_idempotent(r->head->method)))
+        return false;
+    uint64_t now = fg_now_ms();
+    *delay_ms = retry_backoff_ms(r->attempts + 1);
+    if (r->deadline_ms && now + *delay_ms >= r->deadline_ms)
+        return false;
+    return retry_budget_withdraw(now);
+}
+
+/* Drop the attempt's connection and wait out the backoff; the timer then dispatches again,
+ * to another target when there is one. The client's body stays unread meanwhile. */
+static void retry_schedule(dp_request_t *r, uint32_t delay_ms)
+{
+    r->attempts++;
+    metrics_counters()->retries++;
+    if (r->up) {
+        struct bufferevent *ub = upstream_bev(r->up);
+        if (ub)
+            bufferevent_setcb(ub, NULL, NULL, NULL, NULL);
+        upstream_release(r->up, false);
+        r->up = NULL;
+    }
+    r->backoff = true;
+    r->phase = DP_REQ_CONNECT;
+    r->phase_due_ms = fg_now_ms() + delay_ms;
+    server_conn_hold(r->conn, DP_HOLD_UPSTREAM);
+    request_timer_arm(r);
+}
+
+/* An attempt failed before any of its response reached the client: true when a retry is
+ * scheduled (the request lives on), false when the caller is to finish it. */
+static bool attempt_failed(dp_request_t *r, bool reached)
+{
+    uint32_t delay;
+    attempt_end(r, BAL_FAILED);
+    if (!retry_allowed(r, reached, &delay))
+        return false;
+    retry_schedule(r, delay);
+    return true;
+}
+
 void proxy_finish(dp_request_t *r, int status)
 {
     dp_conn_t *c = r->conn;
@@ -221,10 +329,12 @@ void proxy_finish(dp_request_t *r, int status)
         keep = r->head && parser_ok && r->head->keep_alive && r->head->method != HTTP_CONNECT &&
                status != 413 && server_conn_may_keep_alive(c) && request_can_settle(r);
         const error_def_t *e = error_lookup(status);
-        if (http1_write_error(client_out(r), status, e->code, e->message, !keep) < 0)
+        if (r->refusal ? write_refusal(client_out(r), r->refusal, !keep) < 0
+                       : http1_write_error(client_out(r), status, e->code, e->message, !keep) < 0)
             keep = false;
         r->status = status;
     }
+    traffic_end(r, status);
 
     evtimer_del(r->timer);
     if (r->up) {
@@ -243,12 +353,6 @@ void proxy_finish(dp_request_t *r, int status)
 }
 
 /* ---- target, path, route --------------------------------------------------------------- */
-
-/* Issue 6 puts the balancer here; until then every upstream has its first target. */
-static const fg_target_t *pick_target(const dp_request_t *r)
-{
-    return &r->upstream->targets[0];
-}
 
 /* Remove dot segments (RFC 3986 §5.2.4) after decoding "%2e", so "/public/../admin" is routed
  * (and forwarded) as "/admin": the route that matched is the route the upstream sees. Other
@@ -634,6 +738,12 @@ static int on_resp_head(void *ctx, http1_head_t *head)
             return HTTP1_CB_ERROR;
         return HTTP1_CB_OK;
     }
+    if ((head->status == 500 || head->status == 502 || head->status == 503 ||
+         head->status == 504) &&
+        retry_allowed(r, true, &r->retry_delay_ms)) {
+        r->retry_response = true; /* not relayed: on_up_read retries */
+        return HTTP1_CB_PAUSE;
+    }
     if (write_response_head(r, head, false) < 0)
         return HTTP1_CB_ERROR;
     r->resp_started = true;
@@ -675,6 +785,7 @@ static int on_resp_complete(void *ctx)
 /* ---- upstream connection --------------------------------------------------------------- */
 
 static void request_connect(dp_request_t *r, bool allow_idle);
+static void request_dispatch(dp_request_t *r);
 
 static bool can_retry(const dp_request_t *r)
 {
@@ -732,7 +843,8 @@ static void on_upstream_ready(up_conn_t *up, int err, void *arg)
     dp_request_t *r = arg;
     if (err < 0) {
         r->up = NULL; /* already freed by upstream.c */
-        proxy_finish(r, 502);
+        if (!attempt_failed(r, false))
+            proxy_finish(r, 502);
         return;
     }
     exchange_begin(r);
@@ -750,7 +862,8 @@ static void request_connect(dp_request_t *r, bool allow_idle)
     server_conn_hold(r->conn, DP_HOLD_UPSTREAM);
     r->up = upstream_connect(r->pool, on_upstream_ready, r);
     if (!r->up) {
-        proxy_finish(r, 502);
+        if (!attempt_failed(r, false))
+            proxy_finish(r, 502);
         return;
     }
     uint32_t ms = r->gen->config->proxy.connect_timeout_ms;
@@ -814,16 +927,51 @@ void proxy_admit(dp_request_t *r)
     r->upgrade = r->route->websocket && r->head->upgrade &&
                  r->head->framing == HTTP1_BODY_NONE;
     strip_route_prefix(r);
-    r->target = pick_target(r);
-    r->pool = upstream_pool_get(r->upstream, &r->target->parsed);
+    const bal_set_t *ts = r->gen->traffic;
+    if (!overload_admit(ts->shed_at[r->route - cfg->routes])) {
+        r->refusal = &refusal_overload;
+        proxy_finish(r, 503);
+        return;
+    }
+    r->pending = true;
+    retry_budget_deposit(cfg->proxy.retry_budget, r->start_ms);
+    r->bu = balancer_upstream(ts, cfg, r->upstream);
+    uint32_t whole = r->route->timeout_ms ? r->route->timeout_ms : cfg->proxy.request_timeout_ms;
+    r->deadline_ms = whole ? r->start_ms + whole : 0;
+    request_dispatch(r);
+}
+
+/* Pick a target (balancer.h) and connect to it: the first attempt and every retry. When every
+ * target's breaker refuses, the upstream's fallback takes the request, else a fast 503. */
+static void request_dispatch(dp_request_t *r)
+{
+    uint64_t now = fg_now_ms();
+    int i = balancer_pick(r->bu, r->head, r->conn->peer_ip, r->tried, now);
+    if (i < 0) {
+        metrics_counters()->breaker_rejected++;
+        if (r->bu->fallback && r->bu->fallback != r->bu && r->upstream == r->bu->conf) {
+            r->bu = r->bu->fallback;
+            r->upstream = r->bu->conf;
+            memset(r->tried, 0, sizeof r->tried);
+            i = balancer_pick(r->bu, r->head, r->conn->peer_ip, r->tried, now);
+        }
+        if (i < 0) {
+            r->refusal = &refusal_breaker;
+            proxy_finish(r, 503);
+            return;
+        }
+    }
+    r->picked = true;
+    r->target_index = (uint16_t)i;
+    r->tried[i / 64] |= 1ull << (i % 64);
+    r->target = &r->bu->conf->targets[i];
+    r->pool = upstream_pool_get(r->bu->conf, &r->target->parsed);
     if (!r->pool) {
         proxy_finish(r, 500);
         return;
     }
-    r->io_timeout_ms = r->upstream->timeout_ms ? r->upstream->timeout_ms
+    r->io_timeout_ms = r->bu->conf->timeout_ms ? r->bu->conf->timeout_ms
                                                : FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
-    uint32_t whole = r->route->timeout_ms ? r->route->timeout_ms : cfg->proxy.request_timeout_ms;
-    r->deadline_ms = whole ? r->start_ms + whole : 0;
     request_connect(r, true);
 }
 
@@ -927,6 +1075,10 @@ static void tunnel_begin(dp_request_t *r)
 {
     uint32_t idle = r->gen->config->proxy.idle_timeout_ms;
     r->phase = DP_REQ_TUNNEL;
+    if (r->pending) { /* a tunnel may last hours: it is a connection, not a pending request */
+        r->pending = false;
+        overload_done();
+    }
     r->resp_close = true; /* neither connection carries HTTP again */
     r->up_keep_alive = false;
     r->deadline_ms = 0;
@@ -961,8 +1113,16 @@ static void on_up_read(struct bufferevent *bev, void *arg)
         r->resp_in_bytes += total;
         evbuffer_drain(in, total);
     }
+    if (rc == HTTP1_PAUSED && r->retry_response) { /* a 5xx head, not relayed */
+        r->retry_response = false;
+        attempt_end(r, BAL_FAILED);
+        retry_schedule(r, r->retry_delay_ms);
+        return;
+    }
     if (rc == HTTP1_ERROR) {
         server_conn_flush(r->conn);
+        if (!r->resp_started && attempt_failed(r, true))
+            return;
         proxy_finish(r, 502);
         return;
     }
@@ -1020,6 +1180,8 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         request_retry(r);
         return;
     }
+    if (!r->resp_started && attempt_failed(r, true))
+        return;
     if (fg_log_enabled(FG_LOG_DEBUG))
         fg_log(FG_LOG_DEBUG, "upstream connection failed", "upstream", r->upstream->name,
                "event", (what & BEV_EVENT_EOF) ? "eof" : "error", NULL);
@@ -1055,9 +1217,13 @@ static void on_request_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (r->phase == DP_REQ_CONNECT) {
-        if (now >= r->phase_due_ms) {
+        if (now >= r->phase_due_ms && r->backoff) {
+            r->backoff = false;
+            request_dispatch(r);
+        } else if (now >= r->phase_due_ms) {
             st->connect_timeouts++;
-            proxy_finish(r, 504);
+            if (!attempt_failed(r, false))
+                proxy_finish(r, 504);
         } else {
             request_timer_arm(r);
         }
@@ -1079,5 +1245,7 @@ static void on_request_timer(evutil_socket_t fd, short what, void *arg)
         st->client_timeouts++;
     else
         st->upstream_timeouts++;
+    if (!client_stalled && !r->resp_started && attempt_failed(r, true))
+        return;
     proxy_finish(r, client_stalled ? 408 : 504);
 }

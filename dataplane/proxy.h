@@ -39,6 +39,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "balancer.h"
 #include "fg_arena.h"
 #include "generation.h"
 #include "http1.h"
@@ -131,6 +132,17 @@ typedef struct dp_request {
     bool sent_continue;           /* we answered Expect: 100-continue ourselves */
     bool upgrade;                 /* an Upgrade the route allows: forwarded, 101 tunnelled */
     bool client_paused;           /* TUNNEL: client reading stopped for upstream backpressure */
+    /* traffic control (issue 6): balancer.c, retry.c, overload.c */
+    const struct bal_upstream *bu; /* the upstream being balanced (its fallback after every
+                                      breaker refused) */
+    uint64_t tried[BAL_TRIED_WORDS]; /* target indexes of bu this request tried */
+    const struct error_def *refusal; /* the 503 of a traffic-control refusal, or NULL */
+    uint32_t retry_delay_ms;      /* backoff of the retry decided in on_resp_head */
+    uint16_t target_index;        /* bu's target of the current attempt, while `picked` */
+    bool picked;                  /* an attempt's target is chosen and its outcome due */
+    bool backoff;                 /* CONNECT phase: waiting to retry, not connecting yet */
+    bool pending;                 /* counted by overload.c until the request ends */
+    bool retry_response;          /* the response head was a 5xx to retry, not relayed */
 } dp_request_t;
 
 typedef struct dp_conn {

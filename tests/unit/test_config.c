@@ -1002,6 +1002,9 @@ static void test_validate_hand_built(void **state)
     ups[0].health_check = (fg_health_check_t){.interval_ms = 1, .timeout_ms = 1,
                                               .unhealthy_threshold = 1, .healthy_threshold = 1};
     assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
+    assert_string_equal(err.field, "upstreams[0].healthCheck.ejectDuration");
+    ups[0].health_check.eject_ms = 1;
+    assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
     assert_string_equal(err.field, "upstreams[0].keepalive.idleTimeout");
     ups[0].keepalive.idle_timeout_ms = 1;
     ups[0].client_cert = "/c.pem";
@@ -1152,7 +1155,7 @@ static void test_canonical_round_trip(void **state)
         "{\"version\":\"1.0\",\"proxy\":{\"port\":8080,\"timeout\":"
         "{\"request\":1000,\"connect\":100,\"idle\":5000,\"header\":10000},"
         "\"maxBodySize\":2097152,\"maxHeaderSize\":65536,\"maxHeaders\":100,"
-        "\"maxConnections\":10000},\"security\":";
+        "\"maxConnections\":10000,\"maxPending\":8000,\"retryBudget\":20},\"security\":";
     assert_int_equal(strncmp(canon, head, sizeof head - 1), 0);
     const char *rl = strstr(canon, "\"rateLimit\":{\"enabled\":true,\"backend\":\"redis\",\"redis\"");
     const char *lg = strstr(canon, "\"logging\":");
