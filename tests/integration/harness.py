@@ -415,9 +415,10 @@ class Cluster:
         return proc
 
     # -- origin ------------------------------------------------------------------------
-    def start_origin(self, name):
+    def start_origin(self, name, port=0):
+        """Start origin `name` on `port` (0: a free one; give the old port to restart it)."""
         o = Origin("origin-" + name, [sys.executable, "-B", ORIGIN_PY, "--listen",
-                                      "127.0.0.1:0", "--name", name], self.tmp)
+                                      "127.0.0.1:%d" % port, "--name", name], self.tmp)
         self._track(o).start()
 
         def listening():
