@@ -92,7 +92,7 @@ class Balancing(TrafficTest):
 
     def test_killed_target_is_ejected_and_taken_back(self):
         self.start(["A", "B"])
-        self.upstream("e", ["A", "B"], healthCheck={"consecutiveFailures": 3,
+        self.upstream("e", ["A", "B"], healthCheck={"enabled": False, "consecutiveFailures": 3,
                                                     "ejectDuration": 1500})
         self.settle()
         port_b = self.c.origins["B"].port
