@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "fg_config.h"
+#include "metrics.h" /* DP_BREAKER_* */
 
 #define BREAKER_BUCKETS 10 /* rolling-window resolution: windowMs / 10 per bucket */
 
