@@ -1366,6 +1366,40 @@ static void test_count_limits(void **state)
     cJSON_Delete(root);
 }
 
+/* Issue 6: passive ejection (healthCheck.consecutiveFailures/ejectDuration) and the proxy's
+ * shedding threshold and retry budget. */
+static void test_traffic_control_keys(void **state)
+{
+    (void)state;
+    fg_config_t *cfg = parse_ok("{'upstreams':[{'name':'u','url':'http://h'}]}");
+    assert_int_equal(cfg->upstreams[0].health_check.consecutive_failures,
+                     FG_DEFAULT_EJECT_FAILURES);
+    assert_int_equal(cfg->upstreams[0].health_check.eject_ms, FG_DEFAULT_EJECT_MS);
+    assert_int_equal(cfg->proxy.max_pending, FG_DEFAULT_MAX_PENDING);
+    assert_int_equal(cfg->proxy.retry_budget, FG_DEFAULT_RETRY_BUDGET);
+    fg_config_free(cfg);
+
+    cfg = parse_ok("{'proxy':{'maxPending':0,'retryBudget':100},'upstreams':[{'name':'u',"
+                   "'url':'http://h','healthCheck':{'enabled':false,'consecutiveFailures':0,"
+                   "'ejectDuration':2500}}]}");
+    assert_int_equal(cfg->proxy.max_pending, 0);
+    assert_int_equal(cfg->proxy.retry_budget, 100);
+    assert_false(cfg->upstreams[0].health_check.enabled);
+    assert_int_equal(cfg->upstreams[0].health_check.consecutive_failures, 0);
+    assert_int_equal(cfg->upstreams[0].health_check.eject_ms, 2500);
+    free(assert_round_trip(cfg));
+    fg_config_free(cfg);
+
+    expect_decode_error("{'proxy':{'retryBudget':101}}", "proxy.retryBudget", "between");
+    expect_decode_error("{'proxy':{'maxPending':-1}}", "proxy.maxPending", "between");
+    expect_decode_error("{'upstreams':[{'name':'u','url':'http://h','healthCheck':"
+                        "{'ejectDuration':0}}]}",
+                        "upstreams[0].healthCheck.ejectDuration", "between");
+    expect_decode_error("{'upstreams':[{'name':'u','url':'http://h','healthCheck':"
+                        "{'consecutiveFailures':1001}}]}",
+                        "upstreams[0].healthCheck.consecutiveFailures", "between");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1402,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_parse_text),
         cmocka_unit_test(test_many_routes),
         cmocka_unit_test(test_count_limits),
+        cmocka_unit_test(test_traffic_control_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
