@@ -58,6 +58,7 @@ struct up_conn {
     conn_state_t state;
     int addr_index; /* address being tried / used */
     int attempts;   /* addresses tried by this connect */
+    uint32_t addr_epoch; /* pool->addr_epoch when it connected */
     bool reused;
     uint64_t idle_since_ms;
     up_ready_cb cb;
@@ -92,6 +93,8 @@ struct up_pool {
     socklen_t fresh_lens[UP_MAX_ADDRS];
     int n_fresh, n_v4_fresh;
     uint32_t fresh_ttl_s;
+    uint32_t addr_epoch;  /* bumped when a refresh changes addrs[]: older connections are not
+                             pooled again */
     struct sockaddr_storage addrs[UP_MAX_ADDRS];
     socklen_t addr_lens[UP_MAX_ADDRS];
     int n_addrs;
@@ -393,7 +396,9 @@ static void pool_refresh_done(up_pool_t *p)
         memcpy(p->addr_lens, p->fresh_lens, sizeof p->addr_lens);
         p->n_addrs = p->n_fresh;
         p->addr_pref = 0;
-        /* Idle connections lead to where the name used to point. */
+        p->addr_epoch++;
+        /* Idle connections lead to where the name used to point (busy ones are closed when
+         * released). */
         up_conn_t *c;
         while ((c = TAILQ_FIRST(&p->idle)))
             conn_free(c);
@@ -559,6 +564,7 @@ static void on_connect_event(struct bufferevent *bev, short what, void *arg)
     up_pool_t *p = c->pool;
     if (what & BEV_EVENT_CONNECTED) {
         c->state = UC_BUSY;
+        c->addr_epoch = p->addr_epoch;
         p->addr_pref = c->addr_index;
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
         c->cb(c, 0, c->arg);
@@ -750,6 +756,7 @@ void upstream_release(up_conn_t *c, bool reusable)
         return;
     up_pool_t *p = c->pool;
     if (c->state != UC_BUSY || !reusable || p->n_idle >= p->max_idle ||
+        c->addr_epoch != p->addr_epoch ||
         evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
         evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) {
         conn_free(c);

@@ -106,14 +106,14 @@ static void test_two_choices_spreads_and_prefers_idle(void **state)
         n[pick1(up(&b, 0), "x", BAL_OK)]++;
     for (int i = 0; i < 3; i++) /* 1000 each expected; binomial sd ~26 */
         assert_in_range(n[i], 850, 1150);
-    /* Two busy targets: every draw of two includes the idle one or two busy ones... the
-     * idle one wins whenever drawn, so it gets at least 2/3 of the picks. */
+    /* Two busy targets: the idle one is in 2 of the 3 possible pairs and wins whenever
+     * drawn, so it gets 2/3 of the picks. */
     b.set->ups[0].targets[0]->active = 50;
     b.set->ups[0].targets[1]->active = 50;
     int idle = 0;
     for (int k = 0; k < 300; k++)
         idle += pick1(up(&b, 0), "x", BAL_OK) == 2;
-    assert_true(idle >= 190);
+    assert_true(idle >= 170); /* 200 expected, sd 8 */
     b.set->ups[0].targets[0]->active = b.set->ups[0].targets[1]->active = 0;
     done(&b);
     balancer_shutdown();
