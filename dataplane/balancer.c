@@ -282,12 +282,6 @@ void balancer_free(bal_set_t *s)
     free(s);
 }
 
-const bal_upstream_t *balancer_upstream(const bal_set_t *s, const fg_config_t *cfg,
-                                        const fg_upstream_t *u)
-{
-    return &s->ups[u - cfg->upstreams];
-}
-
 /* ---- picking --------------------------------------------------------------------------- */
 
 /* How picky a pass is: the first pass wants an untried, healthy target; later passes settle. */
@@ -461,13 +455,15 @@ int balancer_pick(const bal_upstream_t *cbu, const http1_head_t *head, const cha
     return i;
 }
 
-void balancer_done(const bal_upstream_t *bu, int i, bal_outcome_t outcome, uint64_t now)
+void balancer_done(const bal_upstream_t *bu, int i, bal_outcome_t outcome)
 {
     bal_target_t *t = bu->targets[i];
     if (t->active)
         t->active--;
-    if (outcome == BAL_NEUTRAL)
+    /* A single target without a breaker has nothing to record: skip even the clock. */
+    if (outcome == BAL_NEUTRAL || (bu->conf->n_targets == 1 && !bu->conf->circuit_breaker.enabled))
         return;
+    uint64_t now = fg_now_ms();
     bool ok = outcome == BAL_OK;
     int before = t->breaker.state;
     breaker_record(&t->breaker, &bu->conf->circuit_breaker, ok, now);

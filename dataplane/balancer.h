@@ -79,8 +79,12 @@ bal_set_t *balancer_build(const fg_config_t *cfg, fg_error_t *err);
 void balancer_free(bal_set_t *s);
 
 /** The set's entry for upstream `u` (a pointer into the set's config). */
-const bal_upstream_t *balancer_upstream(const bal_set_t *s, const fg_config_t *cfg,
-                                        const fg_upstream_t *u);
+static inline const bal_upstream_t *balancer_upstream(const bal_set_t *s,
+                                                      const fg_config_t *cfg,
+                                                      const fg_upstream_t *u)
+{
+    return &s->ups[u - cfg->upstreams];
+}
 
 /** Choose a target index of `bu` for a request: `head` and `peer_ip` give the hash key,
  *  `tried` the targets to avoid. The chosen target's breaker counts it (half-open trial) and
@@ -95,8 +99,9 @@ typedef enum bal_outcome {
     BAL_NEUTRAL,     /* the client went away or stalled: says nothing about the target */
 } bal_outcome_t;
 
-/** The attempt on target `i` of `bu` ended: in-flight count, breaker, passive health. */
-void balancer_done(const bal_upstream_t *bu, int i, bal_outcome_t outcome, uint64_t now_ms);
+/** The attempt on target `i` of `bu` ended: in-flight count, breaker, passive health (reads
+ *  the clock only when a breaker or passive health has something to record). */
+void balancer_done(const bal_upstream_t *bu, int i, bal_outcome_t outcome);
 
 /** Call fn for each table entry referenced by the newest set (the current config). */
 void balancer_foreach_target(void (*fn)(const char *upstream, const char *target,

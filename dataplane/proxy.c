@@ -244,7 +244,7 @@ static void attempt_end(dp_request_t *r, bal_outcome_t outcome)
     if (!r->picked)
         return;
     r->picked = false;
-    balancer_done(r->bu, r->target_index, outcome, fg_now_ms());
+    balancer_done(r->bu, r->target_index, outcome);
 }
 
 static void traffic_end(dp_request_t *r, int status)
@@ -941,11 +941,11 @@ void proxy_admit(dp_request_t *r)
     request_dispatch(r);
 }
 
-/* Pick a target (balancer.h) and connect to it: the first attempt and every retry. When every
- * target's breaker refuses, the upstream's fallback takes the request, else a fast 503. */
-static void request_dispatch(dp_request_t *r)
+/* The balancer's choice for this attempt, or -1 once the request is finished (503): when
+ * every target's breaker refuses, the upstream's fallback takes the request. */
+static int dispatch_pick(dp_request_t *r)
 {
-    uint64_t now = fg_now_ms();
+    uint64_t now = r->attempts ? fg_now_ms() : r->start_ms; /* first attempt: same callback */
     int i = balancer_pick(r->bu, r->head, r->conn->peer_ip, r->tried, now);
     if (i < 0) {
         metrics_counters()->breaker_rejected++;
@@ -958,12 +958,24 @@ static void request_dispatch(dp_request_t *r)
         if (i < 0) {
             r->refusal = &refusal_breaker;
             proxy_finish(r, 503);
-            return;
+            return -1;
         }
     }
-    r->picked = true;
     r->target_index = (uint16_t)i;
     r->tried[i / 64] |= 1ull << (i % 64);
+    return i;
+}
+
+/* Pick a target (balancer.h) and connect to it: the first attempt and every retry. A single
+ * target without a breaker has nothing to choose and nothing to record, so the common case
+ * skips the balancer and stays as cheap as before it existed. */
+static void request_dispatch(dp_request_t *r)
+{
+    const fg_upstream_t *u = r->bu->conf;
+    int i = 0;
+    r->picked = u->n_targets > 1 || u->circuit_breaker.enabled;
+    if (r->picked && (i = dispatch_pick(r)) < 0)
+        return;
     r->target = &r->bu->conf->targets[i];
     r->pool = upstream_pool_get(r->bu->conf, &r->target->parsed);
     if (!r->pool) {

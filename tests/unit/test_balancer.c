@@ -16,8 +16,9 @@
 #include "dataplane/balancer.h"
 #include "dataplane/overload.h"
 #include "dataplane/retry.h"
+#include "fg_time.h"
 
-#define NOW 1000000u
+#define NOW fg_now_ms() /* balancer_done reads the clock itself */
 
 typedef struct built {
     fg_config_t *cfg;
@@ -53,7 +54,7 @@ static int pick1(const bal_upstream_t *bu, const char *ip, bal_outcome_t outcome
 {
     int i = balancer_pick(bu, NULL, ip, NULL, NOW);
     if (i >= 0)
-        balancer_done(bu, i, outcome, NOW);
+        balancer_done(bu, i, outcome);
     return i;
 }
 
@@ -88,7 +89,7 @@ static void test_least_conn_by_weight(void **state)
     assert_int_equal(n[0], 2);
     assert_int_equal(n[1], 6);
     for (int k = 0; k < 8; k++)
-        balancer_done(up(&b, 0), picked[k], BAL_OK, NOW);
+        balancer_done(up(&b, 0), picked[k], BAL_OK);
     assert_int_equal(b.set->ups[0].targets[0]->active, 0);
     done(&b);
     balancer_shutdown();
@@ -165,13 +166,13 @@ static void test_hash_on_header_and_cookie(void **state)
         hd[0] = (http1_header_t){.name_off = 0, .name_len = 6, .value_off = 6,
                                  .value_len = (uint32_t)n - 6};
         int i = balancer_pick(up(&b, 0), &h, "1.1.1.1", NULL, NOW);
-        balancer_done(up(&b, 0), i, BAL_OK, NOW);
+        balancer_done(up(&b, 0), i, BAL_OK);
         /* Only the sid value counts: other cookies and the client IP change nothing. */
         n = snprintf(buf, sizeof buf, "Cookiesid=user%d; zz=9", k);
         hd[0].value_len = (uint32_t)n - 6;
         assert_int_equal(pick1(up(&b, 0), "9.9.9.9", BAL_OK) >= 0, 1);
         int j = balancer_pick(up(&b, 0), &h, "2.2.2.2", NULL, NOW);
-        balancer_done(up(&b, 0), j, BAL_OK, NOW);
+        balancer_done(up(&b, 0), j, BAL_OK);
         assert_int_equal(i, j);
         seen[i] = 1;
     }
@@ -195,23 +196,23 @@ static void test_skips_tried_ejected_and_open(void **state)
     for (int k = 0; k < 5; k++) {
         int i = balancer_pick(bu, NULL, "x", tried, NOW);
         assert_int_equal(i, 1);
-        balancer_done(bu, i, BAL_OK, NOW);
+        balancer_done(bu, i, BAL_OK);
     }
     /* Target 1 fails twice: ejected (passive) and its breaker opens (2 of 7 failed). */
     balancer_pick(bu, NULL, "x", tried, NOW);
-    balancer_done(bu, 1, BAL_FAILED, NOW);
+    balancer_done(bu, 1, BAL_FAILED);
     balancer_pick(bu, NULL, "x", tried, NOW);
-    balancer_done(bu, 1, BAL_FAILED, NOW);
+    balancer_done(bu, 1, BAL_FAILED);
     assert_int_equal(bu->targets[1]->breaker.state, DP_BREAKER_OPEN);
     /* Untried are all refused now: the tried ones are better than nothing. */
     int i = balancer_pick(bu, NULL, "x", tried, NOW);
     assert_true(i == 0 || i == 2);
-    balancer_done(bu, i, BAL_OK, NOW);
+    balancer_done(bu, i, BAL_OK);
     /* Every breaker open: no pick. */
     for (int t = 0; t < 3; t += 2) {
-        balancer_done(bu, t, BAL_FAILED, NOW); /* done() without pick is fine for counts */
-        balancer_done(bu, t, BAL_FAILED, NOW);
-        balancer_done(bu, t, BAL_FAILED, NOW);
+        balancer_done(bu, t, BAL_FAILED); /* done() without pick is fine for counts */
+        balancer_done(bu, t, BAL_FAILED);
+        balancer_done(bu, t, BAL_FAILED);
     }
     assert_int_equal(balancer_pick(bu, NULL, "x", NULL, NOW), -1);
     done(&b);
@@ -225,8 +226,8 @@ static void test_unhealthy_all_still_served(void **state)
                       "\"consecutiveFailures\":1},\"targets\":["
                       "{\"url\":\"http://10.0.0.1:1\"},{\"url\":\"http://10.0.0.2:1\"}]}");
     const bal_upstream_t *bu = up(&b, 0);
-    balancer_done(bu, 0, BAL_FAILED, NOW);
-    balancer_done(bu, 1, BAL_FAILED, NOW);
+    balancer_done(bu, 0, BAL_FAILED);
+    balancer_done(bu, 1, BAL_FAILED);
     assert_false(health_up(&bu->targets[0]->health, NOW));
     assert_true(pick1(bu, "x", BAL_OK) >= 0); /* panic: better a maybe-down target */
     done(&b);
@@ -241,7 +242,7 @@ static void test_state_survives_rebuild_unless_settings_change(void **state)
                     "{\"name\":\"f\",\"url\":\"http://10.0.0.9:1\"},"
                     "{\"name\":\"g\",\"url\":\"http://10.0.0.8:1\",\"fallback\":\"f\"}";
     built_t b1 = build(u);
-    balancer_done(up(&b1, 0), 0, BAL_FAILED, NOW);
+    balancer_done(up(&b1, 0), 0, BAL_FAILED);
     assert_int_equal(up(&b1, 0)->targets[0]->breaker.state, DP_BREAKER_OPEN);
     assert_ptr_equal(up(&b1, 2)->fallback, up(&b1, 1));
     assert_null(up(&b1, 0)->fallback);
