@@ -949,7 +949,9 @@ static int dispatch_pick(dp_request_t *r)
     int i = balancer_pick(r->bu, r->head, r->conn->peer_ip, r->tried, now);
     if (i < 0) {
         metrics_counters()->breaker_rejected++;
-        if (r->bu->fallback && r->bu->fallback != r->bu && r->upstream == r->bu->conf) {
+        /* One level: a request already on the fallback does not move on to its fallback. */
+        const fg_upstream_t *own = r->gen->route_upstream[r->route - r->gen->config->routes];
+        if (r->bu->fallback && r->bu->conf == own) {
             r->bu = r->bu->fallback;
             r->upstream = r->bu->conf;
             memset(r->tried, 0, sizeof r->tried);

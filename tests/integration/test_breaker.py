@@ -6,7 +6,7 @@ Past failureThreshold percent of minRequests failures the breaker opens: request
 503 `circuit_open` with Retry-After and never reach the origin; after openDuration one trial
 goes through and, the origin healed, closes it. With a `fallback` upstream, requests go there
 while the breaker is open. The open state survives a config swap that leaves the upstream as it
-was, and starts over when its breaker settings change.
+was, and starts over when its breaker settings change. Fallback is one level deep.
 """
 
 import time
@@ -22,8 +22,8 @@ NO_HEALTH = {"enabled": False, "consecutiveFailures": 0}
 class Breaker(TrafficTest):
     label = "breaker"
 
-    def open_breaker(self, path):
-        self.control("A", "fail", status=500)
+    def open_breaker(self, path, origin="A"):
+        self.control(origin, "fail", status=500)
         got = [self.get(path).status for _ in range(4)]
         self.assertEqual(got, [500] * 4)
 
@@ -66,6 +66,21 @@ class Breaker(TrafficTest):
         self.settle()
         self.open_breaker("/main/x")
         self.assertEqual(self.served_by("/main/x", 5), ["F"] * 5)
+
+    def test_fallback_is_one_level(self):
+        self.start(["A", "F", "T"])
+        self.upstream("third", ["T"])
+        self.upstream("spare", ["F"], circuitBreaker=BREAKER, healthCheck=NO_HEALTH,
+                      fallback="third")
+        self.upstream("main", ["A"], circuitBreaker=BREAKER, healthCheck=NO_HEALTH,
+                      fallback="spare")
+        self.settle()
+        self.open_breaker("/main/x")
+        self.open_breaker("/spare/x", origin="F")
+        self.assertEqual(self.served_by("/spare/x", 2), ["T"] * 2)  # spare's own fallback
+        r = self.get("/main/x")  # main -> spare, both open: not on to spare's fallback
+        self.assertEqual(error_code(r), "circuit_open")
+        self.assertEqual(self.hits("T"), 2)
 
     def test_state_survives_a_swap_and_resets_when_settings_change(self):
         self.start(["A", "B"])
