@@ -918,9 +918,10 @@ void proxy_start(dp_request_t *r)
 void proxy_admit(dp_request_t *r)
 {
     const fg_config_t *cfg = r->gen->config;
-    /* Dispatch, in this order: overload shedding and circuit breaker -> target pick
-     * (balancer) -> SSRF guard on its address -> connect, with retries in the
-     * connect/exchange failure paths. */
+    /* Dispatch, in this order: overload shedding (here) -> circuit breaker and target pick
+     * (request_dispatch, balancer.h) -> SSRF guard on its address (request_dispatch, before
+     * request_connect) -> connect, with retries in the connect/exchange failure paths (each
+     * retry dispatches again, after its backoff). */
     /* Upgrade (WebSocket) is tunnelled only where the route allows it, and only for a
      * body-less request; elsewhere the Upgrade field is dropped as hop-by-hop and the request
      * goes up as plain HTTP, as nginx does. */

@@ -10,7 +10,8 @@
  *
  * Phases of a request (dp_request_t.phase), each with its timeout, all on one timer:
  *   NONE     - not in the proxy (the connection is idle or reading a head)
- *   CONNECT  - waiting for an upstream connection: proxy.timeout.connect (504)
+ *   CONNECT  - waiting for an upstream connection: proxy.timeout.connect (504); or, with
+ *              `backoff` set, waiting out a retry's backoff before the next dispatch
  *   EXCHANGE - head sent; body going up and/or response coming down: the upstream's `timeout`
  *              bounds any silence - waiting for the response head (504) or between body
  *              bytes (504 before the response, a cut connection after); a client that stops
@@ -19,6 +20,9 @@
  * Over every phase runs the whole-request deadline: the route's `timeout`, else
  * proxy.timeout.request (504, or a cut connection once the response has started). Each cause
  * has its own counter in dp_server_stats_t.
+ * A failed attempt may be retried on another target (upstream `retries`, retry.h) while no
+ * response byte reached the client and no body byte went up; each attempt's outcome feeds its
+ * target's breaker and health (balancer.h).
  * Every way out ends in proxy_finish(r, status): it writes the JSON error when no response byte
  * was sent yet (or marks the connection for closing when one was), releases the upstream
  * connection (back to its pool only after a clean exchange), the generation and the timer,
