@@ -219,7 +219,10 @@ int health_configure(bal_target_t *t, const fg_upstream_t *u, const fg_target_t 
         }
         p->t = t;
         t->health.probe = p;
-        timer_in(p->timer, 0); /* first check now */
+        /* First check within the first interval, spread by target: checks of many targets
+         * (and of many workers) do not all fire together, then or later. */
+        uint32_t spread = (uint32_t)(((uintptr_t)t >> 4) * 2654435761u ^ (uint32_t)fg_now_ms());
+        timer_in(p->timer, spread % (hc->interval_ms + 1));
     }
     free(p->path);
     p->path = copy;

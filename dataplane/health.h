@@ -11,7 +11,8 @@
  *
  * Active (`healthCheck.enabled`): every `interval` the data plane sends `GET <path>` to each
  * target over a fresh connection from upstream.c (same TLS and DNS handling as requests),
- * `Connection: close`, bounded by `timeout`. 2xx and 3xx are success. `unhealthyThreshold`
+ * `Connection: close`, bounded by `timeout` (the first check comes at a spread-out moment
+ * within the first interval). 2xx and 3xx are success. `unhealthyThreshold`
  * failures in a row mark the target down, `healthyThreshold` successes up. Targets start up.
  * Everything runs on the event loop; nothing blocks.
  *
