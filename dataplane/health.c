@@ -226,8 +226,13 @@ int health_configure(bal_target_t *t, const fg_upstream_t *u, const fg_target_t 
     }
     free(p->path);
     p->path = copy;
-    if (p->pool != pool)
-        probe_release_conn(p); /* a running check on the old pool: judged by the timeout */
+    if (p->pool != pool && p->in_flight) {
+        /* A check running through the old pool says nothing about the new settings: drop
+         * it and check again now, rather than count its timeout as a failure. */
+        probe_release_conn(p);
+        p->in_flight = false;
+        timer_in(p->timer, 0);
+    }
     p->pool = pool;
     p->interval_ms = hc->interval_ms;
     p->timeout_ms = hc->timeout_ms;
