@@ -490,6 +490,21 @@ void balancer_foreach_target(void (*fn)(const char *upstream, const char *target
                 fn(t->upstream, t->url, t, arg);
 }
 
+static void summarise(const char *upstream, const char *target, bal_target_t *t, void *arg)
+{
+    (void)upstream, (void)target;
+    bal_summary_t *s = arg;
+    s->targets++;
+    s->down += !health_up(&t->health, fg_now_ms());
+    s->breakers_open += t->breaker.state != DP_BREAKER_CLOSED;
+}
+
+void balancer_summary(bal_summary_t *out)
+{
+    memset(out, 0, sizeof *out);
+    balancer_foreach_target(summarise, out);
+}
+
 void balancer_shutdown(void)
 {
     for (size_t b = 0; b < tab.n_buckets; b++) {

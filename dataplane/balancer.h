@@ -108,6 +108,14 @@ void balancer_foreach_target(void (*fn)(const char *upstream, const char *target
                                         bal_target_t *t, void *arg),
                              void *arg);
 
+/** Counts over the current config's targets, for /health/ready: all of them, those out of
+ *  rotation (health.h), those whose breaker is open or half-open. O(targets ever
+ *  configured). */
+typedef struct bal_summary {
+    size_t targets, down, breakers_open;
+} bal_summary_t;
+void balancer_summary(bal_summary_t *out);
+
 /** Free the table (stops health checks). */
 void balancer_shutdown(void);
 

@@ -41,6 +41,10 @@ class Breaker(TrafficTest):
         for _ in range(10):
             self.assertEqual(self.get("/cb/x").status, 503)
         self.assertEqual(self.hits("A"), seen, "an open breaker let requests through")
+        ready = self.c.status(self.dp, "/health/ready")
+        self.assertEqual(ready.status, 200)  # reported, not a reason to leave rotation
+        self.assertEqual(ready.json()["upstreams"],
+                         {"targets": 1, "out_of_rotation": 0, "breakers_open": 1})
         # Healed origin: after openDuration a trial closes the breaker.
         self.control("A", "ok")
         t0 = time.monotonic()

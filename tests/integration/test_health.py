@@ -29,6 +29,8 @@ class Health(TrafficTest):
         # Two failed checks (plus the interval) later A is out; no request was sent meanwhile.
         self.c.poll(lambda: self.hits("A") >= before + 3, "checks to keep coming", timeout=10)
         self.assertEqual(self.served_by("/h/x", 10), ["B"] * 10)
+        ups = self.c.status(self.dp, "/health/ready").json()["upstreams"]
+        self.assertEqual(ups, {"targets": 2, "out_of_rotation": 1, "breakers_open": 0})
         self.control("A", "ok")
         self.c.poll(lambda: "A" in self.served_by("/h/x", 2), "A back after good checks",
                     timeout=10)
