@@ -19,6 +19,8 @@ void fg__config_defaults(fg_config_t *cfg)
     cfg->proxy.max_header_size = FG_DEFAULT_MAX_HEADER_SIZE;
     cfg->proxy.max_headers = FG_DEFAULT_MAX_HEADERS;
     cfg->proxy.max_connections = FG_DEFAULT_MAX_CONNECTIONS;
+    cfg->proxy.max_pending = FG_DEFAULT_MAX_PENDING;
+    cfg->proxy.retry_budget = FG_DEFAULT_RETRY_BUDGET;
 
     memset(&cfg->security, 0, sizeof(cfg->security));
     cfg->security.auth.type = FG_DEFAULT_AUTH_TYPE;
@@ -68,6 +70,8 @@ void fg__upstream_defaults(fg_upstream_t *u)
         .timeout_ms = FG_DEFAULT_HC_TIMEOUT_MS,
         .unhealthy_threshold = FG_DEFAULT_HC_UNHEALTHY,
         .healthy_threshold = FG_DEFAULT_HC_HEALTHY,
+        .consecutive_failures = FG_DEFAULT_EJECT_FAILURES,
+        .eject_ms = FG_DEFAULT_EJECT_MS,
     };
 }
 

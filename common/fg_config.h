@@ -84,6 +84,12 @@
 #define FG_RL_FALLBACK_DIVISOR_MAX 1024u     /* the largest rateLimit.redis.fallbackDivisor */
 #define FG_RL_MIN_BUCKETS 16u                /* the smallest rateLimit.maxBuckets */
 #define FG_RL_MAX_BUCKETS 16777216u          /* the largest rateLimit.maxBuckets (2^24) */
+#define FG_DEFAULT_EJECT_FAILURES 5u             /* healthCheck.consecutiveFailures */
+#define FG_DEFAULT_EJECT_MS 10000u               /* healthCheck.ejectDuration */
+#define FG_EJECT_FAILURES_MAX 1000u
+#define FG_DEFAULT_MAX_PENDING 8000u             /* proxy.maxPending: below maxConnections */
+#define FG_MAX_PENDING_LIMIT 1000000u
+#define FG_DEFAULT_RETRY_BUDGET 20u              /* proxy.retryBudget, percent of requests */
 
 typedef enum fg_auth_mode {
     FG_AUTH_NONE = 0,     /* "none" (also YAML false / absent) */
@@ -153,6 +159,9 @@ typedef struct fg_health_check {
     const char *path;
     uint32_t interval_ms, timeout_ms;
     uint32_t unhealthy_threshold, healthy_threshold;
+    uint32_t consecutive_failures; /* `consecutiveFailures`: passive ejection after this many
+                                      failed attempts in a row; 0 = no passive ejection */
+    uint32_t eject_ms;             /* `ejectDuration`: first ejection's length (doubles) */
 } fg_health_check_t;
 
 /* Idle keep-alive connections kept per target (nginx `keepalive` / `keepalive_timeout`). */
@@ -239,6 +248,9 @@ typedef struct fg_proxy_conf {
     uint32_t max_header_size;    /* `maxHeaderSize`: request line + headers bytes, 431 */
     uint32_t max_headers;        /* `maxHeaders`: header fields per request, 431 */
     uint32_t max_connections;    /* `maxConnections`: client connections per process, 503 */
+    uint32_t max_pending;        /* `maxPending`: pending requests per process where priority
+                                    shedding starts (503); 0 = never shed */
+    uint32_t retry_budget;       /* `retryBudget`: retries as a percent of requests, 0..100 */
 } fg_proxy_conf_t;
 
 typedef struct fg_auth_conf {

@@ -337,6 +337,7 @@ static const char *const breaker_keys[] = {"enabled",          "failureThreshold
 static const char *const health_keys[] = {"enabled",  "path",
                                           "interval", "timeout",
                                           "unhealthyThreshold", "healthyThreshold",
+                                          "consecutiveFailures", "ejectDuration",
                                           NULL};
 
 static int dec_url(dec_t *d, const cJSON *obj, const char *key, const char **url,
@@ -461,7 +462,11 @@ static int dec_health_check(dec_t *d, const cJSON *obj, fg_health_check_t *h)
         (rc = get_u32(d, it, "unhealthyThreshold", 1, FG_HC_THRESHOLD_MAX,
                       h->unhealthy_threshold, false, &h->unhealthy_threshold)) != 0 ||
         (rc = get_u32(d, it, "healthyThreshold", 1, FG_HC_THRESHOLD_MAX, h->healthy_threshold,
-                      false, &h->healthy_threshold)) != 0)
+                      false, &h->healthy_threshold)) != 0 ||
+        (rc = get_u32(d, it, "consecutiveFailures", 0, FG_EJECT_FAILURES_MAX,
+                      h->consecutive_failures, false, &h->consecutive_failures)) != 0 ||
+        (rc = get_u32(d, it, "ejectDuration", 1, FG_TIMEOUT_MAX_MS, h->eject_ms, false,
+                      &h->eject_ms)) != 0)
         goto out;
 out:
     dec_pop(d, mark);
@@ -802,6 +807,7 @@ static const char *const config_keys[] = {"version", "proxy",   "security", "rat
                                           NULL};
 static const char *const proxy_keys[] = {"port",          "timeout",    "maxBodySize",
                                          "maxHeaderSize", "maxHeaders", "maxConnections",
+                                         "maxPending",    "retryBudget",
                                          NULL};
 static const char *const proxy_timeout_keys[] = {"request", "connect", "idle", "header", NULL};
 static const char *const security_keys[] = {"allowedHosts", "blockedIPs", "trustedProxies",
@@ -921,7 +927,11 @@ static int dec_proxy(dec_t *d, const cJSON *obj, fg_proxy_conf_t *p)
         (rc = get_u32(d, it, "maxHeaders", 1, FG_MAX_HEADERS_LIMIT, p->max_headers, false,
                       &p->max_headers)) != 0 ||
         (rc = get_u32(d, it, "maxConnections", 1, FG_MAX_CONNECTIONS_LIMIT,
-                      p->max_connections, false, &p->max_connections)) != 0)
+                      p->max_connections, false, &p->max_connections)) != 0 ||
+        (rc = get_u32(d, it, "maxPending", 0, FG_MAX_PENDING_LIMIT, p->max_pending, false,
+                      &p->max_pending)) != 0 ||
+        (rc = get_u32(d, it, "retryBudget", 0, 100, p->retry_budget, false,
+                      &p->retry_budget)) != 0)
         goto out;
     rc = dec_max_body_size(d, it, &p->max_body_size);
 out:

@@ -121,7 +121,9 @@ static cJSON *enc_health_check(const fg_health_check_t *h)
                add_str(o, "path", or_default(h->path, FG_DEFAULT_HC_PATH)) &&
                add_num(o, "interval", h->interval_ms) && add_num(o, "timeout", h->timeout_ms) &&
                add_num(o, "unhealthyThreshold", h->unhealthy_threshold) &&
-               add_num(o, "healthyThreshold", h->healthy_threshold))) {
+               add_num(o, "healthyThreshold", h->healthy_threshold) &&
+               add_num(o, "consecutiveFailures", h->consecutive_failures) &&
+               add_num(o, "ejectDuration", h->eject_ms))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -269,7 +271,8 @@ static cJSON *enc_proxy(const fg_proxy_conf_t *p)
     if (!add_num(o, "maxBodySize", (double)p->max_body_size) ||
         !add_num(o, "maxHeaderSize", p->max_header_size) ||
         !add_num(o, "maxHeaders", p->max_headers) ||
-        !add_num(o, "maxConnections", p->max_connections))
+        !add_num(o, "maxConnections", p->max_connections) ||
+        !add_num(o, "maxPending", p->max_pending) || !add_num(o, "retryBudget", p->retry_budget))
         goto fail;
     return o;
 fail:

@@ -141,7 +141,10 @@ static int check_upstream_tuning(const fg_upstream_t *u, size_t i, fg_error_t *e
         (rc = check_range(err, p, "unhealthyThreshold", h->unhealthy_threshold, 1,
                           FG_HC_THRESHOLD_MAX)) != 0 ||
         (rc = check_range(err, p, "healthyThreshold", h->healthy_threshold, 1,
-                          FG_HC_THRESHOLD_MAX)) != 0)
+                          FG_HC_THRESHOLD_MAX)) != 0 ||
+        (rc = check_range(err, p, "consecutiveFailures", h->consecutive_failures, 0,
+                          FG_EJECT_FAILURES_MAX)) != 0 ||
+        (rc = check_range(err, p, "ejectDuration", h->eject_ms, 1, FG_TIMEOUT_MAX_MS)) != 0)
         return rc;
     snprintf(p, sizeof(p), "upstreams[%zu].healthCheck.path", i);
     if ((rc = check_problem(err, p, fg__http_path_problem(h->path))) != 0)
@@ -414,6 +417,9 @@ static int check_settings(const fg_config_t *cfg, fg_error_t *err)
                           FG_MAX_HEADERS_LIMIT)) != 0 ||
         (rc = check_range(err, "proxy", "maxConnections", px->max_connections, 1,
                           FG_MAX_CONNECTIONS_LIMIT)) != 0 ||
+        (rc = check_range(err, "proxy", "maxPending", px->max_pending, 0,
+                          FG_MAX_PENDING_LIMIT)) != 0 ||
+        (rc = check_range(err, "proxy", "retryBudget", px->retry_budget, 0, 100)) != 0 ||
         (rc = check_range(err, "rateLimit", "backend", (uint64_t)cfg->rate_limit.backend, 0,
                           FG_RL_REDIS)) != 0 ||
         (rc = check_range(err, "rateLimit.redis", "timeoutMs", cfg->rate_limit.redis_timeout_ms,

@@ -19,6 +19,7 @@
 #endif
 
 #include "auth.h"
+#include "balancer.h"
 #include "fg_log.h"
 #include "fg_time.h"
 #include "ratelimit.h"
@@ -43,6 +44,7 @@ static void generation_free(dp_generation_t *g)
     router_free(g->router);
     auth_table_free(g->auth); /* borrows the config's strings: before fg_config_free */
     ratelimit_compiled_free(g->ratelimit);
+    balancer_free(g->traffic);
     free(g->route_upstream);
     fg_config_free(g->config);
     free(g);
@@ -142,6 +144,9 @@ dp_generation_t *generation_create(fg_config_t *config, int64_t version, const c
         goto fail_build;
     g->ratelimit = ratelimit_compile(config, err);
     if (!g->ratelimit)
+        goto fail_build;
+    g->traffic = balancer_build(config, err); /* last: it starts health checks */
+    if (!g->traffic)
         goto fail_build;
     g->build_us = mono_us() - t0;
     return g;

@@ -29,6 +29,7 @@ typedef struct dp_generation {
     const fg_upstream_t **route_upstream; /* [config->n_routes]: each route's upstream */
     struct auth_table *auth;             /* owned: the API keys, by digest (auth.c) */
     struct dp_rl_compiled *ratelimit;    /* owned: ratelimit.c's per-generation state */
+    struct bal_set *traffic;             /* owned: balancer, fallbacks, shedding thresholds */
 } dp_generation_t;
 
 /** Build a generation from a decoded, validated config. Takes ownership of `config` whether

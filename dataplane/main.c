@@ -40,6 +40,7 @@
 #include "status.h"
 #include "subscriber.h"
 #include "tls.h"
+#include "upstream.h"
 
 #define DP_LISTEN_DEFAULT "127.0.0.1:8080"
 #define DP_DRAIN_TIMEOUT_MS 5000u    /* longest wait for in-flight connections on SIGTERM */
@@ -121,6 +122,8 @@ static void print_usage(FILE *out)
             "  --log-file FILE       append the log to FILE instead of stderr; SIGHUP\n"
             "                        re-opens it (logrotate)\n"
             "  --label KEY=VALUE     shown by the control plane (repeatable, at most 16)\n"
+            "  --resolv-conf FILE    name servers, search domains and hosts file for upstream\n"
+            "                        names (resolv.conf format; default /etc/resolv.conf)\n"
             "  --help                show this help and exit\n"
             "  --version             print the version and exit\n",
             DP_LISTEN_DEFAULT, DP_STATUS_LISTEN_DEFAULT);
@@ -176,7 +179,7 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
     enum { OPT_CONTROL = 256, OPT_LISTEN, OPT_STATUS, OPT_ID, OPT_LOG, OPT_HELP, OPT_VERSION,
            OPT_TLS_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_WORKERS, OPT_LOG_FILE,
            OPT_LABEL, OPT_CONTROL_CA, OPT_CONTROL_CERT, OPT_CONTROL_KEY,
-           OPT_CACHE, OPT_DP_SECRET_FILE };
+           OPT_CACHE, OPT_DP_SECRET_FILE, OPT_RESOLV_CONF };
     static const struct option longopts[] = {
         {"control", required_argument, NULL, OPT_CONTROL},
         {"listen", required_argument, NULL, OPT_LISTEN},
@@ -196,6 +199,7 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         {"control-key", required_argument, NULL, OPT_CONTROL_KEY},
         {"cache", required_argument, NULL, OPT_CACHE},
         {"dp-secret-file", required_argument, NULL, OPT_DP_SECRET_FILE},
+        {"resolv-conf", required_argument, NULL, OPT_RESOLV_CONF},
         {NULL, 0, NULL, 0},
     };
     dp_control_addr_t addr;
@@ -240,6 +244,7 @@ static int parse_options(int argc, char **argv, dp_options_t *o)
         case OPT_CONTROL_KEY: o->control_key = optarg; break;
         case OPT_CACHE: o->cache = optarg; break;
         case OPT_DP_SECRET_FILE: o->dp_secret_file = optarg; break;
+        case OPT_RESOLV_CONF: upstream_set_resolv_conf(optarg); break; /* argv outlives it */
         case 'h':
         case OPT_HELP: print_usage(stdout); return 0;
         case OPT_VERSION:

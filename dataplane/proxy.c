@@ -22,6 +22,9 @@
 #include "fg_log.h"
 #include "fg_time.h"
 #include "ratelimit.h"
+#include "metrics.h"
+#include "overload.h"
+#include "retry.h"
 #include "tls.h"
 
 /* The JSON errors a request can end with. Static text only: request data is never echoed. */
@@ -50,6 +53,12 @@ static const error_def_t error_defs[] = {
 };
 
 #define ERROR_DEF_500 6 /* index of the 500 entry: the answer for an unlisted status */
+
+/* Traffic-control refusals: 503s that say why, with Retry-After. */
+static const error_def_t refusal_breaker = {503, "circuit_open",
+                                            "every target of the upstream is failing"};
+static const error_def_t refusal_overload = {503, "overloaded",
+                                             "the gateway is overloaded; retry later"};
 
 static const error_def_t *error_lookup(int status)
 {
@@ -215,6 +224,89 @@ static void count_refusal(dp_server_stats_t *st, int status)
     }
 }
 
+/* ---- traffic control: attempt outcomes, retries (issue 6) ------------------------------ */
+
+/* What the attempt's outcome says about its target: gateway errors and 5xx count against it;
+ * a client that left or stalled says nothing. */
+static bal_outcome_t attempt_outcome(const dp_request_t *r, int status)
+{
+    if (status == 0)
+        return r->status >= 500 ? BAL_FAILED : BAL_OK;
+    return status == 502 || status == 504 ? BAL_FAILED : BAL_NEUTRAL;
+}
+
+static void attempt_end(dp_request_t *r, bal_outcome_t outcome)
+{
+    if (!r->picked)
+        return;
+    r->picked = false;
+    balancer_done(r->bu, r->target_index, outcome);
+}
+
+static void traffic_end(dp_request_t *r, int status)
+{
+    attempt_end(r, attempt_outcome(r, status));
+    if (r->pending) {
+        r->pending = false;
+        overload_done();
+    }
+}
+
+static bool method_idempotent(unsigned method)
+{
+    return method == HTTP_GET || method == HTTP_HEAD || method == HTTP_PUT ||
+           method == HTTP_DELETE || method == HTTP_OPTIONS || method == HTTP_TRACE;
+}
+
+/* May the failed attempt be tried again? Only while the upstream's `retries` last, nothing of
+ * the response went to the client, no body byte went up (bodies are streamed, not buffered:
+ * a partly sent body cannot be sent again), the method is idempotent or the request never
+ * reached the upstream (`reached` false: the connect failed), the backoff ends before the
+ * whole-request deadline, and the global retry budget has a retry left. */
+static bool retry_allowed(const dp_request_t *r, bool reached, uint32_t *delay_ms)
+{
+    if (!r->bu || r->attempts >= r->bu->conf->retries || r->resp_started ||
+        r->req_body_bytes > 0 || (reached && !method_idempotent(r->head->method)))
+        return false;
+    uint64_t now = fg_now_ms();
+    *delay_ms = retry_backoff_ms(r->attempts + 1);
+    if (r->deadline_ms && now + *delay_ms >= r->deadline_ms)
+        return false;
+    return retry_budget_withdraw(now);
+}
+
+/* Drop the attempt's connection and wait out the backoff; the timer then dispatches again,
+ * to another target when there is one. The client's body stays unread meanwhile. */
+static void retry_schedule(dp_request_t *r, uint32_t delay_ms)
+{
+    r->attempts++;
+    metrics_counters()->retries++;
+    if (r->up) {
+        struct bufferevent *ub = upstream_bev(r->up);
+        if (ub)
+            bufferevent_setcb(ub, NULL, NULL, NULL, NULL);
+        upstream_release(r->up, false);
+        r->up = NULL;
+    }
+    r->backoff = true;
+    r->phase = DP_REQ_CONNECT;
+    r->phase_due_ms = fg_now_ms() + delay_ms;
+    server_conn_hold(r->conn, DP_HOLD_UPSTREAM);
+    request_timer_arm(r);
+}
+
+/* An attempt failed before any of its response reached the client: true when a retry is
+ * scheduled (the request lives on), false when the caller is to finish it. */
+static bool attempt_failed(dp_request_t *r, bool reached)
+{
+    uint32_t delay;
+    attempt_end(r, BAL_FAILED);
+    if (!retry_allowed(r, reached, &delay))
+        return false;
+    retry_schedule(r, delay);
+    return true;
+}
+
 void proxy_finish(dp_request_t *r, int status)
 {
     dp_conn_t *c = r->conn;
@@ -234,17 +326,26 @@ void proxy_finish(dp_request_t *r, int status)
                status != 413 && server_conn_may_keep_alive(c) && request_can_settle(r);
         const error_def_t *e = error_lookup(status);
         /* A 401 names the credentials this gateway takes (RFC 9110 §11.6.1); a 429 carries
-         * its RateLimit-* fields and the limit's message. */
+         * its RateLimit-* fields and the limit's message; a traffic-control 503 (shed, breaker
+         * open) says when to come back. */
+        const error_def_t *d = r->refusal ? r->refusal : e;
         const char *extra = r->extra_headers;
         size_t extra_len = r->extra_headers_len;
-        if (status == 401 && r->gen && (extra = auth_challenge(r->gen->auth)))
+        char retry_after[32];
+        if (status == 401 && r->gen && (extra = auth_challenge(r->gen->auth))) {
             extra_len = strlen(extra);
-        if (http1_write_error_ex(client_out(r), status, e->code,
-                                 r->error_message ? r->error_message : e->message, extra,
+        } else if (r->refusal) {
+            extra_len = (size_t)snprintf(retry_after, sizeof retry_after, "Retry-After: %d\r\n",
+                                         OVERLOAD_RETRY_AFTER_S);
+            extra = retry_after;
+        }
+        if (http1_write_error_ex(client_out(r), d->status, d->code,
+                                 r->error_message ? r->error_message : d->message, extra,
                                  extra_len, !keep) < 0)
             keep = false;
         r->status = status;
     }
+    traffic_end(r, status);
 
     ratelimit_cancel(r); /* a Redis answer still due for this request is dropped */
     if (r->up) {
@@ -263,12 +364,6 @@ void proxy_finish(dp_request_t *r, int status)
 }
 
 /* ---- target, path, route --------------------------------------------------------------- */
-
-/* Issue 6 puts the balancer here; until then every upstream has its first target. */
-static const fg_target_t *pick_target(const dp_request_t *r)
-{
-    return &r->upstream->targets[0];
-}
 
 /* Remove dot segments (RFC 3986 §5.2.4) after decoding "%2e", so "/public/../admin" is routed
  * (and forwarded) as "/admin": the route that matched is the route the upstream sees. Other
@@ -658,6 +753,12 @@ static int on_resp_head(void *ctx, http1_head_t *head)
             return HTTP1_CB_ERROR;
         return HTTP1_CB_OK;
     }
+    if ((head->status == 500 || head->status == 502 || head->status == 503 ||
+         head->status == 504) &&
+        retry_allowed(r, true, &r->retry_delay_ms)) {
+        r->retry_response = true; /* not relayed: on_up_read retries */
+        return HTTP1_CB_PAUSE;
+    }
     if (write_response_head(r, head, false) < 0)
         return HTTP1_CB_ERROR;
     r->resp_started = true;
@@ -699,6 +800,7 @@ static int on_resp_complete(void *ctx)
 /* ---- upstream connection --------------------------------------------------------------- */
 
 static void request_connect(dp_request_t *r, bool allow_idle);
+static void request_dispatch(dp_request_t *r);
 
 static bool can_retry(const dp_request_t *r)
 {
@@ -757,7 +859,8 @@ static void on_upstream_ready(up_conn_t *up, int err, void *arg)
     dp_request_t *r = arg;
     if (err < 0) {
         r->up = NULL; /* already freed by upstream.c */
-        proxy_finish(r, 502);
+        if (!attempt_failed(r, false))
+            proxy_finish(r, 502);
         return;
     }
     exchange_begin(r);
@@ -775,7 +878,8 @@ static void request_connect(dp_request_t *r, bool allow_idle)
     server_conn_hold(r->conn, DP_HOLD_UPSTREAM);
     r->up = upstream_connect(r->pool, on_upstream_ready, r);
     if (!r->up) {
-        proxy_finish(r, 502);
+        if (!attempt_failed(r, false))
+            proxy_finish(r, 502);
         return;
     }
     uint32_t ms = r->gen->config->proxy.connect_timeout_ms;
@@ -844,25 +948,75 @@ void proxy_start(dp_request_t *r)
 void proxy_admit(dp_request_t *r)
 {
     const fg_config_t *cfg = r->gen->config;
-    /* Dispatch, in this order: overload shedding and circuit breaker -> target pick
-     * (balancer) -> SSRF guard on its address -> connect, with retries in the
-     * connect/exchange failure paths. */
+    /* Dispatch, in this order: overload shedding (here) -> circuit breaker and target pick
+     * (request_dispatch, balancer.h) -> SSRF guard on its address (request_dispatch, before
+     * request_connect) -> connect, with retries in the connect/exchange failure paths (each
+     * retry dispatches again, after its backoff). */
     /* Upgrade (WebSocket) is tunnelled only where the route allows it, and only for a
      * body-less request; elsewhere the Upgrade field is dropped as hop-by-hop and the request
      * goes up as plain HTTP, as nginx does. */
     r->upgrade = r->route->websocket && r->head->upgrade &&
                  r->head->framing == HTTP1_BODY_NONE;
     strip_route_prefix(r);
-    r->target = pick_target(r);
-    r->pool = upstream_pool_get(r->upstream, &r->target->parsed);
+    const bal_set_t *ts = r->gen->traffic;
+    if (!overload_admit(ts->shed_at[r->route - cfg->routes])) {
+        r->refusal = &refusal_overload;
+        proxy_finish(r, 503);
+        return;
+    }
+    r->pending = true;
+    retry_budget_deposit(cfg->proxy.retry_budget, r->start_ms);
+    r->bu = balancer_upstream(ts, cfg, r->upstream);
+    uint32_t whole = r->route->timeout_ms ? r->route->timeout_ms : cfg->proxy.request_timeout_ms;
+    r->deadline_ms = whole ? r->start_ms + whole : 0;
+    request_dispatch(r);
+}
+
+/* The balancer's choice for this attempt, or -1 once the request is finished (503): when
+ * every target's breaker refuses, the upstream's fallback takes the request. */
+static int dispatch_pick(dp_request_t *r)
+{
+    uint64_t now = r->attempts ? fg_now_ms() : r->start_ms; /* first attempt: same callback */
+    int i = balancer_pick(r->bu, r->head, r->conn->peer_ip, r->tried, now);
+    if (i < 0) {
+        metrics_counters()->breaker_rejected++;
+        /* One level: a request already on the fallback does not move on to its fallback. */
+        const fg_upstream_t *own = r->gen->route_upstream[r->route - r->gen->config->routes];
+        if (r->bu->fallback && r->bu->conf == own) {
+            r->bu = r->bu->fallback;
+            r->upstream = r->bu->conf;
+            memset(r->tried, 0, sizeof r->tried);
+            i = balancer_pick(r->bu, r->head, r->conn->peer_ip, r->tried, now);
+        }
+        if (i < 0) {
+            r->refusal = &refusal_breaker;
+            proxy_finish(r, 503);
+            return -1;
+        }
+    }
+    r->target_index = (uint16_t)i;
+    r->tried[i / 64] |= 1ull << (i % 64);
+    return i;
+}
+
+/* Pick a target (balancer.h) and connect to it: the first attempt and every retry. A single
+ * target without a breaker has nothing to choose and nothing to record, so the common case
+ * skips the balancer and stays as cheap as before it existed. */
+static void request_dispatch(dp_request_t *r)
+{
+    const fg_upstream_t *u = r->bu->conf;
+    int i = 0;
+    r->picked = u->n_targets > 1 || u->circuit_breaker.enabled;
+    if (r->picked && (i = dispatch_pick(r)) < 0)
+        return;
+    r->target = &r->bu->conf->targets[i];
+    r->pool = upstream_pool_get(r->bu->conf, &r->target->parsed);
     if (!r->pool) {
         proxy_finish(r, 500);
         return;
     }
-    r->io_timeout_ms = r->upstream->timeout_ms ? r->upstream->timeout_ms
+    r->io_timeout_ms = r->bu->conf->timeout_ms ? r->bu->conf->timeout_ms
                                                : FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
-    uint32_t whole = r->route->timeout_ms ? r->route->timeout_ms : cfg->proxy.request_timeout_ms;
-    r->deadline_ms = whole ? r->start_ms + whole : 0;
     request_connect(r, true);
 }
 
@@ -992,6 +1146,10 @@ static void tunnel_begin(dp_request_t *r)
 {
     uint32_t idle = r->gen->config->proxy.idle_timeout_ms;
     r->phase = DP_REQ_TUNNEL;
+    if (r->pending) { /* a tunnel may last hours: it is a connection, not a pending request */
+        r->pending = false;
+        overload_done();
+    }
     r->resp_close = true; /* neither connection carries HTTP again */
     r->up_keep_alive = false;
     r->deadline_ms = 0;
@@ -1029,8 +1187,16 @@ static void on_up_read(struct bufferevent *bev, void *arg)
         r->resp_in_bytes += total;
         evbuffer_drain(in, total);
     }
+    if (rc == HTTP1_PAUSED && r->retry_response) { /* a 5xx head, not relayed */
+        r->retry_response = false;
+        attempt_end(r, BAL_FAILED);
+        retry_schedule(r, r->retry_delay_ms);
+        return;
+    }
     if (rc == HTTP1_ERROR) {
         server_conn_flush(r->conn);
+        if (!r->resp_started && attempt_failed(r, true))
+            return;
         proxy_finish(r, 502);
         return;
     }
@@ -1088,6 +1254,8 @@ static void on_up_event(struct bufferevent *bev, short what, void *arg)
         request_retry(r);
         return;
     }
+    if (!r->resp_started && attempt_failed(r, true))
+        return;
     if (fg_log_enabled(FG_LOG_DEBUG))
         fg_log(FG_LOG_DEBUG, "upstream connection failed", "upstream", r->upstream->name,
                "event", (what & BEV_EVENT_EOF) ? "eof" : "error", NULL);
@@ -1126,9 +1294,13 @@ static void on_request_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (r->phase == DP_REQ_CONNECT) {
-        if (now >= r->phase_due_ms) {
+        if (now >= r->phase_due_ms && r->backoff) {
+            r->backoff = false;
+            request_dispatch(r);
+        } else if (now >= r->phase_due_ms) {
             st->connect_timeouts++;
-            proxy_finish(r, 504);
+            if (!attempt_failed(r, false))
+                proxy_finish(r, 504);
         } else {
             request_timer_arm(r);
         }
@@ -1150,5 +1322,7 @@ static void on_request_timer(evutil_socket_t fd, short what, void *arg)
         st->client_timeouts++;
     else
         st->upstream_timeouts++;
+    if (!client_stalled && !r->resp_started && attempt_failed(r, true))
+        return;
     proxy_finish(r, client_stalled ? 408 : 504);
 }

@@ -10,7 +10,8 @@
  *
  * Phases of a request (dp_request_t.phase), each with its timeout, all on one timer:
  *   NONE     - not in the proxy (the connection is idle or reading a head)
- *   CONNECT  - waiting for an upstream connection: proxy.timeout.connect (504)
+ *   CONNECT  - waiting for an upstream connection: proxy.timeout.connect (504); or, with
+ *              `backoff` set, waiting out a retry's backoff before the next dispatch
  *   EXCHANGE - head sent; body going up and/or response coming down: the upstream's `timeout`
  *              bounds any silence - waiting for the response head (504) or between body
  *              bytes (504 before the response, a cut connection after); a client that stops
@@ -19,6 +20,9 @@
  * Over every phase runs the whole-request deadline: the route's `timeout`, else
  * proxy.timeout.request (504, or a cut connection once the response has started). Each cause
  * has its own counter in dp_server_stats_t.
+ * A failed attempt may be retried on another target (upstream `retries`, retry.h) while no
+ * response byte reached the client and no body byte went up; each attempt's outcome feeds its
+ * target's breaker and health (balancer.h).
  * Every way out ends in proxy_finish(r, status): it writes the JSON error when no response byte
  * was sent yet (or marks the connection for closing when one was), releases the upstream
  * connection (back to its pool only after a clean exchange), the generation and the timer,
@@ -39,6 +43,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "balancer.h"
 #include "fg_arena.h"
 #include "generation.h"
 #include "http1.h"
@@ -141,6 +146,17 @@ typedef struct dp_request {
     const char *error_message;    /* JSON-escaped text replacing the error's default message
                                      (the 429's configured `message`), arena memory, or NULL */
     uint32_t rl_wait;             /* ratelimit.c: pending Redis decision slot + 1, 0 = none */
+    /* traffic control (issue 6): balancer.c, retry.c, overload.c */
+    const struct bal_upstream *bu; /* the upstream being balanced (its fallback after every
+                                      breaker refused) */
+    uint64_t tried[BAL_TRIED_WORDS]; /* target indexes of bu this request tried */
+    const struct error_def *refusal; /* the 503 of a traffic-control refusal, or NULL */
+    uint32_t retry_delay_ms;      /* backoff of the retry decided in on_resp_head */
+    uint16_t target_index;        /* bu's target of the current attempt, while `picked` */
+    bool picked;                  /* an attempt's target is chosen and its outcome due */
+    bool backoff;                 /* CONNECT phase: waiting to retry, not connecting yet */
+    bool pending;                 /* counted by overload.c until the request ends */
+    bool retry_response;          /* the response head was a 5xx to retry, not relayed */
 } dp_request_t;
 
 typedef struct dp_conn {

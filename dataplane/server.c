@@ -48,8 +48,10 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
+#include "balancer.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "health.h"
 #include "proxy.h"
 #include "tls.h"
 
@@ -849,6 +851,7 @@ dp_server_t *server_start(struct event_base *base, const dp_server_conf_t *conf,
         fg_error_setc(err, -ENOMEM, "", "out of memory");
         return NULL;
     }
+    health_init(base); /* active health checks run on this loop */
     dp_server_t *s = calloc(1, sizeof *s);
     if (!s) {
         fg_error_setc(err, -ENOMEM, "", "out of memory");
@@ -962,6 +965,7 @@ void server_free(dp_server_t *s)
     if (s->tls_listener)
         evconnlistener_free(s->tls_listener);
     event_free(s->accept_pause);
+    balancer_shutdown(); /* stops health checks, which hold upstream connections */
     upstream_shutdown();
     free(s);
 }

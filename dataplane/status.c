@@ -19,6 +19,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
+#include "balancer.h"
 #include "fg_log.h"
 #include "fg_time.h"
 #include "generation.h"
@@ -91,23 +92,30 @@ static void on_health_live(dp_status_t *st, struct evhttp_request *req)
  * plane outage into a traffic outage. checks.config is "UP" for a config from the control
  * plane, "cache" for one loaded from --cache that the control plane has not confirmed yet,
  * "DOWN" for none. checks.redis is the rate limiter's link (ratelimit_redis_state():
- * "disabled", "ok", "fallback"): reported, never counted, as requests never fail for it. */
+ * "disabled", "ok", "fallback"): reported, never counted, as requests never fail for it.
+ * `upstreams` counts the config's targets, those out of rotation and those
+ * whose breaker is not closed (issue 6): reported, not counted against readiness, since other
+ * upstreams may be fine. */
 static void on_health_ready(dp_status_t *st, struct evhttp_request *req)
 {
     const dp_generation_t *g = generation_current();
     dp_subscriber_state_t sub;
     char body[STATUS_BODY_MAX];
     bool ready = g && !st->draining;
+    bal_summary_t ups;
+    balancer_summary(&ups);
 
     memset(&sub, 0, sizeof(sub));
     if (st->subscriber)
         subscriber_state(st->subscriber, &sub);
     snprintf(body, sizeof(body),
              "{\"status\":\"%s\",\"checks\":{\"config\":\"%s\",\"control_plane\":\"%s\","
-             "\"redis\":\"%s\"},\"config_version\":%" PRId64 "%s}",
+             "\"redis\":\"%s\"},\"config_version\":%" PRId64 "%s,\"upstreams\":{\"targets\":%zu,"
+             "\"out_of_rotation\":%zu,\"breakers_open\":%zu}}",
              ready ? "UP" : "DOWN", !g ? "DOWN" : sub.config_from_cache ? "cache" : "UP",
              sub.connected ? "UP" : "DOWN", ratelimit_redis_state(),
-             g ? g->version : (int64_t)0, st->draining ? ",\"draining\":true" : "");
+             g ? g->version : (int64_t)0, st->draining ? ",\"draining\":true" : "",
+             ups.targets, ups.down, ups.breakers_open);
     reply_json(req, ready ? 200 : 503, body);
 }
 

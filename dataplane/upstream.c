@@ -31,6 +31,7 @@
 
 #include "fg_log.h"
 #include "fg_time.h"
+#include "metrics.h"
 #include "tls.h"
 
 #define POOL_BUCKETS_INIT 64
@@ -39,7 +40,7 @@
 typedef enum addr_state {
     ADDR_NONE = 0,  /* never resolved, or the cached answer expired */
     ADDR_RESOLVING, /* an evdns lookup is in flight */
-    ADDR_OK,        /* addrs[] valid (literals forever, names until UP_DNS_TTL_MS) */
+    ADDR_OK,        /* addrs[] valid (literals forever, names until ttl_ms, then refreshed) */
     ADDR_FAILED,    /* the last lookup failed; the next connect retries it */
 } addr_state_t;
 
@@ -57,6 +58,7 @@ struct up_conn {
     conn_state_t state;
     int addr_index; /* address being tried / used */
     int attempts;   /* addresses tried by this connect */
+    uint32_t addr_epoch; /* pool->addr_epoch when it connected */
     bool reused;
     uint64_t idle_since_ms;
     up_ready_cb cb;
@@ -82,6 +84,17 @@ struct up_pool {
     uint64_t resolved_at_ms;
     bool in_resolve_call; /* inside evdns_getaddrinfo(): its callback must not dispatch */
     struct evdns_getaddrinfo_request *dns_req;
+    uint32_t ttl_ms;      /* addrs[] are fresh for this long after resolved_at_ms */
+    bool dns_name;        /* answered by a name server: refreshed with A/AAAA queries */
+    bool refreshing;      /* a background refresh is in flight; addrs[] stay in use */
+    bool refresh_failed;  /* the last refresh failed (logged once) */
+    struct evdns_request *req_a, *req_aaaa; /* the refresh's queries, while in flight */
+    struct sockaddr_storage fresh[UP_MAX_ADDRS]; /* the refresh's answer, being gathered */
+    socklen_t fresh_lens[UP_MAX_ADDRS];
+    int n_fresh, n_v4_fresh;
+    uint32_t fresh_ttl_s;
+    uint32_t addr_epoch;  /* bumped when a refresh changes addrs[]: older connections are not
+                             pooled again */
     struct sockaddr_storage addrs[UP_MAX_ADDRS];
     socklen_t addr_lens[UP_MAX_ADDRS];
     int n_addrs;
@@ -107,6 +120,7 @@ typedef struct pool_key {
 static struct {
     struct event_base *base;
     struct evdns_base *dns;
+    const char *resolv_conf;     /* --resolv-conf, or NULL for the system's */
     struct event *sweep;         /* idle-timeout sweep */
     bool sweep_armed;
     struct pool_list idle_pools; /* pools with idle connections */
@@ -285,10 +299,20 @@ struct bufferevent *upstream_bev(const up_conn_t *c) { return c->bev; }
 
 /* ---- DNS ------------------------------------------------------------------------------- */
 
-static bool pool_addr_fresh(const up_pool_t *p)
+void upstream_set_resolv_conf(const char *path)
 {
-    return p->addr_state == ADDR_OK &&
-           (p->literal || fg_now_ms() - p->resolved_at_ms < UP_DNS_TTL_MS);
+    up.resolv_conf = path;
+}
+
+static bool pool_addr_expired(const up_pool_t *p)
+{
+    return !p->literal && fg_now_ms() - p->resolved_at_ms >= p->ttl_ms;
+}
+
+static uint32_t ttl_bound_ms(uint64_t ms)
+{
+    return ms < UP_DNS_TTL_MIN_MS ? UP_DNS_TTL_MIN_MS
+                                  : ms > UP_DNS_TTL_MAX_MS ? UP_DNS_TTL_MAX_MS : (uint32_t)ms;
 }
 
 static void conn_fail(up_conn_t *c, int err)
@@ -333,6 +357,11 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         p->addr_pref = 0;
         p->addr_state = n ? ADDR_OK : ADDR_FAILED;
         p->resolved_at_ms = fg_now_ms();
+        /* Answered on the spot: the hosts file (no TTL). Later: a name server, whose TTL the
+         * first refresh learns. */
+        p->dns_name = !p->in_resolve_call;
+        p->ttl_ms = p->dns_name ? UP_DNS_TTL_MIN_MS : UP_DNS_TTL_MS;
+        metrics_counters()->dns_resolutions++;
     } else {
         p->addr_state = ADDR_FAILED;
         fg_log(FG_LOG_WARN, "upstream name lookup failed", "host", p->host, "error",
@@ -344,10 +373,146 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         pool_dispatch_waiters(p);
 }
 
+/* Both answers of a refresh are in: install the new addresses, or keep the old ones. */
+static void pool_refresh_done(up_pool_t *p)
+{
+    p->refreshing = false;
+    p->resolved_at_ms = fg_now_ms();
+    if (p->n_fresh == 0) {
+        if (!p->refresh_failed)
+            fg_log(FG_LOG_WARN, "upstream name refresh failed; keeping its addresses", "host",
+                   p->host, NULL);
+        p->refresh_failed = true;
+        p->ttl_ms = UP_DNS_TTL_MIN_MS;
+        return;
+    }
+    p->refresh_failed = false;
+    bool same = p->n_fresh == p->n_addrs;
+    for (int i = 0; same && i < p->n_fresh; i++)
+        same = p->fresh_lens[i] == p->addr_lens[i] &&
+               memcmp(&p->fresh[i], &p->addrs[i], p->fresh_lens[i]) == 0;
+    if (!same) {
+        memcpy(p->addrs, p->fresh, sizeof p->addrs);
+        memcpy(p->addr_lens, p->fresh_lens, sizeof p->addr_lens);
+        p->n_addrs = p->n_fresh;
+        p->addr_pref = 0;
+        p->addr_epoch++;
+        /* Idle connections lead to where the name used to point (busy ones are closed when
+         * released). */
+        up_conn_t *c;
+        while ((c = TAILQ_FIRST(&p->idle)))
+            conn_free(c);
+    }
+    p->ttl_ms = ttl_bound_ms((uint64_t)p->fresh_ttl_s * 1000u);
+    metrics_counters()->dns_resolutions++;
+}
+
+/* One of the refresh's two answers (A or AAAA); IPv4 addresses go first, as getaddrinfo
+ * orders them here. A failed query reports type 0: `type` says which query it was. */
+static void refresh_answer(up_pool_t *p, int result, char type, int count, int ttl,
+                           void *addresses)
+{
+    if (type == DNS_IPv4_A)
+        p->req_a = NULL;
+    else
+        p->req_aaaa = NULL;
+    if (result == DNS_ERR_NONE && count > 0) {
+        if ((uint32_t)ttl < p->fresh_ttl_s)
+            p->fresh_ttl_s = (uint32_t)ttl;
+        for (int i = 0; i < count && p->n_fresh < UP_MAX_ADDRS; i++) {
+            struct sockaddr_storage ss;
+            socklen_t len;
+            memset(&ss, 0, sizeof ss);
+            if (type == DNS_IPv4_A) {
+                struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+                sin->sin_family = AF_INET;
+                sin->sin_port = htons(p->port);
+                memcpy(&sin->sin_addr, (const char *)addresses + 4 * i, 4);
+                len = sizeof *sin;
+            } else if (type == DNS_IPv6_AAAA) {
+                struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+                sin6->sin6_family = AF_INET6;
+                sin6->sin6_port = htons(p->port);
+                memcpy(&sin6->sin6_addr, (const char *)addresses + 16 * i, 16);
+                len = sizeof *sin6;
+            } else {
+                break;
+            }
+            /* A and AAAA answers arrive in either order: keep IPv4 first. */
+            int at = type == DNS_IPv4_A ? p->n_v4_fresh++ : p->n_fresh;
+            memmove(&p->fresh[at + 1], &p->fresh[at], (size_t)(p->n_fresh - at) * sizeof ss);
+            memmove(&p->fresh_lens[at + 1], &p->fresh_lens[at],
+                    (size_t)(p->n_fresh - at) * sizeof len);
+            p->fresh[at] = ss;
+            p->fresh_lens[at] = len;
+            p->n_fresh++;
+        }
+    }
+    if (!p->req_a && !p->req_aaaa)
+        pool_refresh_done(p);
+}
+
+static void on_refresh_a(int result, char type, int count, int ttl, void *addresses, void *arg)
+{
+    (void)type;
+    if (result != DNS_ERR_CANCEL && result != DNS_ERR_SHUTDOWN) /* else: shutdown, hands off */
+        refresh_answer(arg, result, DNS_IPv4_A, count, ttl, addresses);
+}
+
+static void on_refresh_aaaa(int result, char type, int count, int ttl, void *addresses,
+                            void *arg)
+{
+    (void)type;
+    if (result != DNS_ERR_CANCEL && result != DNS_ERR_SHUTDOWN)
+        refresh_answer(arg, result, DNS_IPv6_AAAA, count, ttl, addresses);
+}
+
+static int dns_base(void);
+
+/* Re-resolve in the background; connections go on using the current addresses. Names from
+ * the hosts file go through getaddrinfo again (it answers on the spot). */
+static void pool_refresh(up_pool_t *p)
+{
+    if (p->refreshing || dns_base() < 0)
+        return;
+    if (!p->dns_name) {
+        struct evutil_addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                        .ai_protocol = IPPROTO_TCP};
+        char port[8];
+        snprintf(port, sizeof port, "%u", (unsigned)p->port);
+        p->in_resolve_call = true;
+        p->dns_req = evdns_getaddrinfo(up.dns, p->host, port, &hints, on_resolved, p);
+        p->in_resolve_call = false;
+        if (p->addr_state != ADDR_OK) { /* the hosts file lost it: keep what we had */
+            p->addr_state = ADDR_OK;
+            p->resolved_at_ms = fg_now_ms();
+            p->ttl_ms = UP_DNS_TTL_MIN_MS;
+        }
+        return;
+    }
+    p->refreshing = true;
+    p->n_fresh = 0;
+    p->n_v4_fresh = 0;
+    p->fresh_ttl_s = UINT32_MAX;
+    p->req_a = evdns_base_resolve_ipv4(up.dns, p->host, 0, on_refresh_a, p);
+    p->req_aaaa = evdns_base_resolve_ipv6(up.dns, p->host, 0, on_refresh_aaaa, p);
+    if (!p->req_a && !p->req_aaaa)
+        pool_refresh_done(p);
+}
+
 static int dns_base(void)
 {
     if (up.dns)
         return 0;
+    if (up.resolv_conf) {
+        up.dns = evdns_base_new(up.base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (!up.dns)
+            return -ENOMEM;
+        int rc = evdns_base_resolv_conf_parse(up.dns, DNS_OPTIONS_ALL, up.resolv_conf);
+        if (rc != 0)
+            fg_log(FG_LOG_ERROR, "cannot use the resolv.conf file", "file", up.resolv_conf, NULL);
+        return 0;
+    }
     /* Reads resolv.conf and the hosts file ("localhost" is answered from there). */
     up.dns = evdns_base_new(up.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
                                          EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -399,6 +564,7 @@ static void on_connect_event(struct bufferevent *bev, short what, void *arg)
     up_pool_t *p = c->pool;
     if (what & BEV_EVENT_CONNECTED) {
         c->state = UC_BUSY;
+        c->addr_epoch = p->addr_epoch;
         p->addr_pref = c->addr_index;
         bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
         c->cb(c, 0, c->arg);
@@ -497,7 +663,9 @@ up_conn_t *upstream_connect(up_pool_t *p, up_ready_cb cb, void *arg)
     c->pool = p;
     c->cb = cb;
     c->arg = arg;
-    if (!pool_addr_fresh(p)) {
+    if (p->addr_state == ADDR_OK && pool_addr_expired(p))
+        pool_refresh(p); /* in the background: the current addresses stay in use */
+    if (p->addr_state != ADDR_OK) {
         c->state = UC_RESOLVING;
         TAILQ_INSERT_TAIL(&p->waiters, c, link);
         if (p->addr_state == ADDR_RESOLVING)
@@ -568,6 +736,8 @@ static void on_idle_event(struct bufferevent *bev, short what, void *arg)
 
 up_conn_t *upstream_take_idle(up_pool_t *p)
 {
+    if (!p->literal && p->addr_state == ADDR_OK && pool_addr_expired(p))
+        pool_refresh(p); /* reused connections must not hide that the name expired */
     up_conn_t *c = TAILQ_FIRST(&p->idle);
     if (!c)
         return NULL;
@@ -586,6 +756,7 @@ void upstream_release(up_conn_t *c, bool reusable)
         return;
     up_pool_t *p = c->pool;
     if (c->state != UC_BUSY || !reusable || p->n_idle >= p->max_idle ||
+        c->addr_epoch != p->addr_epoch ||
         evbuffer_get_length(bufferevent_get_input(c->bev)) != 0 ||
         evbuffer_get_length(bufferevent_get_output(c->bev)) != 0) {
         conn_free(c);
@@ -621,10 +792,15 @@ void upstream_shutdown(void)
                 conn_free(c);
             while ((c = TAILQ_FIRST(&p->waiters)))
                 conn_free(c); /* owners were released first; nothing to tell */
-            if (p->dns_req) {
+            if (p->dns_req || p->req_a || p->req_aaaa) {
                 /* The cancellation is reported through a deferred callback that still
                  * points at the pool: leave this one pool allocated rather than risk it. */
-                evdns_getaddrinfo_cancel(p->dns_req);
+                if (p->dns_req)
+                    evdns_getaddrinfo_cancel(p->dns_req);
+                if (p->req_a)
+                    evdns_cancel_request(up.dns, p->req_a);
+                if (p->req_aaaa)
+                    evdns_cancel_request(up.dns, p->req_aaaa);
                 p = next;
                 continue;
             }

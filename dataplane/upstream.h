@@ -12,9 +12,16 @@
  * URL's host unless tlsVerify is false. A failed handshake is a failed connect (-EPROTO).
  *
  * Addresses: IP literals are parsed once when the pool is created; names are resolved with
- * evdns (never the blocking resolver), cached for UP_DNS_TTL_MS, and connections that need an
- * address wait in the pool until the answer arrives. A connect tries each resolved address in
- * turn before it reports failure, and the pool remembers the address that worked.
+ * evdns (never the blocking resolver). The first lookup goes through evdns_getaddrinfo (hosts
+ * file, search domains, A and AAAA); connections that need an address wait in the pool until
+ * it answers. A name answered from the hosts file is kept UP_DNS_TTL_MS; one answered by a
+ * name server is re-resolved on the TTL of its records (A and AAAA queries, whose answers
+ * carry it; the shortest TTL, bounded by UP_DNS_TTL_MIN_MS..UP_DNS_TTL_MAX_MS; the first
+ * answer's TTL is unknown, so the first refresh comes after UP_DNS_TTL_MIN_MS). A refresh runs
+ * in the background when a connect finds the addresses expired: connections keep using the old
+ * addresses meanwhile, and a failed refresh keeps them (retried after UP_DNS_TTL_MIN_MS).
+ * A connect tries each resolved address in turn before it reports failure, and the pool
+ * remembers the address that worked.
  *
  * Ownership: a connection handed out by upstream_take_idle() or upstream_connect() belongs to
  * the caller until upstream_release(). Its bufferevent is the caller's to read and write (and
@@ -32,7 +39,9 @@
 
 #include "fg_config.h"
 
-#define UP_DNS_TTL_MS 30000u              /* names are re-resolved after this */
+#define UP_DNS_TTL_MS 30000u              /* hosts-file names are re-resolved after this */
+#define UP_DNS_TTL_MIN_MS 1000u           /* a DNS answer is kept at least this long */
+#define UP_DNS_TTL_MAX_MS 300000u         /* ...and at most this long, whatever its TTL */
 #define UP_MAX_ADDRS 8                    /* resolved addresses kept per target */
 #define UP_READ_MAX (64 * 1024)           /* bytes read from an upstream per wakeup */
 
@@ -45,6 +54,11 @@ typedef void (*up_ready_cb)(up_conn_t *c, int err, void *arg);
 
 /** Bind the module to the process's event loop. Idempotent. 0 or -ENOMEM. */
 int upstream_init(struct event_base *base);
+
+/** Read name servers, search domains and the hosts file from `path` (resolv.conf format)
+ *  instead of /etc/resolv.conf. Call before the first lookup; `path` must outlive the
+ *  module (flexgate-dp --resolv-conf). */
+void upstream_set_resolv_conf(const char *path);
 
 /** Close every idle connection, cancel lookups, free every pool. Connections still owned by
  *  callers must have been released first. */

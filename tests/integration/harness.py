@@ -422,9 +422,11 @@ class Cluster:
         return proc
 
     # -- origin ------------------------------------------------------------------------
-    def start_origin(self, name):
+    def start_origin(self, name, port=0, host="127.0.0.1"):
+        """Start origin `name` on host:port (port 0: a free one; give an old port to restart
+        an origin there)."""
         o = Origin("origin-" + name, [sys.executable, "-B", ORIGIN_PY, "--listen",
-                                      "127.0.0.1:0", "--name", name], self.tmp)
+                                      "%s:%d" % (host, port), "--name", name], self.tmp)
         self._track(o).start()
 
         def listening():

@@ -27,9 +27,17 @@ Behaviour by path (query strings are parsed; the raw target is echoed):
   /eof?n=N             N pattern bytes with neither Content-Length nor chunking: the body
                        ends when the origin closes the connection (RFC 9112 6.3 rule 8)
   /hang                reads the request and never answers (until the client goes or 10 min)
+  /__control?mode=M&status=N&ms=T
+                       switches how every OTHER path answers from now on (traffic-control
+                       tests tell a running origin to fail): mode `ok` (normal, the default),
+                       `fail` (status N, default 503, with the JSON below), `hang` (as /hang),
+                       `slow` (T ms, default 1000, then normal), `close` (close the connection
+                       without answering). Answers {"mode","status","ms"}. /__stats and
+                       /__control itself are never affected.
   /__stats             {"in_flight": requests being handled now (not counting this one),
                        "total": requests received so far, "complete": requests whose body
-                       was read whole (not counting this one)} -- lets a test see that a
+                       was read whole (not counting this one), "served": requests to paths
+                       other than /__stats and /__control} -- lets a test see that a
                        request reached the origin and is still in progress
 
 /bytes and /chunked send `X-Body-Sha256: <hex>` of the body they send, so a client behind a
@@ -60,6 +68,7 @@ BYTES_MAX = 1 << 30
 CHUNKS_MAX = 100_000
 CHUNK_SIZE_MAX = 1 << 20
 CHUNK_LINE_MAX = 1024
+CONTROL_MODES = ("ok", "fail", "hang", "slow", "close")
 PATTERN = bytes(range(256)) * 256  # 64 KiB block repeated for /bytes and /chunked
 
 
@@ -180,6 +189,8 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.in_flight += 1
             self.server.total += 1
+            if not self.path.startswith(("/__stats", "/__control")):
+                self.server.served += 1
         try:
             self.respond()
         finally:
@@ -206,6 +217,26 @@ class Handler(BaseHTTPRequestHandler):
                 return default
 
         info = self.describe(length, sha)
+        if path == "/__control":
+            self.control(query, qint)
+            return
+        mode = self.server.mode
+        if path != "/__stats" and mode["mode"] != "ok":
+            if mode["mode"] == "fail":
+                self.send_json(mode["status"], info)
+                return
+            if mode["mode"] == "hang":
+                self.hang()
+                return
+            if mode["mode"] == "close":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if mode["mode"] == "slow":
+                time.sleep(mode["ms"] / 1000.0)
         if path.startswith("/status/"):
             try:
                 status = int(path[len("/status/"):].split("/")[0])
@@ -234,10 +265,20 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/__stats":
             with self.server.lock:
                 stats = {"in_flight": self.server.in_flight - 1, "total": self.server.total,
-                         "complete": self.server.complete - 1}
+                         "complete": self.server.complete - 1, "served": self.server.served}
             self.send_json(200, stats)
         else:
             self.send_json(200, info)
+
+    def control(self, query, qint):
+        mode = query.get("mode", ["ok"])[0]
+        if mode not in CONTROL_MODES:
+            self.send_json(400, {"error": "mode must be one of %s" % ", ".join(CONTROL_MODES)})
+            return
+        status = qint("status", 503, 599)
+        self.server.mode = {"mode": mode, "status": status if status >= 200 else 503,
+                            "ms": qint("ms", 1000, SLOW_MAX_MS)}
+        self.send_json(200, self.server.mode)
 
     def send_chunked(self, n, size, delay_ms=0):
         body = pattern_bytes(n * size)
@@ -315,6 +356,8 @@ class OriginServer(ThreadingHTTPServer):
         self.in_flight = 0
         self.total = 0
         self.complete = 0
+        self.mode = {"mode": "ok", "status": 503, "ms": 1000}  # set by /__control
+        self.served = 0
 
 
 def parse_listen(text):

@@ -1002,6 +1002,9 @@ static void test_validate_hand_built(void **state)
     ups[0].health_check = (fg_health_check_t){.interval_ms = 1, .timeout_ms = 1,
                                               .unhealthy_threshold = 1, .healthy_threshold = 1};
     assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
+    assert_string_equal(err.field, "upstreams[0].healthCheck.ejectDuration");
+    ups[0].health_check.eject_ms = 1;
+    assert_int_equal(fg_config_validate(cfg, &err), -EINVAL);
     assert_string_equal(err.field, "upstreams[0].keepalive.idleTimeout");
     ups[0].keepalive.idle_timeout_ms = 1;
     ups[0].client_cert = "/c.pem";
@@ -1152,7 +1155,7 @@ static void test_canonical_round_trip(void **state)
         "{\"version\":\"1.0\",\"proxy\":{\"port\":8080,\"timeout\":"
         "{\"request\":1000,\"connect\":100,\"idle\":5000,\"header\":10000},"
         "\"maxBodySize\":2097152,\"maxHeaderSize\":65536,\"maxHeaders\":100,"
-        "\"maxConnections\":10000},\"security\":";
+        "\"maxConnections\":10000,\"maxPending\":8000,\"retryBudget\":20},\"security\":";
     assert_int_equal(strncmp(canon, head, sizeof head - 1), 0);
     const char *rl = strstr(canon, "\"rateLimit\":{\"enabled\":true,\"backend\":\"redis\",\"redis\"");
     const char *lg = strstr(canon, "\"logging\":");
@@ -1468,6 +1471,40 @@ static void test_rate_limit_redis_and_table_settings(void **state)
     fg_config_free(cfg);
 }
 
+/* Issue 6: passive ejection (healthCheck.consecutiveFailures/ejectDuration) and the proxy's
+ * shedding threshold and retry budget. */
+static void test_traffic_control_keys(void **state)
+{
+    (void)state;
+    fg_config_t *cfg = parse_ok("{'upstreams':[{'name':'u','url':'http://h'}]}");
+    assert_int_equal(cfg->upstreams[0].health_check.consecutive_failures,
+                     FG_DEFAULT_EJECT_FAILURES);
+    assert_int_equal(cfg->upstreams[0].health_check.eject_ms, FG_DEFAULT_EJECT_MS);
+    assert_int_equal(cfg->proxy.max_pending, FG_DEFAULT_MAX_PENDING);
+    assert_int_equal(cfg->proxy.retry_budget, FG_DEFAULT_RETRY_BUDGET);
+    fg_config_free(cfg);
+
+    cfg = parse_ok("{'proxy':{'maxPending':0,'retryBudget':100},'upstreams':[{'name':'u',"
+                   "'url':'http://h','healthCheck':{'enabled':false,'consecutiveFailures':0,"
+                   "'ejectDuration':2500}}]}");
+    assert_int_equal(cfg->proxy.max_pending, 0);
+    assert_int_equal(cfg->proxy.retry_budget, 100);
+    assert_false(cfg->upstreams[0].health_check.enabled);
+    assert_int_equal(cfg->upstreams[0].health_check.consecutive_failures, 0);
+    assert_int_equal(cfg->upstreams[0].health_check.eject_ms, 2500);
+    free(assert_round_trip(cfg));
+    fg_config_free(cfg);
+
+    expect_decode_error("{'proxy':{'retryBudget':101}}", "proxy.retryBudget", "between");
+    expect_decode_error("{'proxy':{'maxPending':-1}}", "proxy.maxPending", "between");
+    expect_decode_error("{'upstreams':[{'name':'u','url':'http://h','healthCheck':"
+                        "{'ejectDuration':0}}]}",
+                        "upstreams[0].healthCheck.ejectDuration", "between");
+    expect_decode_error("{'upstreams':[{'name':'u','url':'http://h','healthCheck':"
+                        "{'consecutiveFailures':1001}}]}",
+                        "upstreams[0].healthCheck.consecutiveFailures", "between");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1506,6 +1543,7 @@ int main(void)
         cmocka_unit_test(test_count_limits),
         cmocka_unit_test(test_auth_options),
         cmocka_unit_test(test_rate_limit_redis_and_table_settings),
+        cmocka_unit_test(test_traffic_control_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
