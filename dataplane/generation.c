@@ -18,8 +18,10 @@
 #include <malloc.h>
 #endif
 
+#include "accesslog.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "metrics.h"
 
 static dp_generation_t *current;
 
@@ -208,6 +210,9 @@ void generation_install(dp_generation_t *g)
     uint64_t trim_us = large ? trim_heap_us() : 0;
     if (g) {
         g->applied_at_ms = fg_wall_ms();
+        /* Issue 7: the version gauge, the swap counter, and this config's logging. */
+        metrics_generation(g->version, g->build_us + trim_us);
+        accesslog_configure(&g->config->logging);
         snprintf(version, sizeof(version), "%lld", (long long)g->version);
         snprintf(routes, sizeof(routes), "%zu", g->config->n_routes);
         snprintf(upstreams, sizeof(upstreams), "%zu", g->config->n_upstreams);

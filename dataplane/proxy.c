@@ -18,8 +18,10 @@
 
 #include <event2/buffer.h>
 
+#include "accesslog.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "metrics.h"
 #include "tls.h"
 
 /* The JSON errors a request can end with. Static text only: request data is never echoed. */
@@ -167,27 +169,18 @@ static bool request_can_settle(const dp_request_t *r)
 
 /* ---- finishing ------------------------------------------------------------------------- */
 
-/* Everything about a finished request is here: the hook for the access log and metrics
- * (issue 7). Nothing is logged per request above debug level. */
-static void request_finished(const dp_request_t *r, int status)
+/* Everything about a finished request is here: the access log and metrics (issue 7). */
+static void request_finished(dp_request_t *r, int status)
 {
-    if (!fg_log_enabled(FG_LOG_DEBUG))
-        return;
-    char st[8], ms[24], in[24], out[24];
-    snprintf(st, sizeof st, "%d", status ? status : r->status);
-    snprintf(ms, sizeof ms, "%llu", (unsigned long long)(fg_now_ms() - r->start_ms));
-    snprintf(in, sizeof in, "%llu", (unsigned long long)r->req_body_bytes);
-    snprintf(out, sizeof out, "%llu", (unsigned long long)r->resp_body_bytes);
-    char path[256];
-    size_t pl = r->path_len < sizeof path - 1 ? r->path_len : sizeof path - 1;
-    if (r->path)
-        memcpy(path, r->path, pl);
-    path[r->path ? pl : 0] = '\0';
-    fg_log(FG_LOG_DEBUG, "request", "method",
-           r->head ? llhttp_method_name((llhttp_method_t)r->head->method) : "-", "path", path,
-           "route", r->route ? r->route->id : NULL, "status", st, "duration_ms", ms,
-           "bytes_in", in, "bytes_out", out, "upstream_reused", r->up_reused ? "true" : "false",
-           "client", r->conn->peer_ip, NULL);
+    int st = status ? status : r->status;
+    uint64_t now = trace_now_us();
+    uint64_t dur = r->trace.start_us && now > r->trace.start_us ? now - r->trace.start_us : 0;
+    if (!r->gen || r->gen->config->metrics.enabled)
+        metrics_request(r->route ? r->route->id : NULL, r->head ? r->head->method : 0, st, dur,
+                        r->req_body_bytes, r->resp_body_bytes,
+                        r->upstream ? r->upstream->name : NULL, r->trace.upstream_us);
+    trace_ensure_id(&r->trace);
+    accesslog_request(r, st, now);
 }
 
 /* The client-caused refusals, counted by status (timeouts are counted where detected). */
@@ -420,7 +413,8 @@ static int write_request_head(dp_request_t *r)
                    sizeof("X-Forwarded-Proto: https\r\n") +
                    (host ? sizeof("X-Forwarded-Host: \r\n") + host->value_len : 0) +
                    sizeof("Transfer-Encoding: chunked\r\n") + sizeof("Content-Length: \r\n") +
-                   num_len + sizeof("Connection: upgrade\r\n") + 2;
+                   num_len + sizeof("Connection: upgrade\r\n") + 2 +
+                   trace_request_len(&r->trace);
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const http1_header_t *hd = &h->headers[i];
         if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)) ||
@@ -464,6 +458,7 @@ static int write_request_head(dp_request_t *r)
         PUT(p, HTTP1_VALUE(h, host), host->value_len);
         PUTS(p, "\r\n");
     }
+    p = trace_write_request(&r->trace, p); /* request id, traceparent (issue 7) */
     if (r->upgrade) {
         /* The route tunnels upgrades: this hop asks for the same protocol switch. */
         for (uint32_t i = 0; i < h->n_headers; i++) {
@@ -545,7 +540,7 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
 
     size_t total = sizeof("HTTP/1.1 000 \r\n") + reason_len + sizeof("Content-Length: \r\n") +
                    num_len + sizeof("Transfer-Encoding: chunked\r\n") +
-                   sizeof("Connection: keep-alive\r\n") + 2;
+                   sizeof("Connection: keep-alive\r\n") + 2 + trace_response_len(&r->trace);
     for (uint32_t i = 0; i < rh->n_headers; i++) {
         const http1_header_t *hd = &rh->headers[i];
         total += hd->name_len + hd->value_len + 4;
@@ -567,6 +562,8 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
             continue;
         if ((hd->flags & HTTP1_HF_FRAMING) && !(keep_cl && hd->token == HTTP1_H_CONTENT_LENGTH))
             continue;
+        if (trace_is_id_header(rh, hd)) /* ours replaces the upstream's (issue 7) */
+            continue;
         PUT(p, HTTP1_NAME(rh, hd), hd->name_len);
         PUTS(p, ": ");
         PUT(p, HTTP1_VALUE(rh, hd), hd->value_len);
@@ -581,6 +578,8 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
     }
     if (conn_hdr)
         PUT(p, conn_hdr, strlen(conn_hdr));
+    if (!interim)
+        p = trace_write_response(&r->trace, p);
     PUTS(p, "\r\n");
     v.iov_len = (size_t)(p - (char *)v.iov_base);
     return evbuffer_commit_space(client_out(r), &v, 1) == 0 ? 0 : -ENOMEM;
@@ -634,6 +633,8 @@ static int on_resp_head(void *ctx, http1_head_t *head)
             return HTTP1_CB_ERROR;
         return HTTP1_CB_OK;
     }
+    if (r->trace.dispatch_us)
+        r->trace.upstream_us = trace_now_us() - r->trace.dispatch_us;
     if (write_response_head(r, head, false) < 0)
         return HTTP1_CB_ERROR;
     r->resp_started = true;
@@ -764,6 +765,7 @@ void proxy_start(dp_request_t *r)
     request_reset(r);
     r->head = &c->parser.head;
     r->start_ms = fg_now_ms();
+    trace_begin(&r->trace, r->head); /* request id, trace context (issue 7) */
     if (r->head->method == HTTP_CONNECT) {
         proxy_finish(r, 405);
         return;
@@ -824,6 +826,7 @@ void proxy_admit(dp_request_t *r)
                                                : FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
     uint32_t whole = r->route->timeout_ms ? r->route->timeout_ms : cfg->proxy.request_timeout_ms;
     r->deadline_ms = whole ? r->start_ms + whole : 0;
+    r->trace.dispatch_us = trace_now_us();
     request_connect(r, true);
 }
 

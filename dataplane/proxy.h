@@ -43,6 +43,7 @@
 #include "generation.h"
 #include "http1.h"
 #include "server.h"
+#include "trace.h"
 #include "upstream.h"
 
 /* ---- limits and timeouts (named; defaults) --------------------------------------------- */
@@ -106,6 +107,7 @@ typedef struct dp_request {
     const char *key_name;         /* the authenticated API key's name (auth.c), or NULL: the
                                      upstream identity header and the rate-limit identity */
     uint32_t attempts;            /* upstream attempts after the first (retries) */
+    dp_trace_t trace;             /* request id, trace context, timings (trace.h, issue 7) */
     up_pool_t *pool;
     up_conn_t *up;                /* owned while set */
     http1_head_t *head;           /* client's head (in the client parser, arena memory) */
