@@ -50,6 +50,7 @@ struct api_req {
     int64_t reply_version;  /* X-Config-Version */
     int64_t reply_revision; /* ETag: "<revision>" */
     char reply_location[FG_ERROR_FIELD_MAX + 32];
+    const char *endpoint;   /* the route table's path that matched, for /metrics (issue 7) */
 };
 
 /* ---- replies (each queues the response; returns what the MHD handler returns) ---------- */

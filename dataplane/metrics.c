@@ -21,20 +21,19 @@
  * path. */
 #include "metrics.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <llhttp.h>
 
 #include "fg_config.h"
+#include "fg_prom.h"
 #include "fg_time.h"
 #include "master.h"
 #include "server.h"
@@ -286,30 +285,6 @@ void metrics_generation(int64_t version, uint64_t apply_us)
 
 /* ---- the worker's own gauges (timer and scrape) ---------------------------------------- */
 
-static uint64_t count_open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    uint64_t n = 0;
-    if (!d)
-        return 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n ? n - 1 : 0; /* the directory's own descriptor */
-}
-
-static uint64_t resident_bytes(void)
-{
-    unsigned long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "re");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-        resident = 0;
-    fclose(f);
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static void on_target_breaker(const char *upstream, const char *target, int state, void *arg)
 {
     metrics_slot_t *s = arg;
@@ -346,19 +321,16 @@ static void on_target_health(const char *upstream, const char *target, bool up, 
 static void refresh_own(void)
 {
     metrics_slot_t *s = own;
-    struct rusage ru;
+    fg_proc_stats_t ps;
 
     if (refresh.server) {
         s->mirror.server = *server_stats(refresh.server);
         s->active_connections = server_active_connections(refresh.server);
     }
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        s->mirror.cpu_us = (uint64_t)ru.ru_utime.tv_sec * 1000000u +
-                           (uint64_t)ru.ru_utime.tv_usec +
-                           (uint64_t)ru.ru_stime.tv_sec * 1000000u +
-                           (uint64_t)ru.ru_stime.tv_usec;
-    s->rss_bytes = resident_bytes();
-    s->open_fds = count_open_fds();
+    fg_proc_stats(&ps);
+    s->mirror.cpu_us = ps.cpu_us;
+    s->rss_bytes = ps.rss_bytes;
+    s->open_fds = ps.open_fds;
     size_t pools = 0, idle = 0;
     upstream_pool_totals(&pools, &idle);
     s->pools = pools;
@@ -501,25 +473,6 @@ static void gauge(struct evbuffer *o, const char *name, const char *help, uint64
     sample(o, name, NULL, v);
 }
 
-/* A label value from config, escaped as the text format requires (\\, \", \n). */
-static void label_value(char *out, size_t cap, const char *s, size_t n)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < n && s[i] && j + 3 < cap; i++) {
-        char c = s[i];
-        if (c == '\\' || c == '"') {
-            out[j++] = '\\';
-            out[j++] = c;
-        } else if (c == '\n') {
-            out[j++] = '\\';
-            out[j++] = 'n';
-        } else {
-            out[j++] = c;
-        }
-    }
-    out[j] = '\0';
-}
-
 static void sum_slots(dp_counters_t *c, mirror_t *mirror, uint64_t *gauges, size_t n_gauges)
 {
     unsigned workers = shared ? shared->workers : 1;
@@ -554,7 +507,7 @@ static void render_hist(struct evbuffer *o, const char *name, const char *label,
         const merged_t *e = &m->tab[i];
         if (!e->k)
             continue;
-        label_value(lv, sizeof lv, e->k->name, sizeof e->k->name);
+        fg_prom_label(lv, sizeof lv, e->k->name, sizeof e->k->name);
         uint64_t cum = 0;
         for (size_t b = 0; b <= DP_METRICS_BUCKETS; b++) {
             cum += e->v[HIST_BUCKETS + b];
@@ -577,7 +530,7 @@ static void render_route_bytes(struct evbuffer *o, const char *name, const char 
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->tab[i].k)
             continue;
-        label_value(lv, sizeof lv, m->tab[i].k->name, sizeof m->tab[i].k->name);
+        fg_prom_label(lv, sizeof lv, m->tab[i].k->name, sizeof m->tab[i].k->name);
         evbuffer_add_printf(o, "%s{route=\"%s\"} %" PRIu64 "\n", name, lv, m->tab[i].v[field]);
     }
 }
@@ -597,7 +550,7 @@ static int render_series(struct evbuffer *o)
         const merged_t *e = &m.tab[i];
         if (!e->k)
             continue;
-        label_value(lv, sizeof lv, e->k->name, sizeof e->k->name);
+        fg_prom_label(lv, sizeof lv, e->k->name, sizeof e->k->name);
         evbuffer_add_printf(o, "http_requests_total{method=\"%s\",route=\"%s\",status=\"%u\"} "
                             "%" PRIu64 "\n", llhttp_method_name((llhttp_method_t)e->k->method),
                             lv, (unsigned)e->k->status, e->v[SERIES_COUNT]);
@@ -662,8 +615,8 @@ static int render_targets(struct evbuffer *o)
         const char *sp = e->k ? strchr(e->k->name, ' ') : NULL;
         if (!sp || !e->v[TGT_HAS_BREAKER])
             continue;
-        label_value(up, sizeof up, e->k->name, (size_t)(sp - e->k->name));
-        label_value(tg, sizeof tg, sp + 1, strlen(sp + 1));
+        fg_prom_label(up, sizeof up, e->k->name, (size_t)(sp - e->k->name));
+        fg_prom_label(tg, sizeof tg, sp + 1, strlen(sp + 1));
         for (int s = 0; s < DP_BREAKER_STATES; s++)
             evbuffer_add_printf(o, "flexgate_circuit_breaker_state{upstream=\"%s\",target=\"%s\","
                                 "state=\"%s\"} %" PRIu64 "\n", up, tg, state_names[s], e->v[s]);
@@ -675,8 +628,8 @@ static int render_targets(struct evbuffer *o)
         const char *sp = e->k ? strchr(e->k->name, ' ') : NULL;
         if (!sp || !e->v[TGT_HAS_HEALTH])
             continue;
-        label_value(up, sizeof up, e->k->name, (size_t)(sp - e->k->name));
-        label_value(tg, sizeof tg, sp + 1, strlen(sp + 1));
+        fg_prom_label(up, sizeof up, e->k->name, (size_t)(sp - e->k->name));
+        fg_prom_label(tg, sizeof tg, sp + 1, strlen(sp + 1));
         evbuffer_add_printf(o, "flexgate_upstream_target_healthy{upstream=\"%s\",target=\"%s\"} "
                             "%" PRIu64 "\n", up, tg, e->v[TGT_UP]);
     }
