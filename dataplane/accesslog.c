@@ -171,6 +171,8 @@ static bool key(line_t *l, const char *k, size_t *mark)
     RAW(l, ",\"");
     raw(l, k, strlen(k));
     RAW(l, "\":");
+    if (l->full)
+        l->len = *mark;
     return !l->full;
 }
 
