@@ -22,6 +22,7 @@
 #include "fg_log.h"
 #include "fg_time.h"
 #include "metrics.h"
+#include "trace.h"
 
 static dp_generation_t *current;
 
@@ -213,6 +214,7 @@ void generation_install(dp_generation_t *g)
         /* Issue 7: the version gauge, the swap counter, and this config's logging. */
         metrics_generation(g->version, g->build_us + trim_us);
         accesslog_configure(&g->config->logging);
+        trace_set_header(g->config->logging.request_id_header);
         snprintf(version, sizeof(version), "%lld", (long long)g->version);
         snprintf(routes, sizeof(routes), "%zu", g->config->n_routes);
         snprintf(upstreams, sizeof(upstreams), "%zu", g->config->n_upstreams);

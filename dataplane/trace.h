@@ -21,10 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fg_config.h"
 #include "http1.h"
 
 #define DP_TRACE_REQUEST_ID_MAX 128      /* bytes of an accepted request id */
-#define DP_TRACE_HEADER_MAX 64           /* bytes of the request id header's name */
+#define DP_TRACE_HEADER_MAX FG_REQUEST_ID_HEADER_MAX_LEN /* bytes of its header's name */
 #define DP_TRACE_HEADER_DEFAULT "X-Request-ID"
 #define DP_TRACE_ID_LEN 32               /* hex digits of a trace id */
 #define DP_TRACE_SPAN_LEN 16             /* hex digits of a span (parent) id */

@@ -106,6 +106,18 @@ class Tracing(ClusterTest):
         tp = TP_RE.match(upstream_values(r, "traceparent")[0])
         self.assertIsNotNone(tp)
 
+    def test_configured_request_id_header(self):
+        self.c.api_ok("PUT", "/api/v1/settings/logging", {"requestIdHeader": "X-Correlation-ID"})
+        self.c.wait_dp_ready(self.dp, self.c.config_version())
+        r = self.get(headers={"X-Correlation-ID": "corr-1", "X-Request-ID": "other"})
+        self.assertEqual(upstream_values(r, "x-correlation-id"), ["corr-1"])
+        self.assertEqual(r.header("X-Correlation-ID"), "corr-1")
+        # X-Request-ID is an ordinary header now: passed through, not returned.
+        self.assertEqual(upstream_values(r, "x-request-id"), ["other"])
+        self.assertIsNone(r.header("X-Request-ID"))
+        bad = self.c.api("PUT", "/api/v1/settings/logging", {"requestIdHeader": "bad name"})
+        self.assertEqual(bad.status, 422, bad.body)
+
     def test_traceparent_propagated_with_a_new_span(self):
         r = self.get(headers={"traceparent": CLIENT_TP, "tracestate": "vendor=abc,other=1"})
         tps = upstream_values(r, "traceparent")
