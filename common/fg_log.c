@@ -146,6 +146,13 @@ static size_t utf8_seq_len(const unsigned char *s, size_t avail)
     return n;
 }
 
+/* Bytes that go into a JSON string as they are ('1'): printable ASCII but '"' and '\\'. */
+static const char json_plain[257] =
+    "0000000000000000000000000000000011011111111111111111111111111111"
+    "1111111111111111111111111111011111111111111111111111111111111110"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
 size_t fg_json_escape(char *out, size_t cap, const char *s, size_t n, size_t *consumed)
 {
     static const char hex[] = "0123456789abcdef";
@@ -153,6 +160,20 @@ size_t fg_json_escape(char *out, size_t cap, const char *s, size_t n, size_t *co
     size_t i = 0, len = 0;
 
     while (i < n) {
+        /* The common case, a run of printable ASCII other than '"' and '\\', is copied
+         * whole: the access log escapes a path per request. */
+        size_t run = i;
+        while (run < n && json_plain[u[run]] == '1')
+            run++;
+        if (run > i) {
+            size_t take = run - i < cap - len ? run - i : cap - len;
+            memcpy(out + len, u + i, take);
+            len += take;
+            i += take;
+            if (i < run)
+                break; /* out of room */
+            continue;
+        }
         unsigned char c = u[i];
         char esc[8];
         size_t esc_len = 0;

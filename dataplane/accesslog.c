@@ -24,6 +24,7 @@ static struct {
     int fd;                 /* our own description of fd 2, O_NONBLOCK; -1 = off */
     bool pipe;              /* cut writes at PIPE_BUF line boundaries */
     struct event *timer;
+    struct event_base *base; /* its cached time stamps the lines */
     unsigned worker;
     fg_log_level_t level;
     uint64_t success_rate;  /* keep when rand32 < rate; ACCESSLOG_SAMPLE_ONE = all */
@@ -93,6 +94,7 @@ int accesslog_start(struct event_base *base, unsigned worker)
     if (rc < 0)
         return rc;
     al.worker = worker;
+    al.base = base;
     al.rng ^= (uint64_t)getpid() * 0xbf58476d1ce4e5b9u;
     al.timer = event_new(base, -1, EV_PERSIST, on_flush_timer, NULL);
     if (!al.timer || event_add(al.timer, &tv) < 0)
@@ -132,6 +134,7 @@ void accesslog_stop(void)
     if (al.timer)
         event_free(al.timer);
     al.timer = NULL;
+    al.base = NULL;
     if (al.fd >= 0) {
         int flags = fcntl(al.fd, F_GETFL);
         if (flags >= 0)
@@ -145,6 +148,8 @@ void accesslog_stop(void)
 
 /* ---- formatting ---------------------------------------------------------------------- */
 
+/* The field writers are forced inline so each key's literal length is a constant and its
+ * copy a few moves (the access log is formatted once per request). */
 typedef struct line {
     char *p;
     size_t len, cap;
@@ -152,7 +157,7 @@ typedef struct line {
     bool full; /* the last raw() did not fit: its field is rolled back */
 } line_t;
 
-static void raw(line_t *l, const char *s, size_t n)
+static inline __attribute__((always_inline)) void raw(line_t *l, const char *s, size_t n)
 {
     if (l->full || l->cap - l->len < n) {
         l->full = l->cut = true;
@@ -164,58 +169,64 @@ static void raw(line_t *l, const char *s, size_t n)
 
 #define RAW(l, lit) raw(l, lit, sizeof(lit) - 1)
 
-/* `,"key":` -- false (and nothing written) when even that does not fit. */
-static bool key(line_t *l, const char *k, size_t *mark)
+/* `,"key":` (or `,"key":"` for strings: the literal says which), given whole as one
+ * literal so a field costs one copy for its key. False, with nothing written, when even
+ * that does not fit. */
+static inline __attribute__((always_inline)) bool key(line_t *l, const char *lit, size_t len, size_t *mark)
 {
     *mark = l->len;
-    RAW(l, ",\"");
-    raw(l, k, strlen(k));
-    RAW(l, "\":");
+    raw(l, lit, len);
     if (l->full)
         l->len = *mark;
     return !l->full;
 }
 
 /* A field that did not fit whole is taken out again: the line stays valid JSON. */
-static void field_end(line_t *l, size_t mark)
+static inline __attribute__((always_inline)) void field_end(line_t *l, size_t mark)
 {
     if (l->full)
         l->len = mark;
 }
 
-/* ,"key":"escaped value" -- at most `max` input bytes of the value. */
-static void str_field(line_t *l, const char *k, const char *v, size_t n, size_t max)
+/* "escaped value" after its key -- at most `max` input bytes of the value. */
+static inline __attribute__((always_inline)) void str_field(line_t *l, const char *lit, size_t len, const char *v, size_t n,
+                      size_t max)
 {
     size_t mark, used;
-    if (!v || !key(l, k, &mark))
+    if (!v || !key(l, lit, len, &mark))
         return;
-    RAW(l, "\"");
     size_t room = l->cap - l->len > 1 ? l->cap - l->len - 1 : 0;
-    if (!l->full)
-        l->len += fg_json_escape(l->p + l->len, room, v, n < max ? n : max, &used);
-    l->cut |= !l->full && used < n;
+    l->len += fg_json_escape(l->p + l->len, room, v, n < max ? n : max, &used);
+    l->cut |= used < n;
     RAW(l, "\"");
     field_end(l, mark);
 }
 
-static void cstr_field(line_t *l, const char *key, const char *v)
+/* "value" after its key, for values that cannot need escaping: names validated by the
+ * config ([A-Za-z0-9._-]), ids we generated or accepted by charset, hex, method names,
+ * addresses from inet_ntop. Copied as they are. */
+static inline __attribute__((always_inline)) void plain_field(line_t *l, const char *lit, size_t len, const char *v, size_t n)
 {
-    if (v)
-        str_field(l, key, v, strlen(v), DP_ACCESSLOG_LINE_MAX);
+    size_t mark;
+    if (!v || !key(l, lit, len, &mark))
+        return;
+    raw(l, v, n);
+    RAW(l, "\"");
+    field_end(l, mark);
 }
 
-static void u64_field(line_t *l, const char *k, uint64_t v)
+static inline __attribute__((always_inline)) void u64_field(line_t *l, const char *lit, size_t len, uint64_t v)
 {
     char num[24];
     size_t mark;
-    if (!key(l, k, &mark))
+    if (!key(l, lit, len, &mark))
         return;
     raw(l, num, http1_u64_to_dec(v, num));
     field_end(l, mark);
 }
 
 /* Milliseconds with microsecond precision: 12.345 */
-static void ms_field(line_t *l, const char *k, uint64_t us)
+static inline __attribute__((always_inline)) void ms_field(line_t *l, const char *lit, size_t len, uint64_t us)
 {
     char num[32];
     size_t mark, n = http1_u64_to_dec(us / 1000, num);
@@ -224,11 +235,21 @@ static void ms_field(line_t *l, const char *k, uint64_t us)
     num[n++] = (char)('0' + frac / 100);
     num[n++] = (char)('0' + frac / 10 % 10);
     num[n++] = (char)('0' + frac % 10);
-    if (!key(l, k, &mark))
+    if (!key(l, lit, len, &mark))
         return;
     raw(l, num, n);
     field_end(l, mark);
 }
+
+/* Field helpers with a literal key. */
+#define SKEY(k) ",\"" k "\":\""
+#define NKEY(k) ",\"" k "\":"
+#define STR(l, k, v, n, max) str_field(l, SKEY(k), sizeof(SKEY(k)) - 1, v, n, max)
+#define CSTR(l, k, v) ((v) ? STR(l, k, v, strlen(v), DP_ACCESSLOG_LINE_MAX) : (void)0)
+#define PLAIN(l, k, v, n) plain_field(l, SKEY(k), sizeof(SKEY(k)) - 1, v, n)
+#define CPLAIN(l, k, v) ((v) ? PLAIN(l, k, v, strlen(v)) : (void)0)
+#define U64(l, k, v) u64_field(l, NKEY(k), sizeof(NKEY(k)) - 1, v)
+#define MS(l, k, v) ms_field(l, NKEY(k), sizeof(NKEY(k)) - 1, v)
 
 static const char *outcome_name(uint8_t o)
 {
@@ -248,55 +269,71 @@ static fg_log_level_t level_of(int status)
     return status >= 500 ? FG_LOG_WARN : FG_LOG_INFO;
 }
 
+/* The timestamp, formatted again only when the millisecond changes: at tens of thousands
+ * of requests a second most lines share it. The loop's cached time is enough. */
+static const char *timestamp(void)
+{
+    static char ts[FG_RFC3339_LEN + 1];
+    static uint64_t ts_ms = UINT64_MAX;
+    struct timeval tv;
+    uint64_t ms;
+    if (event_base_gettimeofday_cached(al.base, &tv) < 0)
+        ms = fg_wall_ms();
+    else
+        ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+    if (ms != ts_ms) {
+        fg_rfc3339(ms, ts);
+        ts_ms = ms;
+    }
+    return ts;
+}
+
 size_t accesslog_format(char *out, size_t cap, const dp_request_t *r, int status,
                         uint64_t now_us)
 {
     const dp_trace_t *t = &r->trace;
     line_t l = {.p = out, .len = 0, .cap = cap > 32 ? cap - 32 : 0}; /* room for the tail */
-    char ts[FG_RFC3339_LEN + 1];
 
-    fg_rfc3339(fg_wall_ms(), ts);
     RAW(&l, "{\"ts\":\"");
-    raw(&l, ts, strlen(ts));
-    RAW(&l, "\",\"level\":\"");
+    raw(&l, timestamp(), FG_RFC3339_LEN);
     if (level_of(status) == FG_LOG_WARN)
-        RAW(&l, "warn");
+        RAW(&l, "\",\"level\":\"warn\",\"component\":\"dp\",\"msg\":\"request\"");
     else
-        RAW(&l, "info");
-    RAW(&l, "\",\"component\":\"dp\",\"msg\":\"request\"");
-    str_field(&l, "request_id", t->request_id, t->request_id_len, DP_TRACE_REQUEST_ID_MAX);
+        RAW(&l, "\",\"level\":\"info\",\"component\":\"dp\",\"msg\":\"request\"");
+    /* Accepted ids are charset-checked (trace.c): no quote, backslash or control byte. */
+    PLAIN(&l, "request_id", t->request_id, t->request_id_len);
     if (t->trace_id[0]) {
-        cstr_field(&l, "trace_id", t->trace_id);
-        cstr_field(&l, "span_id", t->span_id);
+        PLAIN(&l, "trace_id", t->trace_id, DP_TRACE_ID_LEN);
+        PLAIN(&l, "span_id", t->span_id, DP_TRACE_SPAN_LEN);
         if (t->parent_id[0])
-            cstr_field(&l, "parent_id", t->parent_id);
+            PLAIN(&l, "parent_id", t->parent_id, DP_TRACE_SPAN_LEN);
     }
     if (r->head)
-        cstr_field(&l, "method", llhttp_method_name((llhttp_method_t)r->head->method));
+        CPLAIN(&l, "method", llhttp_method_name((llhttp_method_t)r->head->method));
     if (r->path)
-        str_field(&l, "path", r->path, r->path_len, DP_ACCESSLOG_PATH_MAX);
+        STR(&l, "path", r->path, r->path_len, DP_ACCESSLOG_PATH_MAX);
     else if (r->head) /* refused before the path was parsed: the raw target, escaped */
-        str_field(&l, "path", r->head->buf + r->head->url_off, r->head->url_len,
-                  DP_ACCESSLOG_PATH_MAX);
+        STR(&l, "path", r->head->buf + r->head->url_off, r->head->url_len,
+            DP_ACCESSLOG_PATH_MAX);
     if (r->route)
-        cstr_field(&l, "route", r->route->id);
+        CPLAIN(&l, "route", r->route->id);
     if (r->upstream)
-        cstr_field(&l, "upstream", r->upstream->name);
+        CPLAIN(&l, "upstream", r->upstream->name);
     if (r->target)
-        cstr_field(&l, "target", r->target->url);
-    u64_field(&l, "status", (uint64_t)status);
-    ms_field(&l, "duration_ms", t->start_us && now_us > t->start_us ? now_us - t->start_us : 0);
+        CSTR(&l, "target", r->target->url);
+    U64(&l, "status", (uint64_t)status);
+    MS(&l, "duration_ms", t->start_us && now_us > t->start_us ? now_us - t->start_us : 0);
     if (t->upstream_us)
-        ms_field(&l, "upstream_ms", t->upstream_us);
-    u64_field(&l, "bytes_in", r->req_body_bytes);
-    u64_field(&l, "bytes_out", r->resp_body_bytes);
-    str_field(&l, "client_ip", r->conn->peer_ip, r->conn->peer_ip_len, INET6_ADDRSTRLEN);
-    cstr_field(&l, "key_name", r->key_name); /* the key's name from config, never the key */
-    u64_field(&l, "retries", r->attempts);
-    cstr_field(&l, "ratelimit", outcome_name(t->ratelimit));
-    cstr_field(&l, "breaker", outcome_name(t->breaker));
+        MS(&l, "upstream_ms", t->upstream_us);
+    U64(&l, "bytes_in", r->req_body_bytes);
+    U64(&l, "bytes_out", r->resp_body_bytes);
+    PLAIN(&l, "client_ip", r->conn->peer_ip, r->conn->peer_ip_len);
+    CSTR(&l, "key_name", r->key_name); /* the key's name from config, never the key */
+    U64(&l, "retries", r->attempts);
+    CPLAIN(&l, "ratelimit", outcome_name(t->ratelimit));
+    CPLAIN(&l, "breaker", outcome_name(t->breaker));
     if (al.worker)
-        u64_field(&l, "worker", al.worker);
+        U64(&l, "worker", al.worker);
     l.cap = cap; /* the reserved tail */
     l.full = false;
     if (l.cut)
