@@ -124,6 +124,28 @@ const char *fg__header_name_problem(const char *name)
     return NULL;
 }
 
+/* The correlation header is written by the proxy on every request: it must not be one the
+ * proxy already manages (framing, hop-by-hop, Host, X-Forwarded-*, trace context), or two
+ * copies would go upstream. */
+const char *fg__request_id_header_problem(const char *name)
+{
+    static const char *const reserved[] = {
+        "host", "connection", "keep-alive", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate",
+        "content-length", "expect", "x-forwarded-for", "x-forwarded-proto",
+        "x-forwarded-host", "traceparent", "tracestate",
+    };
+    const char *why = fg__header_name_problem(name);
+    if (why)
+        return why;
+    if (strlen(name) > FG_REQUEST_ID_HEADER_MAX_LEN)
+        return "header name is too long";
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcasecmp(name, reserved[i]) == 0)
+            return "is a header the proxy sets itself";
+    return NULL;
+}
+
 const char *fg__header_value_problem(const char *value)
 {
     if (!value)

@@ -1123,7 +1123,7 @@ static int dec_logging(dec_t *d, const cJSON *obj, fg_logging_conf_t *l)
     if ((rc = get_string(d, it, "format", false, 16, log_format_problem, &l->format)) != 0)
         goto out;
     if ((rc = get_string(d, it, "requestIdHeader", false, FG_REQUEST_ID_HEADER_MAX_LEN,
-                         fg__header_name_problem, &l->request_id_header)) != 0)
+                         fg__request_id_header_problem, &l->request_id_header)) != 0)
         goto out;
     const cJSON *s = member(it, "sampling");
     if (s) {

@@ -13,7 +13,7 @@ both are counted; logging.level "warn" keeps only 5xx lines; a sink that stops r
 import json
 import os
 import re
-import socket
+import signal
 import subprocess
 import time
 
@@ -184,6 +184,43 @@ class AccessLog(ClusterTest):
         lines = self.wait_lines(dp, mark, lambda ls: any(l["status"] == 502 for l in ls),
                                 "the 502 line")
         self.assertEqual([l["status"] for l in lines], [502])
+
+    def test_log_file_reopened_on_sighup(self):
+        """--log-file with two workers: access lines of both go to the file, and after a
+        logrotate-style rename and SIGHUP, new lines go to a new file of that name."""
+        self.c.start_origin("A")
+        self.c.start_ctl()
+        self.c.route_all_to("A")
+        log = os.path.join(self.c.tmp, "dp.log")
+        dp = self.c.start_dp("dp", extra_args=["--workers", "2", "--log-file", log],
+                             wait_ready=False)
+        self.c.wait_in_sync(["dp-w1", "dp-w2"])
+
+        def lines_in(path, rid):
+            try:
+                with open(path) as f:
+                    return [json.loads(x) for x in f if '"msg":"request"' in x and rid in x]
+            except FileNotFoundError:
+                return []
+        for i in range(20):
+            r = harness.one_shot(dp.port, "GET", "/before/%d" % i,
+                                 headers={"X-Request-ID": "before-%d" % i})
+            self.assertTrue(is_origin_json(r, "A"), r)
+        got = self.c.poll(lambda: (lambda ls: ls if len(ls) == 20 else None)(
+            lines_in(log, "before-")), "20 access lines in --log-file")
+        self.assertEqual(len({l["worker"] for l in got}), 2, "both workers log to the file")
+        os.rename(log, log + ".1")
+        dp.signal(signal.SIGHUP)
+        self.c.poll(lambda: os.path.exists(log), "a new log file after SIGHUP")
+
+        def after():
+            r = harness.one_shot(dp.port, "GET", "/after", headers={"X-Request-ID": "after-1"})
+            self.assertTrue(is_origin_json(r, "A"), r)
+            return lines_in(log, "after-1") or None
+        # Each worker re-opens on its own signal; poll until one answered with the new file.
+        self.c.poll(after, "an access line in the re-opened file")
+        self.assertEqual(lines_in(log, "before-"), [])
+        self.assertEqual(len(lines_in(log + ".1", "before-")), 20)
 
     def test_stalled_sink_drops_lines_and_never_blocks(self):
         self.c.start_origin("A")

@@ -1390,6 +1390,10 @@ static void test_request_id_header(void **state)
                         "logging.requestIdHeader", NULL);
     expect_decode_error("{'logging':{'requestIdHeader':''}}", "logging.requestIdHeader", NULL);
     expect_decode_error("{'logging':{'requestIdHeader':7}}", "logging.requestIdHeader", NULL);
+    expect_decode_error("{'logging':{'requestIdHeader':'Host'}}", "logging.requestIdHeader",
+                        "proxy sets itself");
+    expect_decode_error("{'logging':{'requestIdHeader':'TraceParent'}}",
+                        "logging.requestIdHeader", "proxy sets itself");
     char long_name[FG_REQUEST_ID_HEADER_MAX_LEN + 64];
     int n = snprintf(long_name, sizeof long_name, "{'logging':{'requestIdHeader':'");
     memset(long_name + n, 'x', FG_REQUEST_ID_HEADER_MAX_LEN + 1);
