@@ -808,6 +808,12 @@ const char *http1_reason(int status)
 int http1_write_error(struct evbuffer *out, int status, const char *code, const char *message,
                       bool close)
 {
+    return http1_write_error_headers(out, status, code, message, close, NULL);
+}
+
+int http1_write_error_headers(struct evbuffer *out, int status, const char *code,
+                              const char *message, bool close, const char *headers)
+{
     char body[ERROR_BODY_MAX];
     int blen = snprintf(body, sizeof body, "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
                         code, message);
@@ -817,9 +823,9 @@ int http1_write_error(struct evbuffer *out, int status, const char *code, const 
                             "HTTP/1.1 %d %s\r\n"
                             "Content-Type: application/json\r\n"
                             "Content-Length: %d\r\n"
-                            "%s"
+                            "%s%s"
                             "\r\n",
-                            status, http1_reason(status), blen,
+                            status, http1_reason(status), blen, headers ? headers : "",
                             close ? "Connection: close\r\n" : "") < 0)
         return -ENOMEM;
     if (evbuffer_add(out, body, (size_t)blen) != 0)

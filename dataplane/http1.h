@@ -214,6 +214,11 @@ size_t http1_chunk_header(size_t len, char *out);
 int http1_write_error(struct evbuffer *out, int status, const char *code, const char *message,
                       bool close);
 
+/** http1_write_error with `headers` (NULL or complete "Name: value\r\n" lines, trusted:
+ *  built by the proxy, never copied from a request unchecked) before the blank line. */
+int http1_write_error_headers(struct evbuffer *out, int status, const char *code,
+                              const char *message, bool close, const char *headers);
+
 /** Standard reason phrase for a status code ("Not Found"), or "Unknown". */
 const char *http1_reason(int status);
 

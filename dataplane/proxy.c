@@ -214,7 +214,11 @@ void proxy_finish(dp_request_t *r, int status)
         keep = r->head && parser_ok && r->head->keep_alive && r->head->method != HTTP_CONNECT &&
                status != 413 && server_conn_may_keep_alive(c) && request_can_settle(r);
         const error_def_t *e = error_lookup(status);
-        if (http1_write_error(client_out(r), status, e->code, e->message, !keep) < 0)
+        /* The error carries the request id the access log line will show (issue 7). */
+        char ids[DP_TRACE_HEADER_MAX + DP_TRACE_REQUEST_ID_MAX + 8];
+        trace_ensure_id(&r->trace);
+        *trace_write_response(&r->trace, ids) = '\0';
+        if (http1_write_error_headers(client_out(r), status, e->code, e->message, !keep, ids) < 0)
             keep = false;
         r->status = status;
     }

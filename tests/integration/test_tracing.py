@@ -118,6 +118,22 @@ class Tracing(ClusterTest):
         bad = self.c.api("PUT", "/api/v1/settings/logging", {"requestIdHeader": "bad name"})
         self.assertEqual(bad.status, 422, bad.body)
 
+    def test_errors_carry_the_request_id(self):
+        dead = harness.free_port()  # nothing listens there: 502
+        self.c.api_ok("POST", "/api/v1/upstreams",
+                      {"name": "dead", "url": "http://127.0.0.1:%d" % dead}, expect=201)
+        self.c.api_ok("POST", "/api/v1/routes", {"id": "dead", "path": "/dead/*",
+                                                 "upstream": "dead"}, expect=201)
+        self.c.wait_dp_ready(self.dp, self.c.config_version())
+        r = self.c.through(self.dp, "GET", "/dead/x", headers={"X-Request-ID": "err-1"})
+        self.assertEqual(r.status, 502)
+        self.assertEqual(r.header("X-Request-ID"), "err-1")
+        # Refused before the head was read whole: a generated id, returned all the same.
+        r = harness.raw_request(self.dp.port, b"GET /x HTTP/1.1\r\nHost: a\r\n"
+                                b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n")
+        self.assertEqual(r.status, 400)
+        self.assertRegex(r.header("X-Request-ID"), r"^[0-9a-f]{32}$")
+
     def test_traceparent_propagated_with_a_new_span(self):
         r = self.get(headers={"traceparent": CLIENT_TP, "tracestate": "vendor=abc,other=1"})
         tps = upstream_values(r, "traceparent")
