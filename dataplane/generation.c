@@ -212,7 +212,7 @@ void generation_install(dp_generation_t *g)
     if (g) {
         g->applied_at_ms = fg_wall_ms();
         /* Issue 7: the version gauge, the swap counter, and this config's logging. */
-        metrics_generation(g->version, g->build_us + trim_us);
+        metrics_generation(g->version);
         accesslog_configure(&g->config->logging);
         trace_set_header(g->config->logging.request_id_header);
         snprintf(version, sizeof(version), "%lld", (long long)g->version);

@@ -276,11 +276,15 @@ void metrics_request(const char *route, unsigned method, int status, uint64_t du
                      upstream_us);
 }
 
-void metrics_generation(int64_t version, uint64_t apply_us)
+void metrics_generation(int64_t version)
 {
     own->counters.generation_swaps++;
     own->config_version = version;
-    own->apply_us = apply_us;
+}
+
+void metrics_apply_duration(uint64_t us)
+{
+    own->apply_us = us;
 }
 
 /* ---- the worker's own gauges (timer and scrape) ---------------------------------------- */
@@ -759,7 +763,7 @@ static void render_config(struct evbuffer *o)
           "Config version applied (the lowest across workers; 0 = none).",
           (uint64_t)(version < 0 ? 0 : version));
     family(o, "flexgate_config_apply_duration_seconds", "gauge",
-           "Time the last snapshot apply took (generation build), slowest worker.");
+           "Time the last snapshot apply took (decode, validate, build, swap), slowest worker.");
     evbuffer_add_printf(o, "flexgate_config_apply_duration_seconds %" PRIu64 ".%06" PRIu64 "\n",
                         apply_us / 1000000u, apply_us % 1000000u);
     gauge(o, "flexgate_workers", "Worker processes of this data plane.", workers);

@@ -113,8 +113,11 @@ void metrics_request(const char *route, unsigned method, int status, uint64_t du
                      uint64_t bytes_in, uint64_t bytes_out, const char *upstream,
                      uint64_t upstream_us);
 
-/** A generation was installed: config version gauge, swap counter, apply duration. */
-void metrics_generation(int64_t version, uint64_t apply_us);
+/** A generation was installed: config version gauge, swap counter. */
+void metrics_generation(int64_t version);
+
+/** A snapshot from the control plane was applied in `us` (decode, validate, build, swap). */
+void metrics_apply_duration(uint64_t us);
 
 /** Render every slot's sum in Prometheus text format into `out`. 0 or -ENOMEM. */
 int metrics_render(struct evbuffer *out);
