@@ -16,6 +16,10 @@ PACKAGES=(
   # test_conformance/test_import read YAML with a second parser (PyYAML); tests of
   # docs/admin-api.yaml validate schemas (Python)
   python3-yaml python3-jsonschema
+  # test_metrics runs promtool (`check metrics`, `check rules`): Debian ships it only in the
+  # prometheus package (~19 MB download; under systemd it also starts a Prometheus server on
+  # :9090, which the tests neither need nor touch)
+  prometheus
 )
 # test_openapi fetches @redocly/cli with npm. A machine may already have Node.js from
 # elsewhere (NodeSource's nodejs bundles npm and conflicts with Debian's npm package): only
