@@ -120,6 +120,14 @@ typedef struct metrics_slot {
 } metrics_slot_t;
 
 _Static_assert(sizeof(dp_counters_t) % sizeof(uint64_t) == 0, "dp_counters_t: uint64_t only");
+/* The scrape reads each overflow entry as one more element of its table. */
+_Static_assert(offsetof(metrics_slot_t, route_overflow) ==
+                   offsetof(metrics_slot_t, routes) + DP_METRICS_ROUTES_MAX * sizeof(hist_entry_t),
+               "route_overflow follows routes");
+_Static_assert(offsetof(metrics_slot_t, upstream_overflow) ==
+                   offsetof(metrics_slot_t, upstreams) +
+                       DP_METRICS_UPSTREAMS_MAX * sizeof(hist_entry_t),
+               "upstream_overflow follows upstreams");
 _Static_assert(sizeof(dp_server_stats_t) % sizeof(uint64_t) == 0, "server stats: uint64_t");
 
 typedef struct metrics_shared {
