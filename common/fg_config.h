@@ -43,6 +43,7 @@
 #define FG_MAX_LIST 1024             /* hosts, methods, header ops, CIDRs per list */
 #define FG_TIMEOUT_MAX_MS 3600000u   /* one hour: the largest timeout any field accepts */
 #define FG_RETRIES_MAX 10
+#define FG_REQUEST_ID_HEADER_MAX_LEN 64 /* logging.requestIdHeader: a header name */
 
 /* ---- defaults ------------------------------------------------------------------------- */
 #define FG_DEFAULT_PORT 3000
@@ -295,6 +296,8 @@ typedef struct fg_logging_conf {
     const char *format;  /* "json" */
     double success_rate; /* `sampling.successRate` 0..1, default 1 */
     double error_rate;   /* `sampling.errorRate` 0..1, default 1 */
+    const char *request_id_header; /* `requestIdHeader`: request correlation header, NULL =
+                                      "X-Request-ID" (issue 7) */
 } fg_logging_conf_t;
 
 typedef struct fg_metrics_conf {

@@ -124,21 +124,37 @@ const char *fg__header_name_problem(const char *name)
     return NULL;
 }
 
-/* The identity header is written by the data plane after the client's copy is dropped; a name
- * the proxy already writes or frames by (Host, Content-Length, ...) would make two of them. */
-const char *fg__identity_header_problem(const char *name)
+/* Header names the proxy writes itself (framing, hop-by-hop, Host, X-Forwarded-*, trace
+ * context) or reads credentials from. A header the config names for the proxy to write (the
+ * key's identity, the request id) must be none of them, or two copies would go upstream. */
+static const char *proxy_header_problem(const char *name)
 {
     static const char *const reserved[] = {
-        "Host",    "Content-Length",  "Transfer-Encoding", "Connection",        "Keep-Alive",
-        "Upgrade", "TE",              "Trailer",           "Proxy-Connection",  "Expect",
-        "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Authorization", NULL};
+        "host", "connection", "keep-alive", "proxy-connection", "te", "trailer",
+        "transfer-encoding", "upgrade", "proxy-authorization", "proxy-authenticate",
+        "content-length", "expect", "x-forwarded-for", "x-forwarded-proto",
+        "x-forwarded-host", "traceparent", "tracestate", "authorization",
+    };
     const char *why = fg__header_name_problem(name);
     if (why)
         return why;
-    for (const char *const *r = reserved; *r; r++)
-        if (strcasecmp(name, *r) == 0)
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcasecmp(name, reserved[i]) == 0)
             return "must not be a header the proxy writes or reads credentials from";
     return NULL;
+}
+
+const char *fg__identity_header_problem(const char *name)
+{
+    return proxy_header_problem(name);
+}
+
+const char *fg__request_id_header_problem(const char *name)
+{
+    const char *why = proxy_header_problem(name);
+    if (!why && strlen(name) > FG_REQUEST_ID_HEADER_MAX_LEN)
+        why = "header name is too long";
+    return why;
 }
 
 const char *fg__header_value_problem(const char *value)

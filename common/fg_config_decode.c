@@ -817,7 +817,8 @@ static const char *const auth_keys[] = {"type",           "header", "keys", "bea
 static const char *const rate_limit_conf_keys[] = {"enabled", "backend", "redis", "global",
                                                    "perRoute", "maxBuckets", NULL};
 static const char *const redis_keys[] = {"url", "timeoutMs", "fallbackDivisor", NULL};
-static const char *const logging_keys[] = {"level", "format", "sampling", NULL};
+static const char *const logging_keys[] = {"level", "format", "sampling", "requestIdHeader",
+                                           NULL};
 static const char *const sampling_keys[] = {"successRate", "errorRate", NULL};
 static const char *const metrics_keys[] = {"enabled", "port", "path", NULL};
 
@@ -1144,6 +1145,9 @@ static int dec_logging(dec_t *d, const cJSON *obj, fg_logging_conf_t *l)
     else if ((rc = get_string(d, it, "level", false, 16, log_level_problem, &l->level)) != 0)
         goto out;
     if ((rc = get_string(d, it, "format", false, 16, log_format_problem, &l->format)) != 0)
+        goto out;
+    if ((rc = get_string(d, it, "requestIdHeader", false, FG_REQUEST_ID_HEADER_MAX_LEN,
+                         fg__request_id_header_problem, &l->request_id_header)) != 0)
         goto out;
     const cJSON *s = member(it, "sampling");
     if (s) {

@@ -384,7 +384,8 @@ static cJSON *enc_logging(const fg_logging_conf_t *l)
     bool ok = o && s && add_num(s, "successRate", l->success_rate) &&
               add_num(s, "errorRate", l->error_rate) &&
               add_str(o, "level", or_default(l->level, FG_DEFAULT_LOG_LEVEL)) &&
-              add_str(o, "format", or_default(l->format, FG_DEFAULT_LOG_FORMAT));
+              add_str(o, "format", or_default(l->format, FG_DEFAULT_LOG_FORMAT)) &&
+              add_str(o, "requestIdHeader", l->request_id_header);
     if (!ok) {
         cJSON_Delete(s);
         cJSON_Delete(o);

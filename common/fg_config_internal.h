@@ -46,6 +46,7 @@ const char *fg__ip_or_cidr_problem(const char *text);
 const char *fg__header_name_problem(const char *name);
 const char *fg__header_value_problem(const char *value);
 const char *fg__identity_header_problem(const char *name);
+const char *fg__request_id_header_problem(const char *name);
 const char *fg__redis_url_problem(const char *url);
 const char *fg__hash_on_problem(const char *hash_on);
 bool fg__sha256_hex_valid(const char *s);

@@ -441,6 +441,10 @@ static int check_settings(const fg_config_t *cfg, fg_error_t *err)
                             "must be \"debug\", \"info\", \"warn\" or \"error\"");
     if (lg->format && strcmp(lg->format, FG_DEFAULT_LOG_FORMAT) != 0)
         return fg_error_set(err, "logging.format", "must be \"json\"");
+    if (lg->request_id_header &&
+        (rc = check_problem(err, "logging.requestIdHeader",
+                            fg__request_id_header_problem(lg->request_id_header))) != 0)
+        return rc;
     if ((rc = check_problem(err, "metrics.path", fg__http_path_problem(cfg->metrics.path))) != 0)
         return rc;
     if (cfg->security.auth.header &&

@@ -146,18 +146,34 @@ static size_t utf8_seq_len(const unsigned char *s, size_t avail)
     return n;
 }
 
-/* Append `s` as a JSON string. On overflow the string is closed where it was cut and
- * false is returned; the caller then stops adding fields. */
-static bool buf_json_string(log_buf_t *b, const char *s)
+/* Bytes that go into a JSON string as they are ('1'): printable ASCII but '"' and '\\'. */
+static const char json_plain[257] =
+    "0000000000000000000000000000000011011111111111111111111111111111"
+    "1111111111111111111111111111011111111111111111111111111111111110"
+    "0000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+size_t fg_json_escape(char *out, size_t cap, const char *s, size_t n, size_t *consumed)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
-    size_t n = strlen(s);
-    bool ok = true;
+    size_t i = 0, len = 0;
 
-    if (!buf_raw(b, "\"", 1))
-        return false;
-    for (size_t i = 0; i < n && ok;) {
+    while (i < n) {
+        /* The common case, a run of printable ASCII other than '"' and '\\', is copied
+         * whole: the access log escapes a path per request. */
+        size_t run = i;
+        while (run < n && json_plain[u[run]] == '1')
+            run++;
+        if (run > i) {
+            size_t take = run - i < cap - len ? run - i : cap - len;
+            memcpy(out + len, u + i, take);
+            len += take;
+            i += take;
+            if (i < run)
+                break; /* out of room */
+            continue;
+        }
         unsigned char c = u[i];
         char esc[8];
         size_t esc_len = 0;
@@ -184,12 +200,29 @@ static bool buf_json_string(log_buf_t *b, const char *s)
                 memcpy(esc, u + i, adv), esc_len = adv;
             }
         }
-        ok = buf_raw(b, esc, esc_len);
+        if (cap - len < esc_len)
+            break;
+        memcpy(out + len, esc, esc_len);
+        len += esc_len;
         i += adv;
     }
+    if (consumed)
+        *consumed = i;
+    return len;
+}
+
+/* Append `s` as a JSON string. On overflow the string is closed where it was cut and
+ * false is returned; the caller then stops adding fields. */
+static bool buf_json_string(log_buf_t *b, const char *s)
+{
+    size_t n = strlen(s), used;
+
+    if (!buf_raw(b, "\"", 1))
+        return false;
+    b->len += fg_json_escape(b->p + b->len, b->cap - b->len, s, n, &used);
     /* The closing quote may use the reserve: it is what keeps a cut line valid JSON. */
     b->p[b->len++] = '"';
-    return ok;
+    return used == n;
 }
 
 static bool buf_pair(log_buf_t *b, const char *key, const char *value)

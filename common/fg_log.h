@@ -7,6 +7,8 @@
 #ifndef FG_LOG_H
 #define FG_LOG_H
 
+#include <stddef.h>
+
 typedef enum fg_log_level {
     FG_LOG_DEBUG = 0,
     FG_LOG_INFO = 1,
@@ -34,6 +36,12 @@ int fg_log_reopen(void);
 
 /** Parse "debug", "info", "warn"/"warning", "error". Returns 0, or -EINVAL leaving *out. */
 int fg_log_level_parse(const char *name, fg_log_level_t *out);
+
+/** JSON-escape `n` bytes of `s` into `out` (at most `cap` bytes, no quotes, no NUL): '"' and
+ *  '\\' escaped, control characters and DEL as \\n \\r \\t or \\u00XX, invalid UTF-8 as
+ *  \\ufffd. Stops before a character that does not fit whole. Returns the bytes written;
+ *  `*consumed` (if not NULL) gets the input bytes used (n when everything fit). */
+size_t fg_json_escape(char *out, size_t cap, const char *s, size_t n, size_t *consumed);
 
 /** Write one line. After `msg` come string key/value pairs, terminated by a single NULL:
  *  fg_log(FG_LOG_INFO, "snapshot applied", "version", "42", NULL). A NULL value is written

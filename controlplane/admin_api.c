@@ -24,6 +24,7 @@
 
 #include "api.h"
 #include "api_import.h"
+#include "ctl_metrics.h"
 #include "fg_log.h"
 #include "fg_time.h"
 #include "lockout.h"
@@ -68,6 +69,8 @@ static const api_route_t api_routes_table[] = {
     {.path = "/api/v1/export", .auth = true, .allow_collection = "GET", .fn = api_export},
     {"/health/live", false, "GET", NULL, api_health_live, NULL, NULL},
     {"/health/ready", false, "GET", NULL, api_health_ready, NULL, NULL},
+    {"/health/deep", false, "GET", NULL, api_health_deep, NULL, NULL},
+    {"/metrics", false, "GET", NULL, api_metrics, NULL, NULL},
 };
 
 /* ---- replies -------------------------------------------------------------------------- */
@@ -421,10 +424,12 @@ static bool on_head(admin_api_t *api, api_req_t *req)
             return true;
         }
         req->handler = api_ui;
+        req->endpoint = "/ui";
         return false;
     }
     const api_route_t *r = route_find(req->url, req->item_buf, sizeof req->item_buf, &item,
                                       &action);
+    req->endpoint = r ? r->path : NULL;
     if (!r || (item && !r->allow_item)) {
         api_reply_error(req, MHD_HTTP_NOT_FOUND, "not_found", NULL, "no such resource");
         return true;
@@ -533,6 +538,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                            : FG_LOG_DEBUG;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && level < FG_LOG_WARN)
         level = FG_LOG_INFO;
+    ctl_metrics_admin_request(req->endpoint, req->item != NULL, req->action, req->method,
+                              req->status);
     if (fg_log_enabled(level))
         fg_log(level, "admin request", "client", req->client, "method", req->method, "path",
                req->path, "status", status, "duration_ms", ms, "completed",

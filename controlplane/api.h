@@ -52,6 +52,7 @@ struct api_req {
     char reply_location[FG_ERROR_FIELD_MAX + 32];
     uint32_t reply_retry_after_s; /* Retry-After on a 429; 0 = none */
     char client[64];        /* the client's address, for logs ("" = unknown) */
+    const char *endpoint;   /* the route table's path that matched, for /metrics (issue 7) */
 };
 
 /* ---- replies (each queues the response; returns what the MHD handler returns) ---------- */

@@ -35,6 +35,7 @@
 #include <openssl/err.h>
 
 #include "fg_frame.h"
+#include "ctl_metrics.h"
 #include "fg_log.h"
 #include "fg_proto.h"
 #include "fg_secret.h"
@@ -291,8 +292,11 @@ static bool load_latest(publisher_t *pub)
 /* Load the newest stored snapshot if it is not the one we hold, then push it to everyone. */
 static void refresh_latest(publisher_t *pub)
 {
-    if (load_latest(pub))
+    uint64_t t0 = ctl_metrics_now_us();
+    if (load_latest(pub)) {
         push_all_except(pub, NULL);
+        ctl_metrics_publish(ctl_metrics_now_us() - t0); /* issue 7 */
+    }
 }
 
 /* ---- the registry --------------------------------------------------------------------- */

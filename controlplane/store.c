@@ -21,6 +21,7 @@
 #include "config_diff.h"
 #include "fg_config.h"
 #include "fg_hash.h"
+#include "ctl_metrics.h"
 #include "fg_log.h"
 #include "fg_time.h"
 #include "migrations.h"
@@ -129,6 +130,9 @@ static int fail_sqlite(store_t *st, int rc, fg_error_t *err, const char *what)
         code = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? -EAGAIN : -EIO;
         break;
     }
+    ctl_metrics_sqlite_error((rc & 0xff) == SQLITE_CONSTRAINT ? CTL_SQLITE_CONSTRAINT
+                             : code == -EAGAIN               ? CTL_SQLITE_BUSY
+                                                             : CTL_SQLITE_OTHER); /* issue 7 */
     return fg_error_setc(err, code, NULL, "%s: %s", what,
                          st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 }

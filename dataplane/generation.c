@@ -18,11 +18,14 @@
 #include <malloc.h>
 #endif
 
+#include "accesslog.h"
 #include "auth.h"
 #include "balancer.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "metrics.h"
 #include "ratelimit.h"
+#include "trace.h"
 
 static dp_generation_t *current;
 
@@ -225,6 +228,10 @@ void generation_install(dp_generation_t *g)
     uint64_t trim_us = large ? trim_heap_us() : 0;
     if (g) {
         g->applied_at_ms = fg_wall_ms();
+        /* Issue 7: the version gauge, the swap counter, and this config's logging. */
+        metrics_generation(g->version);
+        accesslog_configure(&g->config->logging);
+        trace_set_header(g->config->logging.request_id_header);
         snprintf(version, sizeof(version), "%lld", (long long)g->version);
         snprintf(routes, sizeof(routes), "%zu", g->config->n_routes);
         snprintf(upstreams, sizeof(upstreams), "%zu", g->config->n_upstreams);

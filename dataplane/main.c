@@ -26,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "accesslog.h"
 #include "cache.h"
 #include "fg_error.h"
 #include "fg_frame.h"
@@ -36,11 +37,13 @@
 #include "generation.h"
 #include "master.h"
 #include "ratelimit.h"
+#include "metrics.h"
 #include "server.h"
 #include "status.h"
 #include "subscriber.h"
 #include "tls.h"
 #include "upstream.h"
+#include "trace.h"
 
 #define DP_LISTEN_DEFAULT "127.0.0.1:8080"
 #define DP_DRAIN_TIMEOUT_MS 5000u    /* longest wait for in-flight connections on SIGTERM */
@@ -83,6 +86,7 @@ typedef struct dp_app {
     tls_server_t *tls;          /* --tls-listen certificates, or NULL; owned */
     char id[FG_ID_MAX];
     char hostname[FG_HOSTNAME_MAX];
+    unsigned worker;            /* 1..N under a master, 0 for the single process */
 } dp_app_t;
 
 static void print_usage(FILE *out)
@@ -338,6 +342,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             fg_log(FG_LOG_ERROR, "SIGHUP: cannot reopen the log file", NULL);
         else
             fg_log(FG_LOG_INFO, "SIGHUP: log reopened", NULL);
+        if (accesslog_reopen() < 0)
+            fg_log(FG_LOG_ERROR, "SIGHUP: cannot reopen the access log", NULL);
         return;
     }
     app_start_drain(app, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -420,6 +426,12 @@ static int app_start(dp_app_t *app, const dp_options_t *o)
                err.message, NULL);
         return -1;
     }
+    /* Issue 7: ids unique to this process, gauges published, the access log's sink. */
+    trace_init();
+    if (metrics_start(app->base, app->server) < 0 || accesslog_start(app->base, app->worker) < 0) {
+        fg_log(FG_LOG_ERROR, "cannot start the metrics or the access log", NULL);
+        return -1;
+    }
     bool from_cache = false;
     if (o->cache) {
         app->cache = cache_open(o->cache, &err);
@@ -472,6 +484,8 @@ static void app_free(dp_app_t *app)
      * hold references to it, so they go first and the current slot last. */
     subscriber_free(app->subscriber);
     cache_close(app->cache); /* writes a snapshot still pending */
+    accesslog_stop();        /* writes the lines still buffered */
+    metrics_stop();
     status_free(app->status);
     server_free(app->server);
     ratelimit_shutdown(); /* after the server: no request is waiting on Redis any more */
@@ -539,6 +553,8 @@ static int run_worker(unsigned index, int ready_fd, void *arg)
     app.tls = w->proto->tls; /* the forked copy: this process's own */
     memcpy(app.hostname, w->proto->hostname, sizeof(app.hostname));
     snprintf(app.id, sizeof(app.id), "%.120s-w%u", w->proto->id, index + 1);
+    app.worker = index + 1;
+    metrics_worker_attach(index); /* the slot the master mapped before forking */
     return run_data_plane(&app, w->opts, ready_fd);
 }
 
@@ -616,8 +632,15 @@ int main(int argc, char **argv)
     }
 
     unsigned workers = opts.workers > 0 ? (unsigned)opts.workers : default_workers();
-    if (workers == 1)
+    /* One metrics slot per worker, mapped before any fork so every worker sees them all. */
+    if ((rc = metrics_shared_init(workers)) < 0) {
+        fg_log(FG_LOG_ERROR, "cannot map the shared metrics", "error", strerror(-rc), NULL);
+        return EXIT_STARTUP;
+    }
+    if (workers == 1) {
+        metrics_worker_attach(0);
         return run_data_plane(&app, &opts, -1);
+    }
     dp_worker_arg_t warg = {.opts = &opts, .proto = &app};
     master_conf_t mconf = {.workers = workers, .run = run_worker, .arg = &warg,
                            .drain_timeout_ms = DP_DRAIN_TIMEOUT_MS};

@@ -1,18 +1,43 @@
-/* metrics.h - the data plane's event counters, one set per worker process.
+/* metrics.h - the data plane's metrics: event counters, per-route and per-upstream series,
+ * gauges, all in memory every worker of one data plane can read; rendered in Prometheus
+ * text format (0.0.4) on the status listener's /metrics.
  *
  * Every module that decides something worth counting (auth, guard, ratelimit, breaker,
  * balancer, health, proxy) bumps a field here: `metrics_counters()->ssrf_blocked++`. The
  * counters are plain uint64_t and only grow, so a data plane's totals are the element-wise
- * sum of its workers' structs: metrics.c keeps one struct per worker where the status
- * listener of any worker can read them all, and renders them in Prometheus text format.
- * Series with labels taken from config (route, upstream, target) live in metrics.c itself.
+ * sum of its workers' structs.
  *
- * Fields are ONLY uint64_t (the struct is summed as an array); add new ones at the end of
- * their group. */
+ * Storage: one MAP_SHARED anonymous mapping, made by the master before it forks (or by the
+ * single process), with one slot per worker. A worker writes only its own slot, with plain
+ * stores and no locks (aligned 64-bit stores are single instructions on every platform we
+ * build for, so a reader in another worker sees an old or a new value, never a torn one);
+ * whichever worker answers a scrape reads every slot and sums them.
+ *
+ * Monotonic per data plane: a restarted worker inherits its slot and keeps counting from
+ * where its predecessor stopped (counters, route series, histograms are never reset).
+ * Values a worker mirrors from its own process state (server refusal/timeout counters,
+ * CPU time, accepted connections) restart at zero in a new process: metrics_worker_attach()
+ * folds what the previous process last published into a per-slot base first, so their
+ * sums never go backwards either. Gauges (active connections, RSS, fds, breaker state) are
+ * the new process's own and are cleared at attach.
+ *
+ * Label values come from config only (route id, upstream name, target URL, method names
+ * from llhttp's fixed list, status codes 100..599), never from raw client input, and every
+ * per-label table has a fixed size with an overflow series: cardinality is bounded.
+ *
+ * Fields of dp_counters_t are ONLY uint64_t (the struct is summed as an array); add new
+ * ones at the end of their group. */
 #ifndef DP_METRICS_H
 #define DP_METRICS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include <event2/event.h>
+
+struct evbuffer;
+struct dp_server;
 
 /* Indexes of the per-backend / per-state arrays below. */
 enum { DP_RL_BACKEND_LOCAL = 0, DP_RL_BACKEND_REDIS = 1, DP_RL_BACKENDS };
@@ -43,9 +68,58 @@ typedef struct dp_counters {
     uint64_t dns_resolutions;           /* upstream names (re-)resolved */
     /* observability and generations (issue 7) */
     uint64_t generation_swaps;
+    uint64_t accesslog_lines;           /* access log lines written (after sampling) */
+    uint64_t accesslog_dropped;         /* lines dropped: the sink stalled or failed */
+    uint64_t accesslog_sampled_out;     /* successes left out by logging.sampling */
+    uint64_t request_ids_generated;     /* X-Request-ID absent or malformed: we made one */
+    uint64_t traces_started;            /* no valid traceparent: a new trace began here */
 } dp_counters_t;
 
-/** This process's counters (never NULL; valid for the life of the process). */
+/* ---- limits (named; compile-time: the shared mapping is sized before any config) ------ */
+#define DP_METRICS_SERIES_MAX 4096    /* (route, method, status) series per worker; pow2 */
+#define DP_METRICS_ROUTES_MAX 1024    /* routes with a duration histogram per worker; pow2 */
+#define DP_METRICS_UPSTREAMS_MAX 256  /* upstreams with a latency histogram per worker; pow2 */
+#define DP_METRICS_TARGETS_MAX 1024   /* (upstream, target) breaker/health gauges; pow2 */
+#define DP_METRICS_PROBE_MAX 32       /* probes in an open-addressed table before overflow */
+#define DP_METRICS_TARGET_LEN 160     /* bytes of a target URL kept as a label value */
+#define DP_METRICS_REFRESH_MS 1000u   /* how often a worker publishes its gauges */
+#define DP_METRICS_BUCKETS 14         /* histogram buckets, +Inf excluded (metrics.c) */
+
+/** This process's counters (never NULL; valid for the life of the process). Before
+ *  metrics_worker_attach() (unit tests, start-up) a process-local struct. */
 dp_counters_t *metrics_counters(void);
+
+/** Create the shared mapping for `workers` slots (1..MASTER_WORKERS_MAX). Called once, by
+ *  the master before it forks or by the single process; the mapping is inherited. 0 or a
+ *  negative errno. */
+int metrics_shared_init(unsigned workers);
+
+/** Bind this process to slot `index` (see the top of this file for what is kept and what
+ *  restarts). Without metrics_shared_init() this is a no-op. */
+void metrics_worker_attach(unsigned index);
+
+/** Start publishing this worker's gauges every DP_METRICS_REFRESH_MS on `base`, reading
+ *  the server's counters (borrowed; must outlive the metrics: call metrics_stop first).
+ *  0 or -ENOMEM. */
+int metrics_start(struct event_base *base, const struct dp_server *server);
+
+/** Stop the refresh timer (shutdown). */
+void metrics_stop(void);
+
+/** Record one finished request: its route id (NULL: none matched), llhttp method, final
+ *  status, duration, bytes, and the upstream it went to (NULL: none) with the time from
+ *  dispatch to the response head (0: no response head). No allocation, no lock. */
+void metrics_request(const char *route, unsigned method, int status, uint64_t duration_us,
+                     uint64_t bytes_in, uint64_t bytes_out, const char *upstream,
+                     uint64_t upstream_us);
+
+/** A generation was installed: config version gauge, swap counter. */
+void metrics_generation(int64_t version);
+
+/** A snapshot from the control plane was applied in `us` (decode, validate, build, swap). */
+void metrics_apply_duration(uint64_t us);
+
+/** Render every slot's sum in Prometheus text format into `out`. 0 or -ENOMEM. */
+int metrics_render(struct evbuffer *out);
 
 #endif

@@ -18,12 +18,13 @@
 
 #include <event2/buffer.h>
 
+#include "accesslog.h"
 #include "auth.h"
 #include "fg_log.h"
 #include "fg_time.h"
-#include "ratelimit.h"
 #include "metrics.h"
 #include "overload.h"
+#include "ratelimit.h"
 #include "retry.h"
 #include "tls.h"
 
@@ -59,6 +60,8 @@ static const error_def_t refusal_breaker = {503, "circuit_open",
                                             "every target of the upstream is failing"};
 static const error_def_t refusal_overload = {503, "overloaded",
                                              "the gateway is overloaded; retry later"};
+
+#define ERROR_EXTRA_MAX 1024 /* bytes of a refusal's own header lines (429, 401, 503) */
 
 static const error_def_t *error_lookup(int status)
 {
@@ -188,27 +191,18 @@ static bool request_can_settle(const dp_request_t *r)
 
 /* ---- finishing ------------------------------------------------------------------------- */
 
-/* Everything about a finished request is here: the hook for the access log and metrics
- * (issue 7). Nothing is logged per request above debug level. */
-static void request_finished(const dp_request_t *r, int status)
+/* Everything about a finished request is here: the access log and metrics (issue 7). */
+static void request_finished(dp_request_t *r, int status)
 {
-    if (!fg_log_enabled(FG_LOG_DEBUG))
-        return;
-    char st[8], ms[24], in[24], out[24];
-    snprintf(st, sizeof st, "%d", status ? status : r->status);
-    snprintf(ms, sizeof ms, "%llu", (unsigned long long)(fg_now_ms() - r->start_ms));
-    snprintf(in, sizeof in, "%llu", (unsigned long long)r->req_body_bytes);
-    snprintf(out, sizeof out, "%llu", (unsigned long long)r->resp_body_bytes);
-    char path[256];
-    size_t pl = r->path_len < sizeof path - 1 ? r->path_len : sizeof path - 1;
-    if (r->path)
-        memcpy(path, r->path, pl);
-    path[r->path ? pl : 0] = '\0';
-    fg_log(FG_LOG_DEBUG, "request", "method",
-           r->head ? llhttp_method_name((llhttp_method_t)r->head->method) : "-", "path", path,
-           "route", r->route ? r->route->id : NULL, "status", st, "duration_ms", ms,
-           "bytes_in", in, "bytes_out", out, "upstream_reused", r->up_reused ? "true" : "false",
-           "client", r->conn->peer_ip, NULL);
+    int st = status ? status : r->status;
+    uint64_t now = trace_now_us();
+    uint64_t dur = r->trace.start_us && now > r->trace.start_us ? now - r->trace.start_us : 0;
+    if (!r->gen || r->gen->config->metrics.enabled)
+        metrics_request(r->route ? r->route->id : NULL, r->head ? r->head->method : 0, st, dur,
+                        r->req_body_bytes, r->resp_body_bytes,
+                        r->upstream ? r->upstream->name : NULL, r->trace.upstream_us);
+    trace_ensure_id(&r->trace);
+    accesslog_request(r, st, now);
 }
 
 /* The client-caused refusals, counted by status (timeouts are counted where detected). */
@@ -339,9 +333,15 @@ void proxy_finish(dp_request_t *r, int status)
                                          OVERLOAD_RETRY_AFTER_S);
             extra = retry_after;
         }
+        /* ...and every error carries the request id the access log line will show. */
+        char hdrs[ERROR_EXTRA_MAX + DP_TRACE_HEADER_MAX + DP_TRACE_REQUEST_ID_MAX + 8];
+        size_t n = extra && extra_len <= ERROR_EXTRA_MAX ? extra_len : 0;
+        memcpy(hdrs, extra ? extra : "", n);
+        trace_ensure_id(&r->trace);
+        n = (size_t)(trace_write_response(&r->trace, hdrs + n) - hdrs);
         if (http1_write_error_ex(client_out(r), d->status, d->code,
-                                 r->error_message ? r->error_message : d->message, extra,
-                                 extra_len, !keep) < 0)
+                                 r->error_message ? r->error_message : d->message, hdrs, n,
+                                 !keep) < 0)
             keep = false;
         r->status = status;
     }
@@ -535,7 +535,8 @@ static int write_request_head(dp_request_t *r)
                    sizeof("X-Forwarded-Proto: https\r\n") +
                    (host ? sizeof("X-Forwarded-Host: \r\n") + host->value_len : 0) +
                    sizeof("Transfer-Encoding: chunked\r\n") + sizeof("Content-Length: \r\n") +
-                   num_len + sizeof("Connection: upgrade\r\n") + 2;
+                   num_len + sizeof("Connection: upgrade\r\n") + 2 +
+                   trace_request_len(&r->trace);
     total += auth_identity_size(r);
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const http1_header_t *hd = &h->headers[i];
@@ -581,6 +582,7 @@ static int write_request_head(dp_request_t *r)
         PUTS(p, "\r\n");
     }
     p = auth_identity_write(r, p); /* the authenticated key's name (identityHeader) */
+    p = trace_write_request(&r->trace, p); /* request id, traceparent (issue 7) */
     if (r->upgrade) {
         /* The route tunnels upgrades: this hop asks for the same protocol switch. */
         for (uint32_t i = 0; i < h->n_headers; i++) {
@@ -662,7 +664,8 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
 
     size_t total = sizeof("HTTP/1.1 000 \r\n") + reason_len + sizeof("Content-Length: \r\n") +
                    num_len + sizeof("Transfer-Encoding: chunked\r\n") +
-                   sizeof("Connection: keep-alive\r\n") + 2 + r->extra_headers_len;
+                   sizeof("Connection: keep-alive\r\n") + 2 + r->extra_headers_len +
+                   trace_response_len(&r->trace);
     for (uint32_t i = 0; i < rh->n_headers; i++) {
         const http1_header_t *hd = &rh->headers[i];
         total += hd->name_len + hd->value_len + 4;
@@ -684,6 +687,8 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
             continue;
         if ((hd->flags & HTTP1_HF_FRAMING) && !(keep_cl && hd->token == HTTP1_H_CONTENT_LENGTH))
             continue;
+        if (trace_is_id_header(rh, hd)) /* ours replaces the upstream's (issue 7) */
+            continue;
         PUT(p, HTTP1_NAME(rh, hd), hd->name_len);
         PUTS(p, ": ");
         PUT(p, HTTP1_VALUE(rh, hd), hd->value_len);
@@ -700,6 +705,8 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
         PUT(p, r->extra_headers, r->extra_headers_len);
     if (conn_hdr)
         PUT(p, conn_hdr, strlen(conn_hdr));
+    if (!interim)
+        p = trace_write_response(&r->trace, p);
     PUTS(p, "\r\n");
     v.iov_len = (size_t)(p - (char *)v.iov_base);
     return evbuffer_commit_space(client_out(r), &v, 1) == 0 ? 0 : -ENOMEM;
@@ -753,6 +760,8 @@ static int on_resp_head(void *ctx, http1_head_t *head)
             return HTTP1_CB_ERROR;
         return HTTP1_CB_OK;
     }
+    if (r->trace.dispatch_us)
+        r->trace.upstream_us = trace_now_us() - r->trace.dispatch_us;
     if ((head->status == 500 || head->status == 502 || head->status == 503 ||
          head->status == 504) &&
         retry_allowed(r, true, &r->retry_delay_ms)) {
@@ -893,6 +902,7 @@ void proxy_start(dp_request_t *r)
     request_reset(r);
     r->head = &c->parser.head;
     r->start_ms = fg_now_ms();
+    trace_begin(&r->trace, r->head); /* request id, trace context (issue 7) */
     if (r->head->method == HTTP_CONNECT) {
         proxy_finish(r, 405);
         return;
@@ -1017,6 +1027,7 @@ static void request_dispatch(dp_request_t *r)
     }
     r->io_timeout_ms = r->bu->conf->timeout_ms ? r->bu->conf->timeout_ms
                                                : FG_DEFAULT_UPSTREAM_TIMEOUT_MS;
+    r->trace.dispatch_us = trace_now_us();
     request_connect(r, true);
 }
 

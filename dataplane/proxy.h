@@ -48,6 +48,7 @@
 #include "generation.h"
 #include "http1.h"
 #include "server.h"
+#include "trace.h"
 #include "upstream.h"
 
 /* ---- limits and timeouts (named; defaults) --------------------------------------------- */
@@ -114,6 +115,7 @@ typedef struct dp_request {
                                      upstream identity header and the rate-limit identity */
     struct auth_body *auth_body;  /* a signed request's body digest check (auth.c; arena) */
     uint32_t attempts;            /* upstream attempts after the first (retries) */
+    dp_trace_t trace;             /* request id, trace context, timings (trace.h, issue 7) */
     up_pool_t *pool;
     up_conn_t *up;                /* owned while set */
     http1_head_t *head;           /* client's head (in the client parser, arena memory) */

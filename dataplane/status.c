@@ -19,10 +19,13 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
+#include <cjson/cJSON.h>
+
 #include "balancer.h"
 #include "fg_log.h"
 #include "fg_time.h"
 #include "generation.h"
+#include "metrics.h"
 #include "ratelimit.h"
 
 #define STATUS_LISTEN_BACKLOG 128
@@ -38,14 +41,24 @@ typedef void (*status_handler_fn)(dp_status_t *st, struct evhttp_request *req);
 
 static void on_health_live(dp_status_t *st, struct evhttp_request *req);
 static void on_health_ready(dp_status_t *st, struct evhttp_request *req);
+static void on_health_deep(dp_status_t *st, struct evhttp_request *req);
 
-/* One row per endpoint; every one answers GET and HEAD. */
+/* Set by the traffic and rate-limit modules (issue 6); see their headers. */
+void breaker_foreach(void (*fn)(const char *upstream, const char *target, int state, void *arg),
+                     void *arg);
+void health_foreach(void (*fn)(const char *upstream, const char *target, bool up, void *arg),
+                    void *arg);
+const char *ratelimit_redis_state(void);
+
+/* One row per endpoint; every one answers GET and HEAD. /metrics (or the configured
+ * metrics.path) is matched apart, in on_request. */
 static const struct status_route {
     const char *path;
     status_handler_fn handle;
 } status_routes[] = {
     {"/health/live", on_health_live},
     {"/health/ready", on_health_ready},
+    {"/health/deep", on_health_deep},
 };
 
 static const char *reason_phrase(int code)
@@ -76,6 +89,13 @@ static void reply_json(struct evhttp_request *req, int code, const char *body)
     evbuffer_free(out);
 }
 
+static void reply_get_only(struct evhttp_request *req)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+    reply_json(req, 405, "{\"error\":{\"code\":\"method_not_allowed\","
+                         "\"message\":\"use GET or HEAD\"}}");
+}
+
 static void on_health_live(dp_status_t *st, struct evhttp_request *req)
 {
     char ts[FG_RFC3339_LEN + 1], body[STATUS_BODY_MAX];
@@ -86,16 +106,56 @@ static void on_health_live(dp_status_t *st, struct evhttp_request *req)
     reply_json(req, 200, body);
 }
 
+/* Per-upstream health as this process sees it: an upstream is DOWN when health checks
+ * report every one of its targets down. Without health checking it is UP. */
+typedef struct health_tally {
+    const char *upstream; /* NULL: every upstream */
+    unsigned up, down;
+} health_tally_t;
+
+static void tally_health(const char *upstream, const char *target, bool up, void *arg)
+{
+    health_tally_t *t = arg;
+    (void)target;
+    if (t->upstream && strcmp(t->upstream, upstream) != 0)
+        return;
+    if (up)
+        t->up++;
+    else
+        t->down++;
+}
+
+/* "UP" unless some configured upstream has every health-checked target down. */
+static const char *upstreams_check(const dp_generation_t *g)
+{
+    if (!g)
+        return "DOWN";
+    for (size_t i = 0; i < g->config->n_upstreams; i++) {
+        health_tally_t t = {g->config->upstreams[i].name, 0, 0};
+        health_foreach(tally_health, &t);
+        if (t.down && !t.up)
+            return "DOWN";
+    }
+    return "UP";
+}
+
+static const char *redis_check(void)
+{
+    const char *rs = ratelimit_redis_state();
+    return !rs || strcmp(rs, "disabled") == 0 ? "DISABLED" : strcmp(rs, "ok") == 0 ? "UP"
+                                                                                     : "DOWN";
+}
+
 /* Ready means "send me traffic": a config is applied and we are not shutting down. The
  * control plane link is reported but does not count: a data plane whose control plane is
  * away keeps serving its last config, and taking it out of rotation would turn a control
- * plane outage into a traffic outage. checks.config is "UP" for a config from the control
+ * plane outage into a traffic outage. The same goes for "upstreams" (a DOWN upstream is
+ * answered 502/503 per request, other routes still work) and "redis" (DOWN means the rate
+ * limiter fell back to local buckets). checks.config is "UP" for a config from the control
  * plane, "cache" for one loaded from --cache that the control plane has not confirmed yet,
- * "DOWN" for none. checks.redis is the rate limiter's link (ratelimit_redis_state():
- * "disabled", "ok", "fallback"): reported, never counted, as requests never fail for it.
- * `upstreams` counts the config's targets, those out of rotation and those
- * whose breaker is not closed (issue 6): reported, not counted against readiness, since other
- * upstreams may be fine. */
+ * "DOWN" for none. checks.redis is the rate limiter's link (ratelimit_redis_state(): "ok" is
+ * UP, "fallback" DOWN, "disabled" DISABLED). The top-level `upstreams` counts the config's
+ * targets, those out of rotation and those whose breaker is not closed (issue 6). */
 static void on_health_ready(dp_status_t *st, struct evhttp_request *req)
 {
     const dp_generation_t *g = generation_current();
@@ -109,14 +169,136 @@ static void on_health_ready(dp_status_t *st, struct evhttp_request *req)
     if (st->subscriber)
         subscriber_state(st->subscriber, &sub);
     snprintf(body, sizeof(body),
-             "{\"status\":\"%s\",\"checks\":{\"config\":\"%s\",\"control_plane\":\"%s\","
-             "\"redis\":\"%s\"},\"config_version\":%" PRId64 "%s,\"upstreams\":{\"targets\":%zu,"
-             "\"out_of_rotation\":%zu,\"breakers_open\":%zu}}",
+             "{\"status\":\"%s\",\"checks\":{\"config\":\"%s\",\"upstreams\":\"%s\","
+             "\"redis\":\"%s\",\"control_plane\":\"%s\"},\"config_version\":%" PRId64 "%s,"
+             "\"upstreams\":{\"targets\":%zu,\"out_of_rotation\":%zu,\"breakers_open\":%zu}}",
              ready ? "UP" : "DOWN", !g ? "DOWN" : sub.config_from_cache ? "cache" : "UP",
-             sub.connected ? "UP" : "DOWN", ratelimit_redis_state(),
+             upstreams_check(g), redis_check(), sub.connected ? "UP" : "DOWN",
              g ? g->version : (int64_t)0, st->draining ? ",\"draining\":true" : "",
              ups.targets, ups.down, ups.breakers_open);
     reply_json(req, ready ? 200 : 503, body);
+}
+
+/* /health/deep: every configured target with this process's view of its health and
+ * breaker. */
+typedef struct deep_ctx {
+    cJSON *upstreams; /* object: name -> {status, targets: [...]} */
+} deep_ctx_t;
+
+static cJSON *deep_target(deep_ctx_t *d, const char *upstream, const char *target)
+{
+    cJSON *u = cJSON_GetObjectItemCaseSensitive(d->upstreams, upstream);
+    cJSON *list = u ? cJSON_GetObjectItemCaseSensitive(u, "targets") : NULL;
+    cJSON *t;
+    cJSON_ArrayForEach(t, list) {
+        const cJSON *url = cJSON_GetObjectItemCaseSensitive(t, "target");
+        if (cJSON_IsString(url) && strcmp(url->valuestring, target) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+static void deep_health(const char *upstream, const char *target, bool up, void *arg)
+{
+    cJSON *t = deep_target(arg, upstream, target);
+    if (t)
+        cJSON_ReplaceItemInObjectCaseSensitive(t, "health", cJSON_CreateString(up ? "UP"
+                                                                                  : "DOWN"));
+}
+
+static void deep_breaker(const char *upstream, const char *target, int state, void *arg)
+{
+    static const char *const names[DP_BREAKER_STATES] = {"closed", "open", "half_open"};
+    cJSON *t = deep_target(arg, upstream, target);
+    if (t && state >= 0 && state < DP_BREAKER_STATES)
+        cJSON_ReplaceItemInObjectCaseSensitive(t, "breaker", cJSON_CreateString(names[state]));
+}
+
+static void on_health_deep(dp_status_t *st, struct evhttp_request *req)
+{
+    const dp_generation_t *g = generation_current();
+    cJSON *root = cJSON_CreateObject();
+    deep_ctx_t d = {cJSON_CreateObject()};
+    bool ready = g && !st->draining, degraded = false;
+    char *text;
+
+    if (!root || !d.upstreams)
+        goto fail;
+    cJSON_AddItemToObject(root, "upstreams", d.upstreams);
+    for (size_t i = 0; g && i < g->config->n_upstreams; i++) {
+        const fg_upstream_t *u = &g->config->upstreams[i];
+        cJSON *uo = cJSON_AddObjectToObject(d.upstreams, u->name);
+        cJSON *list = uo ? cJSON_AddArrayToObject(uo, "targets") : NULL;
+        for (size_t j = 0; list && j < u->n_targets; j++) {
+            cJSON *t = cJSON_CreateObject();
+            if (!t || !cJSON_AddItemToArray(list, t) ||
+                !cJSON_AddStringToObject(t, "target", u->targets[j].url) ||
+                !cJSON_AddStringToObject(t, "health", "unchecked") ||
+                !cJSON_AddStringToObject(t, "breaker", "none"))
+                goto fail;
+        }
+    }
+    health_foreach(deep_health, &d);
+    breaker_foreach(deep_breaker, &d);
+    cJSON *uo;
+    cJSON_ArrayForEach(uo, d.upstreams) {
+        unsigned up = 0, down = 0;
+        cJSON *t;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(uo, "targets")) {
+            const char *h = cJSON_GetObjectItemCaseSensitive(t, "health")->valuestring;
+            const char *b = cJSON_GetObjectItemCaseSensitive(t, "breaker")->valuestring;
+            bool usable = strcmp(h, "DOWN") != 0 && strcmp(b, "open") != 0;
+            up += usable;
+            down += !usable;
+        }
+        cJSON_AddStringToObject(uo, "status", !down ? "UP" : up ? "DEGRADED" : "DOWN");
+        degraded |= down > 0;
+    }
+    cJSON_AddStringToObject(root, "status", !ready ? "DOWN" : degraded ? "DEGRADED" : "UP");
+    cJSON_AddNumberToObject(root, "config_version", g ? (double)g->version : 0);
+    cJSON_AddStringToObject(root, "redis", redis_check());
+    text = cJSON_PrintUnformatted(root);
+    if (!text)
+        goto fail;
+    reply_json(req, ready ? 200 : 503, text);
+    free(text);
+    cJSON_Delete(root);
+    return;
+fail:
+    cJSON_Delete(root);
+    if (!root)
+        cJSON_Delete(d.upstreams);
+    evhttp_send_error(req, 500, NULL);
+}
+
+/* Prometheus text format, version 0.0.4, of every worker's slot summed. */
+static void on_metrics(struct evhttp_request *req)
+{
+    struct evbuffer *out = evbuffer_new();
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    if (!out || metrics_render(out) < 0) {
+        if (out)
+            evbuffer_free(out);
+        evhttp_send_error(req, 500, NULL);
+        return;
+    }
+    evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+/* metrics.path of the applied config (the default before one), unless metrics.enabled is
+ * false. */
+static bool is_metrics_path(const char *uri, size_t len)
+{
+    const dp_generation_t *g = generation_current();
+    const char *path = g ? g->config->metrics.path : NULL;
+    if (g && !g->config->metrics.enabled)
+        return false;
+    if (!path)
+        path = FG_DEFAULT_METRICS_PATH;
+    return strlen(path) == len && memcmp(path, uri, len) == 0;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -131,12 +313,18 @@ static void on_request(struct evhttp_request *req, void *arg)
         if (strlen(r->path) != path_len || memcmp(r->path, uri, path_len) != 0)
             continue;
         if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-            reply_json(req, 405, "{\"error\":{\"code\":\"method_not_allowed\","
-                                 "\"message\":\"use GET or HEAD\"}}");
+            reply_get_only(req);
             return;
         }
         r->handle(st, req);
+        return;
+    }
+    if (is_metrics_path(uri, path_len)) {
+        if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+            reply_get_only(req);
+            return;
+        }
+        on_metrics(req);
         return;
     }
     reply_json(req, 404, "{\"error\":{\"code\":\"not_found\","

@@ -46,6 +46,7 @@
 #include "fg_log.h"
 #include "fg_time.h"
 #include "fg_tls.h"
+#include "metrics.h"
 
 typedef enum sub_phase {
     SUB_IDLE = 0,
@@ -417,6 +418,7 @@ static int sub_handle_snapshot(dp_subscriber_t *s, const char *payload, size_t l
     generation_install(g);
     s->st.last_apply_ms = g->applied_at_ms;
     s->st.last_apply_duration_ms = fg_now_ms() - t0;
+    metrics_apply_duration(s->st.last_apply_duration_ms * 1000u); /* issue 7 */
     s->st.snapshots_applied++;
     s->st.config_from_cache = false;
     if (s->on_applied)

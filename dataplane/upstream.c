@@ -820,3 +820,15 @@ void upstream_shutdown(void)
     memset(&up, 0, sizeof up);
     tls_client_shutdown();
 }
+
+/* ---- metrics (issue 7) ------------------------------------------------------------------ */
+
+void upstream_pool_totals(size_t *pools, size_t *idle)
+{
+    size_t n_idle = 0;
+    up_pool_t *p;
+    TAILQ_FOREACH(p, &up.idle_pools, idle_link)
+        n_idle += p->n_idle;
+    *pools = up.n_pools;
+    *idle = n_idle;
+}

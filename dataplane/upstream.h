@@ -94,4 +94,7 @@ size_t upstream_idle_count(const up_pool_t *p);
 /** Connections opened for `p` since start (tests, metrics). */
 uint64_t upstream_connects(const up_pool_t *p);
 
+/** Pools that exist and idle connections across them, for /metrics (issue 7). */
+void upstream_pool_totals(size_t *pools, size_t *idle);
+
 #endif

@@ -18,6 +18,10 @@ PACKAGES=(
   # test_conformance/test_import read YAML with a second parser (PyYAML); tests of
   # docs/admin-api.yaml validate schemas (Python)
   python3-yaml python3-jsonschema
+  # test_metrics runs promtool (`check metrics`, `check rules`): Debian ships it only in the
+  # prometheus package (~19 MB download; under systemd it also starts a Prometheus server on
+  # :9090, which the tests neither need nor touch)
+  prometheus
 )
 # test_ui drives the admin console in Debian's headless Chromium (playwright-core from npm,
 # installed by the test into the build tree, downloads no browser of its own). Optional:

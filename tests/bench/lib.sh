@@ -3,7 +3,8 @@
 # Expects src (the checkout) and build (a build directory) set, and log/die defined; call
 # bench_init TAG first, which makes the scratch directory T and installs the exit trap.
 # Processes started with bench_start run in their own session and are recorded in
-# BENCH_PIDS; the trap stops them and removes T (KEEP_TMP=1 keeps it).
+# BENCH_PIDS; the trap stops them and removes T (KEEP_TMP=1 keeps it). OBSERVE=off makes
+# bench_template_db's config turn per-request metrics and the access log off (issue 7).
 
 declare -a BENCH_PIDS=()
 
@@ -155,6 +156,15 @@ bench_template_db() {
     curl -fsS -m 10 -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' -o /dev/null \
       -X POST "http://127.0.0.1:$admin/api/v1/routes" -d '{"id":"all","path":"/*","upstream":"origin"}' ||
     { kill "$pid"; die "could not create the template config"; }
+  # OBSERVE=off: no per-request metrics (metrics.enabled false) and no access log (its level
+  # above every access line). The default config has both on, the access log at sampling 1.
+  if [[ ${OBSERVE:-on} == off ]]; then
+    curl -fsS -m 10 -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' -o /dev/null \
+      -X PUT "http://127.0.0.1:$admin/api/v1/settings/metrics" -d '{"enabled":false}' &&
+      curl -fsS -m 10 -H 'Authorization: Bearer bench' -H 'Content-Type: application/json' -o /dev/null \
+        -X PUT "http://127.0.0.1:$admin/api/v1/settings/logging" -d '{"level":"error"}' ||
+      { kill "$pid"; die "could not turn metrics and access logs off"; }
+  fi
   kill "$pid" && wait "$pid" || die "flexgate-ctl did not exit cleanly"
 }
 

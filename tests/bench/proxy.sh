@@ -11,6 +11,7 @@
 # Usage: tests/bench/proxy.sh [BUILD_DIR] [-- proxy-bench options]
 #   e.g. tests/bench/proxy.sh build -- --rounds 3 --duration 10 --conns 50,200 --out /tmp/bench.json
 #   ROUTES=10000 tests/bench/proxy.sh build   (load that many generated routes first)
+#   OBSERVE=off tests/bench/proxy.sh build     (metrics and access log off, issue 7)
 #
 # With ROUTES=N the control plane only writes the template (one upstream, one route) and is
 # stopped; tests/tools/fake_ctl.py then serves the data plane one snapshot holding N routes:
@@ -55,6 +56,12 @@ api -X POST "http://127.0.0.1:$admin_port/api/v1/upstreams" \
   -d "{\"name\":\"origin\",\"url\":\"http://127.0.0.1:$ORIGIN_PORT\"}" >/dev/null
 api -X POST "http://127.0.0.1:$admin_port/api/v1/routes" \
   -d '{"id":"all","path":"/*","upstream":"origin"}' >/dev/null
+# OBSERVE=off: per-request metrics and the access log off (the default config has both on,
+# the access log at sampling 1, written to proxy-bench's log file for the candidate).
+if [[ ${OBSERVE:-on} == off ]]; then
+  api -X PUT "http://127.0.0.1:$admin_port/api/v1/settings/metrics" -d '{"enabled":false}' >/dev/null
+  api -X PUT "http://127.0.0.1:$admin_port/api/v1/settings/logging" -d '{"level":"error"}' >/dev/null
+fi
 control="unix:$tmp/ctl.sock"
 if ((${ROUTES:-0} > 0)); then
   kill "$ctl_pid" && wait "$ctl_pid"

@@ -207,6 +207,8 @@ class Walk(ClusterTest):
         # health and UI (no token)
         e(200, "GET", "/health/live", token=False)
         e(200, "GET", "/health/ready", token=False)
+        e(200, "GET", "/health/deep", token=False)
+        e(200, "GET", "/metrics", token=False)
         e(302, "GET", "/", token=False)
         e(200, "GET", "/ui/", token=False)
         e(200, "GET", "/ui/app.js", token=False)

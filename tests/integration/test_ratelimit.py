@@ -73,7 +73,11 @@ class RateLimitCase(ClusterTest):
     def ready_field(self, dp, field="redis"):
         return self.c.status(dp, "/health/ready").json()["checks"].get(field)
 
+    # ratelimit_redis_state() as /health/ready reports it (the seed's UP/DOWN words)
+    READY_WORD = {"ok": "UP", "fallback": "DOWN", "disabled": "DISABLED"}
+
     def wait_redis_state(self, dps, state):
+        state = self.READY_WORD[state]
         for dp in dps:
             self.c.poll(lambda: self.ready_field(dp) == state,
                         "%s /health/ready checks.redis = %s" % (dp.dp_id, state))
@@ -326,7 +330,7 @@ class RedisLimitTest(RateLimitCase):
             self.assertEqual(r.status, 200)
             self.assertEqual(r.getheader("RateLimit-Limit"), "100")
             s.close()
-        self.assertEqual(self.ready_field(dp), "ok")  # answered in time: no fallback
+        self.assertEqual(self.ready_field(dp), "UP")  # answered in time: no fallback
         # 20 tokens were taken for the requests that left (Redis decided them), 20 for these.
         r = self.c.through(dp, "GET", "/api/after")
         self.assertEqual(r.header("RateLimit-Remaining"), str(100 - 41))

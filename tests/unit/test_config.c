@@ -1505,6 +1505,44 @@ static void test_traffic_control_keys(void **state)
                         "upstreams[0].healthCheck.consecutiveFailures", "between");
 }
 
+/* logging.requestIdHeader (issue 7): a header name, absent by default, round-tripped. */
+static void test_request_id_header(void **state)
+{
+    (void)state;
+    fg_config_t *cfg = parse_ok("{'logging':{'requestIdHeader':'X-Correlation-ID'}}");
+    assert_string_equal(cfg->logging.request_id_header, "X-Correlation-ID");
+    char *text = fg_config_canonical(cfg);
+    assert_non_null(strstr(text, "\"requestIdHeader\":\"X-Correlation-ID\""));
+    fg_config_t *again = NULL;
+    fg_error_t err;
+    assert_int_equal(fg_config_parse(text, strlen(text), &again, &err), 0);
+    char *text2 = fg_config_canonical(again);
+    assert_string_equal(text, text2);
+    free(text);
+    free(text2);
+    fg_config_free(again);
+    fg_config_free(cfg);
+    cfg = parse_ok("{}");
+    assert_null(cfg->logging.request_id_header);
+    text = fg_config_canonical(cfg);
+    assert_null(strstr(text, "requestIdHeader"));
+    free(text);
+    fg_config_free(cfg);
+    expect_decode_error("{'logging':{'requestIdHeader':'bad header'}}",
+                        "logging.requestIdHeader", NULL);
+    expect_decode_error("{'logging':{'requestIdHeader':''}}", "logging.requestIdHeader", NULL);
+    expect_decode_error("{'logging':{'requestIdHeader':7}}", "logging.requestIdHeader", NULL);
+    expect_decode_error("{'logging':{'requestIdHeader':'Host'}}", "logging.requestIdHeader",
+                        "proxy writes");
+    expect_decode_error("{'logging':{'requestIdHeader':'TraceParent'}}",
+                        "logging.requestIdHeader", "proxy writes");
+    char long_name[FG_REQUEST_ID_HEADER_MAX_LEN + 64];
+    int n = snprintf(long_name, sizeof long_name, "{'logging':{'requestIdHeader':'");
+    memset(long_name + n, 'x', FG_REQUEST_ID_HEADER_MAX_LEN + 1);
+    strcpy(long_name + n + FG_REQUEST_ID_HEADER_MAX_LEN + 1, "'}}");
+    expect_decode_error(long_name, "logging.requestIdHeader", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1544,6 +1582,7 @@ int main(void)
         cmocka_unit_test(test_auth_options),
         cmocka_unit_test(test_rate_limit_redis_and_table_settings),
         cmocka_unit_test(test_traffic_control_keys),
+        cmocka_unit_test(test_request_id_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
