@@ -997,8 +997,10 @@ static int dispatch_pick(dp_request_t *r)
             r->upstream = r->bu->conf;
             memset(r->tried, 0, sizeof r->tried);
             i = balancer_pick(r->bu, r->head, r->conn->peer_ip, r->tried, now);
+            r->trace.breaker = DP_OUTCOME_FALLBACK; /* for the access log */
         }
         if (i < 0) {
+            r->trace.breaker = DP_OUTCOME_OPEN;
             r->refusal = &refusal_breaker;
             proxy_finish(r, 503);
             return -1;

@@ -536,6 +536,7 @@ static void verdict_apply(dp_request_t *r, const rl_verdict_t *v, const rl_level
     }
     dp_counters_t *m = metrics_counters();
     int be = rl.state == RS_OK ? DP_RL_BACKEND_REDIS : DP_RL_BACKEND_LOCAL;
+    r->trace.ratelimit = v->allowed ? DP_OUTCOME_ALLOWED : DP_OUTCOME_LIMITED; /* access log */
     if (v->allowed) {
         m->ratelimit_allowed[be]++;
         return;

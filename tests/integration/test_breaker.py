@@ -9,6 +9,7 @@ while the breaker is open. The open state survives a config swap that leaves the
 was, and starts over when its breaker settings change. Fallback is one level deep.
 """
 
+import json
 import time
 
 from harness import error_code, main
@@ -40,6 +41,7 @@ class Breaker(TrafficTest):
         self.assertLess(took, 0.5)
         for _ in range(10):
             self.assertEqual(self.get("/cb/x").status, 503)
+        self.assert_logged("cb", 503, "open")
         self.assertEqual(self.hits("A"), seen, "an open breaker let requests through")
         ready = self.c.status(self.dp, "/health/ready")
         self.assertEqual(ready.status, 200)  # reported, not a reason to leave rotation
@@ -70,6 +72,20 @@ class Breaker(TrafficTest):
         self.settle()
         self.open_breaker("/main/x")
         self.assertEqual(self.served_by("/main/x", 5), ["F"] * 5)
+        self.assert_logged("main", 200, "fallback")
+
+    def assert_logged(self, route, status, outcome):
+        """The access log names the breaker's outcome for a request to `route`."""
+        def seen():
+            for l in self.dp.read().splitlines():
+                if l.startswith("{") and '"msg":"request"' in l:
+                    d = json.loads(l)
+                    if (d.get("route"), d.get("status"), d.get("breaker")) == (route, status,
+                                                                               outcome):
+                        return True
+            return False
+        self.c.poll(seen, "an access log line for route %s, %d, breaker %s" % (route, status,
+                                                                                outcome))
 
     def test_fallback_is_one_level(self):
         self.start(["A", "F", "T"])

@@ -16,6 +16,7 @@ Windows are long (10 minutes) so refill during a test is a fraction of a token: 
 exact up to the stated slack.
 """
 
+import json
 import http.client
 import socket
 import struct
@@ -127,6 +128,14 @@ class LocalLimitTest(RateLimitCase):
             r = get_from(self.dp.port, "/free/x")
             self.assertEqual(r.status, 200, r)
             self.assertIsNone(r.header("RateLimit-Limit"))
+        # The access log says what the limiter decided, and only where it decided.
+        def outcomes():
+            lines = [json.loads(l) for l in self.dp.read().splitlines()
+                     if l.startswith("{") and '"msg":"request"' in l]
+            return {(l["path"], l["status"], l.get("ratelimit")) for l in lines}
+        self.c.poll(lambda: {("/ident/x", 200, "allowed"), ("/ident/x", 429, "limited")}
+                    <= outcomes(), "access log lines with the rate-limit outcome")
+        self.assertNotIn(("/free/x", 200, "allowed"), outcomes())
 
     def test_route_level_shared_by_clients(self):
         got = [get_from(self.dp.port, "/shared/x", src=src).status
