@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct entry {
     fg_cidr_t c;
@@ -339,4 +340,75 @@ void fg_cidr_set_free(fg_cidr_set_t *s)
     free(s->e);
     free(s->g);
     free(s);
+}
+
+/* ---- allow-list rules ------------------------------------------------------------------ */
+
+static bool ip_reaches_this_host(const fg_ip_t *ip)
+{
+    static const uint8_t zero[16];
+    if (ip->family == 4)
+        return ip->bytes[0] == 127 || ip->bytes[0] == 0;
+    return memcmp(ip->bytes, zero, 15) == 0 && ip->bytes[15] <= 1; /* :: and ::1 */
+}
+
+const char *fg_cidr_set_match_connect(const fg_cidr_set_t *s, const fg_ip_t *ip)
+{
+    const char *hit = fg_cidr_set_match(s, ip);
+    if (hit || !s || !ip || !ip_reaches_this_host(ip))
+        return hit;
+    static const fg_ip_t lo4 = {.family = 4, .bytes = {127, 0, 0, 1}};
+    static const fg_ip_t lo6 = {.family = 6, .bytes = {[15] = 1}};
+    hit = fg_cidr_set_match(s, &lo4);
+    return hit ? hit : fg_cidr_set_match(s, &lo6);
+}
+
+/* Cloud metadata services and the link-local ranges they live in. A gateway's upstreams never
+ * need them, and a request that reaches one can read the host's credentials. */
+static const struct {
+    const char *cidr;
+    const char *label;
+} default_blocked[] = {
+    {"169.254.0.0/16", "default: link-local 169.254.0.0/16 (AWS, GCP, Azure, OCI metadata)"},
+    {"fe80::/10", "default: link-local fe80::/10"},
+    {"fd00:ec2::254", "default: AWS metadata fd00:ec2::254"},
+    {"100.100.100.200", "default: Alibaba Cloud metadata 100.100.100.200"},
+    {"168.63.129.16", "default: Azure platform 168.63.129.16"},
+    {"192.0.0.192", "default: Oracle Cloud metadata 192.0.0.192"},
+};
+
+int fg_cidr_set_add_defaults(fg_cidr_set_t *s)
+{
+    for (size_t i = 0; i < sizeof default_blocked / sizeof default_blocked[0]; i++) {
+        int rc = fg_cidr_set_add(s, default_blocked[i].cidr, default_blocked[i].label);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+bool fg_host_match(const char *pattern, const char *host)
+{
+    if (!pattern || !host)
+        return false;
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        size_t pl = strlen(pattern + 1), hl = strlen(host); /* ".suffix" */
+        return hl > pl && strcasecmp(host + hl - pl, pattern + 1) == 0;
+    }
+    if (strcasecmp(pattern, host) == 0)
+        return true;
+    fg_ip_t a, b;
+    return fg_ip_parse(pattern, strlen(pattern), &a) == 0 &&
+           fg_ip_parse(host, strlen(host), &b) == 0 && a.family == b.family &&
+           memcmp(a.bytes, b.bytes, sizeof a.bytes) == 0;
+}
+
+bool fg_host_allowed(const char *const *patterns, size_t n, const char *host)
+{
+    if (n == 0)
+        return true;
+    for (size_t i = 0; i < n; i++)
+        if (fg_host_match(patterns[i], host))
+            return true;
+    return false;
 }

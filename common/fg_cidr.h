@@ -80,4 +80,23 @@ size_t fg_cidr_set_count(const fg_cidr_set_t *s);
 /** Release the set. NULL is accepted. */
 void fg_cidr_set_free(fg_cidr_set_t *s);
 
+/* ---- the allow-list rules both planes apply (issue 5) ---------------------------------- */
+
+/** The label of the rule in `s` that stops a connection to `ip`: fg_cidr_set_match, plus the
+ *  addresses that all reach this host (0.0.0.0/8, ::, 127.0.0.0/8, ::1) are each also matched
+ *  as 127.0.0.1 and ::1, so blocking "127.0.0.0/8" also stops "localhost"'s ::1 and 0.0.0.0. */
+const char *fg_cidr_set_match_connect(const fg_cidr_set_t *s, const fg_ip_t *ip);
+
+/** Add the ranges blocked even with no `security` section: cloud metadata addresses and the
+ *  link-local ranges (labels start with "default:"). 0 or -ENOMEM. */
+int fg_cidr_set_add_defaults(fg_cidr_set_t *s);
+
+/** One allowedHosts pattern against an upstream host (lowercase name, or an address literal
+ *  without brackets): an exact name (case-insensitive), "*.suffix" (a name ending in
+ *  ".suffix", the suffix itself excluded), or an address equal by value ("::1" = "[::1]"). */
+bool fg_host_match(const char *pattern, const char *host);
+
+/** True when `host` matches one of `patterns`, or there are none (no allow-list). */
+bool fg_host_allowed(const char *const *patterns, size_t n, const char *host);
+
 #endif

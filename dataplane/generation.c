@@ -20,6 +20,8 @@
 
 #include "fg_log.h"
 #include "fg_time.h"
+#include "guard.h"
+#include "upstream.h"
 
 static dp_generation_t *current;
 
@@ -39,6 +41,7 @@ static void generation_free(dp_generation_t *g)
     if (!g)
         return;
     router_free(g->router);
+    guard_free(g->guard);
     free(g->route_upstream);
     fg_config_free(g->config);
     free(g);
@@ -133,6 +136,9 @@ dp_generation_t *generation_create(fg_config_t *config, int64_t version, const c
     g->router = router_build(config, err);
     if (!g->router)
         goto fail_build;
+    g->guard = guard_build(config, err);
+    if (!g->guard)
+        goto fail_build;
     g->build_us = mono_us() - t0;
     return g;
 
@@ -205,6 +211,7 @@ void generation_install(dp_generation_t *g)
     /* Requests still holding `prev` keep it alive; it is freed by whichever release is last
      * (a large one freed later is not trimmed: the next snapshot reuses its pages). */
     generation_release(prev);
+    upstream_recheck_idle(); /* the SSRF guard's blocked ranges may have changed */
     uint64_t trim_us = large ? trim_heap_us() : 0;
     if (g) {
         g->applied_at_ms = fg_wall_ms();

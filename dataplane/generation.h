@@ -27,6 +27,7 @@ typedef struct dp_generation {
     fg_config_t *config;                 /* owned */
     dp_router_t *router;                 /* owned, built from config */
     const fg_upstream_t **route_upstream; /* [config->n_routes]: each route's upstream */
+    struct dp_guard *guard;              /* owned: guard.c's security tables (issue 5) */
 } dp_generation_t;
 
 /** Build a generation from a decoded, validated config. Takes ownership of `config` whether

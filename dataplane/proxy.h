@@ -131,6 +131,7 @@ typedef struct dp_request {
     bool sent_continue;           /* we answered Expect: 100-continue ourselves */
     bool upgrade;                 /* an Upgrade the route allows: forwarded, 101 tunnelled */
     bool client_paused;           /* TUNNEL: client reading stopped for upstream backpressure */
+    bool peer_trusted;            /* the client is in security.trustedProxies (guard.c) */
 } dp_request_t;
 
 typedef struct dp_conn {

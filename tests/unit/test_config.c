@@ -1363,6 +1363,24 @@ static void test_count_limits(void **state)
     cJSON_Delete(root);
 }
 
+/* Issue 5: `allowEncodedSlashes` (default false) round-trips and is a boolean. */
+static void test_route_allow_encoded_slashes(void **state)
+{
+    (void)state;
+    fg_config_t *cfg = parse_ok(ROUTE("{'id':'a','path':'/a','upstream':'b'},"
+                                      "{'id':'e','path':'/e/*','upstream':'b',"
+                                      "'allowEncodedSlashes':true}"));
+    assert_false(cfg->routes[0].allow_encoded_slashes);
+    assert_true(cfg->routes[1].allow_encoded_slashes);
+    char *canon = assert_round_trip(cfg);
+    assert_non_null(strstr(canon, "\"allowEncodedSlashes\":true"));
+    assert_non_null(strstr(canon, "\"allowEncodedSlashes\":false"));
+    free(canon);
+    fg_config_free(cfg);
+    expect_decode_error(ROUTE("{'id':'e','path':'/e','upstream':'b','allowEncodedSlashes':1}"),
+                        "routes[0].allowEncodedSlashes", "true or false");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1399,6 +1417,7 @@ int main(void)
         cmocka_unit_test(test_parse_text),
         cmocka_unit_test(test_many_routes),
         cmocka_unit_test(test_count_limits),
+        cmocka_unit_test(test_route_allow_encoded_slashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
