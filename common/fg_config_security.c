@@ -48,8 +48,8 @@ static int check_upstream(const fg_security_conf_t *sec, const fg_cidr_set_t *bl
             snprintf(field, sizeof field, "%s%surl", path ? path : "", dot);
         if (!fg_host_allowed(sec->allowed_hosts, sec->n_allowed_hosts, host)) {
             snprintf(msg, sizeof msg,
-                     "host \"%s\" is outside security.allowedHosts: the data plane answers "
-                     "403 on routes to it", host);
+                     "upstream \"%s\": host \"%s\" is outside security.allowedHosts: the "
+                     "data plane answers 403 on routes to it", u->name ? u->name : "", host);
             fn(ctx, field, msg);
             found++;
         }
@@ -59,8 +59,9 @@ static int check_upstream(const fg_security_conf_t *sec, const fg_cidr_set_t *bl
             (rule = fg_cidr_set_match_connect(blocked, &ip)) != NULL) {
             bool dflt = strncmp(rule, "default:", 8) == 0;
             snprintf(msg, sizeof msg,
-                     "address %s is blocked (%s%s): the data plane answers 403 on routes to it",
-                     host, dflt ? "" : "security.blockedIPs: ", rule);
+                     "upstream \"%s\": address %s is blocked (%s%s): the data plane answers "
+                     "403 on routes to it", u->name ? u->name : "", host,
+                     dflt ? "" : "security.blockedIPs: ", rule);
             fn(ctx, field, msg);
             found++;
         }
