@@ -48,6 +48,8 @@ struct dp_guard {
     fg_cidr_set_t *trusted;     /* security.trustedProxies, NULL when empty */
     uint32_t *target_base;      /* [n_upstreams] first index in target_refused; NULL: no list */
     uint8_t *target_refused;    /* [all targets] host outside allowedHosts */
+    uint8_t *upstream_refused;  /* [n_upstreams] every target refused: the route's answer is
+                                   403 whoever asks, so it is given before auth */
     route_ops_t **route_ops;    /* [n_routes], NULL when no route has header ops */
 };
 
@@ -209,15 +211,20 @@ static int build_allow_list(dp_guard_t *g)
         total += cfg->upstreams[u].n_targets;
     g->target_base = fg_arena_alloc(g->arena, cfg->n_upstreams * sizeof *g->target_base);
     g->target_refused = fg_arena_calloc(g->arena, total ? total : 1, 1);
-    if (!g->target_base || !g->target_refused)
+    g->upstream_refused = fg_arena_calloc(g->arena, cfg->n_upstreams, 1);
+    if (!g->target_base || !g->target_refused || !g->upstream_refused)
         return -ENOMEM;
     size_t k = 0;
     for (size_t u = 0; u < cfg->n_upstreams; u++) {
         const fg_upstream_t *up = &cfg->upstreams[u];
         g->target_base[u] = (uint32_t)k;
-        for (size_t t = 0; t < up->n_targets; t++, k++)
+        size_t refused = 0;
+        for (size_t t = 0; t < up->n_targets; t++, k++) {
             g->target_refused[k] = !fg_host_allowed(sec->allowed_hosts, sec->n_allowed_hosts,
                                                     up->targets[t].parsed.host);
+            refused += g->target_refused[k];
+        }
+        g->upstream_refused[u] = refused == up->n_targets;
     }
     return 0;
 }
@@ -427,6 +434,17 @@ static bool peer_trusted(const dp_guard_t *g, const dp_conn_t *c)
            fg_cidr_set_match(g->trusted, &ip) != NULL;
 }
 
+static int host_refused(const dp_request_t *r, const char *host)
+{
+    metrics_counters()->hosts_refused++;
+    char sup[24];
+    if (log_due(&log_host, sup))
+        fg_log(FG_LOG_WARN, "upstream refused: host outside security.allowedHosts", "route",
+               r->route->id, "upstream", r->upstream->name, "host", host, "rule",
+               "security.allowedHosts", "suppressed", sup, NULL);
+    return 403;
+}
+
 int guard_request(dp_request_t *r, unsigned path_flags)
 {
     const dp_guard_t *g = r->gen->guard;
@@ -439,6 +457,8 @@ int guard_request(dp_request_t *r, unsigned path_flags)
                    r->conn->peer_ip, "suppressed", sup, NULL);
         return 400;
     }
+    if (g->upstream_refused && g->upstream_refused[r->upstream - g->cfg->upstreams])
+        return host_refused(r, r->upstream->targets[0].parsed.host);
     r->peer_trusted = peer_trusted(g, r->conn);
     const route_ops_t *o = ops_of(r);
     if (o && o->req_drop.n)
@@ -453,15 +473,8 @@ int guard_target(dp_request_t *r)
         return 0;
     size_t u = (size_t)(r->upstream - g->cfg->upstreams);
     size_t t = (size_t)(r->target - r->upstream->targets);
-    if (!g->target_refused[g->target_base[u] + t])
-        return 0;
-    metrics_counters()->hosts_refused++;
-    char sup[24];
-    if (log_due(&log_host, sup))
-        fg_log(FG_LOG_WARN, "upstream refused: host outside security.allowedHosts", "upstream",
-               r->upstream->name, "host", r->target->parsed.host, "rule",
-               "security.allowedHosts", "suppressed", sup, NULL);
-    return 403;
+    return g->target_refused[g->target_base[u] + t] ? host_refused(r, r->target->parsed.host)
+                                                     : 0;
 }
 
 /* The defaults, for connects made before any generation is applied (none today; health

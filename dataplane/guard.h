@@ -64,8 +64,10 @@ void guard_free(dp_guard_t *g);
 int guard_path_normalize(fg_arena_t *arena, const char **path, size_t *len, unsigned *flags);
 
 /** After route match (hook order "limits and header hygiene"): refuse an encoded slash on a
- *  route without allowEncodedSlashes (400), decide whether the peer is a trusted proxy, mark
- *  the header fields the route removes. 0 or the HTTP status to finish with. */
+ *  route without allowEncodedSlashes (400) and a route whose upstream has no target inside
+ *  security.allowedHosts (403: no request could be served, so it is said before auth),
+ *  decide whether the peer is a trusted proxy, mark the header fields the route removes. 0 or
+ *  the HTTP status to finish with. */
 int guard_request(struct dp_request *r, unsigned path_flags);
 
 /** After target pick: 403 when the target's host is outside security.allowedHosts, else 0. */

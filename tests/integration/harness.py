@@ -415,9 +415,12 @@ class Cluster:
         return proc
 
     # -- origin ------------------------------------------------------------------------
-    def start_origin(self, name):
+    def start_origin(self, name, host="127.0.0.1", port=0):
+        """An origin on host:port (port 0: a free one); host may be an IPv6 address."""
+        listen = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
         o = Origin("origin-" + name, [sys.executable, "-B", ORIGIN_PY, "--listen",
-                                      "127.0.0.1:0", "--name", name], self.tmp)
+                                      listen, "--name", name], self.tmp)
+        o.host = host
         self._track(o).start()
 
         def listening():
@@ -433,7 +436,9 @@ class Cluster:
         return o
 
     def origin_url(self, name):
-        return "http://127.0.0.1:%d" % self.origins[name].port
+        o = self.origins[name]
+        host = getattr(o, "host", "127.0.0.1")
+        return "http://%s:%d" % ("[%s]" % host if ":" in host else host, o.port)
 
     # -- control plane -----------------------------------------------------------------
     def start_ctl(self, db=None, socket_path=None, admin_port=None, use_env_token=True,

@@ -368,10 +368,13 @@ static void test_allowed_hosts(void **state)
     req_fixture_t f;
     uint64_t before = metrics_counters()->hosts_refused;
     request(&f, "GET /out HTTP/1.1\r\nHost: api.primary.com\r\n\r\n", "198.51.100.7", 3);
+    /* Every target outside: refused at admission already (before auth), and per target. */
+    assert_int_equal(guard_request(&f.r, 0), 403);
     assert_int_equal(guard_target(&f.r), 403);
-    assert_int_equal(metrics_counters()->hosts_refused - before, 1);
+    assert_int_equal(metrics_counters()->hosts_refused - before, 2);
     request_done(&f);
     request(&f, "GET /in HTTP/1.1\r\nHost: gw\r\n\r\n", "198.51.100.7", 4);
+    assert_int_equal(guard_request(&f.r, 0), 0);
     assert_int_equal(guard_target(&f.r), 0);
     request_done(&f);
     request(&f, "GET /p/ HTTP/1.1\r\nHost: gw\r\n\r\n", "198.51.100.7", 0);
