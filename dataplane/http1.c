@@ -374,6 +374,8 @@ static int check_request_framing(http1_parser_t *p, const http1_head_t *h)
 static bool response_field_unsafe(const http1_head_t *h, const http1_header_t *hd)
 {
     const unsigned char *n = (const unsigned char *)HTTP1_NAME(h, hd);
+    if (hd->name_len == 0)
+        return true; /* ": v" -- llhttp lets an empty name through */
     for (uint32_t i = 0; i < hd->name_len; i++)
         if (!is_tchar(n[i]))
             return true;
@@ -407,6 +409,10 @@ static int on_value_complete(llhttp_t *ll)
         if (hd->name_len > HTTP1_MAX_NAME_SIZE || hd->value_len > HTTP1_MAX_VALUE_SIZE) {
             metrics_counters()->headers_refused++;
             return fail(p, 400, "header field too large");
+        }
+        if (hd->name_len == 0) {
+            metrics_counters()->headers_refused++;
+            return fail(p, 400, "empty header field name");
         }
         int rc = check_request_field(p, h, hd);
         if (rc != 0)

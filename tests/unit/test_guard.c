@@ -408,12 +408,13 @@ static void test_response_fields(void **state)
     http1_parser_t rp;
     static const char raw[] = "HTTP/1.1 200 OK\r\nServer: Apache/2.4.1\r\nX-Powered-By: PHP\r\n"
                               "X Y: space in name\r\nX-Nul: a\0b\r\nX-Ctl: a\x01" "b\r\n"
+                              ": empty name\r\n"
                               "X-Internal: i\r\nX-Fine: \xe9 ok\tok\r\nContent-Length: 0\r\n\r\n";
     parse_response(&f, &rp, raw, sizeof raw - 1, HTTP1_PAUSED);
     uint64_t before = metrics_counters()->resp_headers_dropped;
     guard_response(&f.r, &f.head);
-    assert_int_equal(f.head.n_bad, 3);
-    assert_int_equal(metrics_counters()->resp_headers_dropped - before, 3);
+    assert_int_equal(f.head.n_bad, 4);
+    assert_int_equal(metrics_counters()->resp_headers_dropped - before, 4);
     char kept[512] = "";
     for (uint32_t i = 0; i < f.head.n_headers; i++) {
         const http1_header_t *hd = &f.head.headers[i];
@@ -448,6 +449,7 @@ static void test_request_head_hygiene(void **state)
         "GET / HTTP/1.1\r\nHost: x\r\nX\x01" "A: a\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nX@A: a\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: x\r\nX A: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n: a\r\n\r\n", /* empty name (found by fuzz_http1) */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         fg_arena_t *a = fg_arena_new(0);
