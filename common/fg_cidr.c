@@ -387,6 +387,22 @@ int fg_cidr_set_add_defaults(fg_cidr_set_t *s)
     return 0;
 }
 
+fg_cidr_set_t *fg_cidr_set_from_list(const char *const *list, size_t n, bool defaults)
+{
+    fg_cidr_set_t *s = fg_cidr_set_new();
+    if (!s || (defaults && fg_cidr_set_add_defaults(s) < 0))
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        if (fg_cidr_set_add(s, list[i], list[i]) == -ENOMEM)
+            goto fail;
+    if (fg_cidr_set_build(s) < 0)
+        goto fail;
+    return s;
+fail:
+    fg_cidr_set_free(s);
+    return NULL;
+}
+
 bool fg_host_match(const char *pattern, const char *host)
 {
     if (!pattern || !host)

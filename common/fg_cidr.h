@@ -91,6 +91,11 @@ const char *fg_cidr_set_match_connect(const fg_cidr_set_t *s, const fg_ip_t *ip)
  *  link-local ranges (labels start with "default:"). 0 or -ENOMEM. */
 int fg_cidr_set_add_defaults(fg_cidr_set_t *s);
 
+/** A built set of `list` (config entries, each its own label, borrowed: they must outlive
+ *  the set), plus the default ranges when `defaults`. Entries that do not parse are skipped
+ *  (the config decoder has refused them already). NULL on ENOMEM. */
+fg_cidr_set_t *fg_cidr_set_from_list(const char *const *list, size_t n, bool defaults);
+
 /** One allowedHosts pattern against an upstream host (lowercase name, or an address literal
  *  without brackets): an exact name (case-insensitive), "*.suffix" (a name ending in
  *  ".suffix", the suffix itself excluded), or an address equal by value ("::1" = "[::1]"). */

@@ -14,22 +14,10 @@
 
 #define SECURITY_MSG_MAX 512 /* one finding's text */
 
-/* The blocked set of `sec`: defaults plus blockedIPs (already validated by the decoder). NULL
- * on ENOMEM. */
+/* The blocked set of `sec`: defaults plus blockedIPs. NULL on ENOMEM. */
 static fg_cidr_set_t *blocked_set(const fg_security_conf_t *sec)
 {
-    fg_cidr_set_t *s = fg_cidr_set_new();
-    if (!s || fg_cidr_set_add_defaults(s) < 0)
-        goto fail;
-    for (size_t i = 0; i < sec->n_blocked_ips; i++)
-        if (fg_cidr_set_add(s, sec->blocked_ips[i], sec->blocked_ips[i]) == -ENOMEM)
-            goto fail;
-    if (fg_cidr_set_build(s) < 0)
-        goto fail;
-    return s;
-fail:
-    fg_cidr_set_free(s);
-    return NULL;
+    return fg_cidr_set_from_list(sec->blocked_ips, sec->n_blocked_ips, true);
 }
 
 static int check_upstream(const fg_security_conf_t *sec, const fg_cidr_set_t *blocked,

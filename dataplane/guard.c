@@ -229,23 +229,6 @@ static int build_allow_list(dp_guard_t *g)
     return 0;
 }
 
-static fg_cidr_set_t *cidr_set_of(const char *const *list, size_t n, bool defaults)
-{
-    fg_cidr_set_t *s = fg_cidr_set_new();
-    if (!s || (defaults && fg_cidr_set_add_defaults(s) < 0))
-        goto fail;
-    /* The decoder validated every entry; one it could not read would be refused here. */
-    for (size_t i = 0; i < n; i++)
-        if (fg_cidr_set_add(s, list[i], list[i]) == -ENOMEM)
-            goto fail;
-    if (fg_cidr_set_build(s) < 0)
-        goto fail;
-    return s;
-fail:
-    fg_cidr_set_free(s);
-    return NULL;
-}
-
 dp_guard_t *guard_build(const fg_config_t *cfg, fg_error_t *err)
 {
     dp_guard_t *g = calloc(1, sizeof *g);
@@ -254,9 +237,10 @@ dp_guard_t *guard_build(const fg_config_t *cfg, fg_error_t *err)
     g->cfg = cfg;
     g->arena = fg_arena_new(GUARD_ARENA_CHUNK);
     const fg_security_conf_t *sec = &cfg->security;
-    g->blocked = cidr_set_of(sec->blocked_ips, sec->n_blocked_ips, true);
+    g->blocked = fg_cidr_set_from_list(sec->blocked_ips, sec->n_blocked_ips, true);
     if (sec->n_trusted_proxies)
-        g->trusted = cidr_set_of(sec->trusted_proxies, sec->n_trusted_proxies, false);
+        g->trusted = fg_cidr_set_from_list(sec->trusted_proxies, sec->n_trusted_proxies,
+                                           false);
     if (!g->arena || !g->blocked || (sec->n_trusted_proxies && !g->trusted) ||
         build_allow_list(g) < 0 || build_route_ops(g) < 0)
         goto fail;
@@ -483,7 +467,7 @@ static const fg_cidr_set_t *default_blocked(void)
 {
     static fg_cidr_set_t *set;
     if (!set)
-        set = cidr_set_of(NULL, 0, true);
+        set = fg_cidr_set_from_list(NULL, 0, true);
     return set;
 }
 

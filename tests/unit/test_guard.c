@@ -430,10 +430,12 @@ static void test_response_fields(void **state)
     assert_memory_equal(add, "X-Frame-Options: DENY\r\n", add_len);
 
     /* A bare LF or CR would let a field be read as two: the whole response is refused. */
-    static const char lf[] = "HTTP/1.1 200 OK\r\nX: a\nSet-Cookie: evil\r\nContent-Length: 0\r\n\r\n";
+    static const char lf[] = "HTTP/1.1 200 OK\r\nX: a\nSet-Cookie: evil\r\n"
+                             "Content-Length: 0\r\n\r\n";
     parse_response(&f, &rp, lf, sizeof lf - 1, HTTP1_ERROR);
     assert_int_equal(rp.error_status, 502);
-    static const char cr[] = "HTTP/1.1 200 OK\r\nX: a\rSet-Cookie: evil\r\nContent-Length: 0\r\n\r\n";
+    static const char cr[] = "HTTP/1.1 200 OK\r\nX: a\rSet-Cookie: evil\r\n"
+                             "Content-Length: 0\r\n\r\n";
     parse_response(&f, &rp, cr, sizeof cr - 1, HTTP1_ERROR);
     request_done(&f);
 }
