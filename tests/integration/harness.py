@@ -690,6 +690,33 @@ class ClusterTest(unittest.TestCase):
         return ids
 
 
+class SharedClusterTest(unittest.TestCase):
+    """Base: one Cluster for the whole class (cls.c), set up by cls.build(c); every process is
+    stopped and checked (clean exits, no sanitizer report) after the last test."""
+
+    label = "shared"
+
+    @classmethod
+    def build(cls, c):
+        raise NotImplementedError
+
+    @classmethod
+    def setUpClass(cls):
+        c = cls.c = Cluster(cls.label)
+        try:
+            cls.build(c)
+        except BaseException:
+            c.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.c.stop_all_checked()
+        finally:
+            cls.c.close()
+
+
 def main():
     """unittest.main with verbose output; exits non-zero on failure."""
     unittest.main(verbosity=2)

@@ -17,7 +17,6 @@ Raw sockets for what a client library would not send:
 import json
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -28,35 +27,25 @@ FORGED = (b"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.test\r\n"
 VALUE_MAX = 8192  # HTTP1_MAX_VALUE_SIZE
 
 
-class HeaderHygiene(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        c = cls.c = harness.Cluster("hygiene")
-        try:
-            cls.origin = c.start_origin("A")
-            c.start_ctl()
-            c.api_ok("POST", "/api/v1/upstreams", {"name": "a", "url": c.origin_url("A")},
-                     expect=201)
-            for route in ({"id": "plain", "path": "/p/*", "upstream": "a"},
-                          {"id": "ops", "path": "/ops/*", "upstream": "a",
-                           "requestHeaders": {"add": {"X-Gateway": "flexgate"},
-                                              "remove": ["Cookie", "X-Secret"]},
-                           "responseHeaders": {"add": {"X-Frame-Options": "DENY"},
-                                               "remove": ["X-Origin"]}},
-                          {"id": "raw", "path": "/*", "upstream": "a"}):
-                c.api_ok("POST", "/api/v1/routes", route, expect=201)
-            cls.dp = c.start_dp("dp-h")
-            c.wait_dp_ready(cls.dp, version=c.config_version())
-        except BaseException:
-            c.close()
-            raise
+class HeaderHygiene(harness.SharedClusterTest):
+    label = "hygiene"
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.c.stop_all_checked()
-        finally:
-            cls.c.close()
+    def build(cls, c):
+        cls.origin = c.start_origin("A")
+        c.start_ctl()
+        c.api_ok("POST", "/api/v1/upstreams", {"name": "a", "url": c.origin_url("A")},
+                 expect=201)
+        for route in ({"id": "plain", "path": "/p/*", "upstream": "a"},
+                      {"id": "ops", "path": "/ops/*", "upstream": "a",
+                       "requestHeaders": {"add": {"X-Gateway": "flexgate"},
+                                          "remove": ["Cookie", "X-Secret"]},
+                       "responseHeaders": {"add": {"X-Frame-Options": "DENY"},
+                                           "remove": ["X-Origin"]}},
+                      {"id": "raw", "path": "/*", "upstream": "a"}):
+            c.api_ok("POST", "/api/v1/routes", route, expect=201)
+        cls.dp = c.start_dp("dp-h")
+        c.wait_dp_ready(cls.dp, version=c.config_version())
 
     def send(self, path, extra=b""):
         return harness.raw_request(self.dp.port, b"GET " + path + b" HTTP/1.1\r\nHost: gw.test\r\n"

@@ -17,41 +17,29 @@ the exact path the upstream received:
 
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-class Paths(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        c = cls.c = harness.Cluster("paths")
-        try:
-            c.start_origin("pub")
-            c.start_origin("adm")
-            c.start_origin("enc")
-            c.start_ctl()
-            for name in ("pub", "adm", "enc"):
-                c.api_ok("POST", "/api/v1/upstreams", {"name": name, "url": c.origin_url(name)},
-                         expect=201)
-            for route in ({"id": "public", "path": "/public/*", "upstream": "pub"},
-                          {"id": "admin", "path": "/admin/*", "upstream": "adm"},
-                          {"id": "enc", "path": "/enc/*", "upstream": "enc",
-                           "allowEncodedSlashes": True}):
-                c.api_ok("POST", "/api/v1/routes", route, expect=201)
-            cls.dp = c.start_dp("dp-p")
-            c.wait_dp_ready(cls.dp, version=c.config_version())
-        except BaseException:
-            c.close()
-            raise
+class Paths(harness.SharedClusterTest):
+    label = "paths"
 
     @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.c.stop_all_checked()
-        finally:
-            cls.c.close()
+    def build(cls, c):
+        for name in ("pub", "adm", "enc"):
+            c.start_origin(name)
+        c.start_ctl()
+        for name in ("pub", "adm", "enc"):
+            c.api_ok("POST", "/api/v1/upstreams", {"name": name, "url": c.origin_url(name)},
+                     expect=201)
+        for route in ({"id": "public", "path": "/public/*", "upstream": "pub"},
+                      {"id": "admin", "path": "/admin/*", "upstream": "adm"},
+                      {"id": "enc", "path": "/enc/*", "upstream": "enc",
+                       "allowEncodedSlashes": True}):
+            c.api_ok("POST", "/api/v1/routes", route, expect=201)
+        cls.dp = c.start_dp("dp-p")
+        c.wait_dp_ready(cls.dp, version=c.config_version())
 
     def send(self, target):
         return harness.raw_request(self.dp.port, b"GET " + target +
