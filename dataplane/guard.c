@@ -303,6 +303,18 @@ static int escape_at(const char *p, size_t i, size_t n)
     return v == 0 ? -1 : v;
 }
 
+/* %00 or a malformed escape: counted, logged (rate-limited; the path itself is not logged:
+ * it is the client's), refused. */
+static int path_refused(void)
+{
+    metrics_counters()->paths_refused++;
+    char sup[24];
+    if (log_due(&log_path, sup))
+        fg_log(FG_LOG_WARN, "request refused: %00 or a malformed escape in the path", "rule",
+               "request paths", "suppressed", sup, NULL);
+    return -EINVAL;
+}
+
 int guard_path_normalize(fg_arena_t *arena, const char **pp, size_t *pn, unsigned *flags)
 {
     const char *p = *pp;
@@ -314,7 +326,7 @@ int guard_path_normalize(fg_arena_t *arena, const char **pp, size_t *pn, unsigne
         if (c == '%') {
             int v = escape_at(p, i, n);
             if (v < 0)
-                return -EINVAL;
+                return path_refused();
             if (v == '/' || v == '\\')
                 *flags |= GUARD_PATH_ENCODED_SLASH;
             if (unreserved((unsigned char)v) || (p[i + 1] >= 'a' && p[i + 1] <= 'f') ||

@@ -83,11 +83,13 @@ static void test_path_normalize(void **state)
     expect_path("/public/..%2fadmin", "/public/..%2Fadmin", GUARD_PATH_ENCODED_SLASH);
     expect_path("/a%5Cb", "/a%5Cb", GUARD_PATH_ENCODED_SLASH);
     expect_path("/a\\..\\b", "/a\\..\\b", GUARD_PATH_ENCODED_SLASH);
+    uint64_t refused = metrics_counters()->paths_refused;
     expect_path_refused("/a%00b");
     expect_path_refused("/a%0");
     expect_path_refused("/a%");
     expect_path_refused("/a%zz");
     expect_path_refused("/a%g0");
+    assert_int_equal(metrics_counters()->paths_refused - refused, 5);
 }
 
 /* A path with nothing to change is neither copied nor given arena space. */
