@@ -226,6 +226,8 @@ typedef struct fg_route {
     int32_t priority;     /* overload shedding order, higher survives longer; default 0 */
     fg_header_ops_t request_headers;
     fg_header_ops_t response_headers;
+    bool allow_encoded_slashes; /* `allowEncodedSlashes`: pass %2F and %5C in the path through
+                                   undecoded instead of refusing the request (400) */
 } fg_route_t;
 
 typedef struct fg_api_key {
@@ -375,5 +377,26 @@ unsigned fg_method_bit(const char *method, size_t len);
 /** Names for enums, as written in JSON. */
 const char *fg_auth_mode_name(fg_auth_mode_t m);
 const char *fg_lb_policy_name(fg_lb_policy_t p);
+
+/* ---- allow-list findings (issue 5; fg_config_security.c) -------------------------------
+ * An upstream outside `security.allowedHosts` or `security.blockedIPs` is a warning when
+ * config is written (admin API, import), and an error under `security.strict`. Names are
+ * not resolved here (no DNS on the control plane's request path): the data plane checks
+ * every address it resolves when it connects. */
+
+/** Called once per finding: `field` is the JSON path ("upstreams[2].url"), `message` says
+ *  what is wrong and names the security field. Both are valid during the call only. */
+typedef void (*fg_warning_fn)(void *ctx, const char *field, const char *message);
+
+/** Check each target of upstream `u` (at JSON path `path`: "upstreams[2]", or "" for a REST
+ *  body) against `sec`: a host outside allowedHosts (when the list is not empty), an address
+ *  literal in a blocked range (the defaults or blockedIPs). Returns the number of findings
+ *  (0: none) or -ENOMEM. */
+int fg_upstream_security_check(const fg_security_conf_t *sec, const fg_upstream_t *u,
+                               const char *path, fg_warning_fn fn, void *ctx);
+
+/** fg_upstream_security_check for every upstream of `cfg`, against its own security
+ *  section. Returns the number of findings or -ENOMEM. */
+int fg_config_security_check(const fg_config_t *cfg, fg_warning_fn fn, void *ctx);
 
 #endif

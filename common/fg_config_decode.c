@@ -558,7 +558,7 @@ static int dec_upstream(dec_t *d, const cJSON *obj, fg_upstream_t *u)
 static const char *const route_keys[] = {
     "id",       "path",        "upstream",  "methods",  "hosts",          "auth",
     "timeout",  "rateLimit",   "stripPrefix", "stripPath", "priority", "websocket", "requestHeaders",
-    "responseHeaders", NULL};
+    "responseHeaders", "allowEncodedSlashes", NULL};
 static const char *const header_ops_keys[] = {"add", "remove", NULL};
 
 static int dec_methods(dec_t *d, const cJSON *obj, unsigned *out)
@@ -703,6 +703,7 @@ static int dec_route(dec_t *d, const cJSON *obj, fg_route_t *r)
         (rc = dec_auth_mode(d, obj, &r->auth)) != 0 ||
         (rc = get_u32(d, obj, "timeout", 0, FG_TIMEOUT_MAX_MS, 0, false, &r->timeout_ms)) != 0 ||
         (rc = get_bool(d, obj, "websocket", false, &r->websocket)) != 0 ||
+        (rc = get_bool(d, obj, "allowEncodedSlashes", false, &r->allow_encoded_slashes)) != 0 ||
         (rc = get_rate_limit(d, obj, "rateLimit", &r->rate_limit)) != 0)
         return rc;
     r->prefix = strlen(r->path) >= 2 && strcmp(r->path + strlen(r->path) - 2, "/*") == 0;

@@ -227,7 +227,8 @@ cJSON *fg_route_encode(const fg_route_t *r)
               add_num(o, "priority", r->priority) && add_bool(o, "websocket", r->websocket) &&
               (!r->rate_limit.set || add_item(o, "rateLimit", enc_rate_limit(&r->rate_limit))) &&
               add_item(o, "requestHeaders", enc_header_ops(&r->request_headers)) &&
-              add_item(o, "responseHeaders", enc_header_ops(&r->response_headers));
+              add_item(o, "responseHeaders", enc_header_ops(&r->response_headers)) &&
+              add_bool(o, "allowEncodedSlashes", r->allow_encoded_slashes);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;

@@ -469,6 +469,23 @@ static int check_settings(const fg_config_t *cfg, fg_error_t *err)
     return check_keys(&cfg->security.auth, err);
 }
 
+/* security.strict: the first allow-list finding (fg_config_security.c) is an error. */
+static void first_finding(void *ctx, const char *field, const char *message)
+{
+    fg_error_t *err = ctx;
+    if (!err->field[0] && !err->message[0])
+        fg_error_set(err, field, "%s (security.strict is true)", message);
+}
+
+static int check_strict_security(const fg_config_t *cfg, fg_error_t *err)
+{
+    fg_error_clear(err);
+    int n = fg_config_security_check(cfg, first_finding, err);
+    if (n < 0)
+        return oom(err);
+    return n > 0 ? -EINVAL : 0;
+}
+
 int fg_config_validate(const fg_config_t *cfg, fg_error_t *err)
 {
     name_set_t upstreams;
@@ -485,5 +502,7 @@ int fg_config_validate(const fg_config_t *cfg, fg_error_t *err)
     if (rc == 0)
         rc = check_routes(cfg, &upstreams, err);
     set_free(&upstreams);
+    if (rc == 0 && cfg->security.strict)
+        rc = check_strict_security(cfg, err);
     return rc;
 }

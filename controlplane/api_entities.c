@@ -55,6 +55,48 @@ static int canonicalize_route(const cJSON *body, fg_arena_t *arena, cJSON **cano
 
 static const entity_desc_t upstream_desc = {STORE_UPSTREAMS, "upstreams", "name",
                                             canonicalize_upstream};
+
+static void add_warning(void *arg, const char *field, const char *message)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "field", field) ||
+        !cJSON_AddStringToObject(o, "message", message) || !cJSON_AddItemToArray(arg, o))
+        cJSON_Delete(o);
+}
+
+/* Allow-list findings for the upstream just written (`canon`), against the stored security
+ * settings: a `warnings` array in the reply (under security.strict the store refused it
+ * already). NULL when there are none, or when they cannot be computed (the write stands;
+ * the data plane enforces the rules either way). Caller owns the array. */
+static cJSON *upstream_warnings(api_req_t *req, const cJSON *canon)
+{
+    fg_error_t err;
+    store_row_t row;
+    if (store_setting_get(req->store, "security", &row, &err) != 0)
+        return NULL;
+    cJSON *root = cJSON_CreateObject(), *sec = cJSON_Parse(row.spec), *list = NULL;
+    store_row_clear(&row);
+    fg_config_t *cfg = NULL;
+    fg_arena_t *arena = fg_arena_new(0);
+    fg_upstream_t u;
+    memset(&u, 0, sizeof u);
+    if (!root || !sec || !arena || !cJSON_AddItemToObject(root, "security", sec)) {
+        cJSON_Delete(sec);
+        goto done;
+    }
+    if (fg_config_decode(root, &cfg, &err) != 0 ||
+        fg_upstream_decode(canon, arena, "", &u, &err) != 0 || !(list = cJSON_CreateArray()))
+        goto done;
+    if (fg_upstream_security_check(&cfg->security, &u, "", add_warning, list) <= 0) {
+        cJSON_Delete(list);
+        list = NULL;
+    }
+done:
+    fg_config_free(cfg);
+    fg_arena_free(arena);
+    cJSON_Delete(root);
+    return list;
+}
 static const entity_desc_t route_desc = {STORE_ROUTES, "routes", "id", canonicalize_route};
 
 /* ---- reads ---------------------------------------------------------------------------- */
@@ -172,6 +214,15 @@ static enum MHD_Result write_entity(api_req_t *req, const entity_desc_t *d, bool
     if (create)
         snprintf(req->reply_location, sizeof req->reply_location, API_PREFIX "%s/%s",
                  d->collection, key);
+    cJSON *warnings = d->kind == STORE_UPSTREAMS ? upstream_warnings(req, canon) : NULL;
+    if (warnings) {
+        char *with = cJSON_AddItemToObject(canon, "warnings", warnings)
+                         ? cJSON_PrintUnformatted(canon) : (cJSON_Delete(warnings), NULL);
+        if (with) {
+            free(text);
+            text = with;
+        }
+    }
     mrc = api_reply_text(req, create ? MHD_HTTP_CREATED : MHD_HTTP_OK, text, strlen(text));
     goto done;
 

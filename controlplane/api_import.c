@@ -114,6 +114,9 @@ static enum MHD_Result reply_result(api_req_t *req, store_import_mode_t mode, bo
     cJSON_AddNumberToObject(root, "changes", (double)res->n_changes);
     cJSON_AddItemToObject(root, "diff", res->diff);
     res->diff = NULL; /* now owned by root */
+    cJSON_AddItemToObject(root, "warnings", res->warnings ? res->warnings
+                                                          : cJSON_CreateArray());
+    res->warnings = NULL;
     return api_reply_json(req, MHD_HTTP_OK, root);
 }
 

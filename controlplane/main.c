@@ -317,6 +317,20 @@ static void print_diff_counts(const cJSON *diff)
     printf("%s\n", n ? " changed" : " unchanged");
 }
 
+/* Allow-list findings (security.allowedHosts / blockedIPs), one line each on stderr. */
+static void print_warnings(const cJSON *warnings)
+{
+    const cJSON *w;
+    cJSON_ArrayForEach(w, warnings)
+    {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(w, "field");
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(w, "message");
+        fprintf(stderr, "flexgate-ctl import: warning: %s%s%s\n",
+                cJSON_IsString(f) ? f->valuestring : "", cJSON_IsString(f) ? ": " : "",
+                cJSON_IsString(m) ? m->valuestring : "");
+    }
+}
+
 static int run_import(const ctl_opts_t *o)
 {
     fg_error_t err;
@@ -364,6 +378,7 @@ static int run_import(const ctl_opts_t *o)
                res.n_changes, res.n_changes == 1 ? "" : "s", res.checksum);
     }
     print_diff_counts(res.diff);
+    print_warnings(res.warnings);
     status = EXIT_SUCCESS;
     store_import_result_clear(&res);
 fail_store:

@@ -556,6 +556,39 @@ static void map_error_to_file(const import_ctx_t *c, fg_error_t *err)
     }
 }
 
+typedef struct warn_ctx {
+    const import_ctx_t *c;
+    cJSON *list;
+    bool oom;
+} warn_ctx_t;
+
+static void add_warning(void *arg, const char *field, const char *message)
+{
+    warn_ctx_t *w = arg;
+    fg_error_t e;
+    fg_error_clear(&e);
+    fg_error_set(&e, field, "%s", message);
+    map_error_to_file(w->c, &e); /* the file's path, as errors are named */
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "field", e.field) ||
+        !cJSON_AddStringToObject(o, "message", e.message) || !cJSON_AddItemToArray(w->list, o)) {
+        cJSON_Delete(o);
+        w->oom = true;
+    }
+}
+
+/* Allow-list findings on the config the import produces (security.strict made them errors
+ * in fg_config_validate already). */
+static int collect_warnings(import_ctx_t *c, fg_error_t *err)
+{
+    warn_ctx_t w = {.c = c, .list = cJSON_CreateArray()};
+    cJSON_Delete(c->res->warnings); /* from an earlier try of the same transaction */
+    c->res->warnings = w.list;
+    if (!w.list || fg_config_security_check(c->new_cfg, add_warning, &w) < 0 || w.oom)
+        return oom(err);
+    return 0;
+}
+
 static int check_result(import_ctx_t *c, fg_error_t *err)
 {
     cJSON *root = cJSON_CreateObject();
@@ -584,7 +617,7 @@ static int check_result(import_ctx_t *c, fg_error_t *err)
         return oom(err);
     fg_sha256_hex(text, strlen(text), c->res->checksum);
     free(text);
-    return 0;
+    return collect_warnings(c, err);
 }
 
 /* ---- the diff ------------------------------------------------------------------------- */
@@ -892,6 +925,8 @@ void store_import_result_clear(store_import_result_t *res)
         return;
     cJSON_Delete(res->diff);
     res->diff = NULL;
+    cJSON_Delete(res->warnings);
+    res->warnings = NULL;
 }
 
 int store_export(store_t *st, cJSON **tree, int64_t *version,

@@ -44,6 +44,10 @@ typedef struct store_import_result {
     /* {"upstreams":{"added":[names],"changed":[...],"removed":[...]},"routes":{...},
      *  "keys":{...},"settings":{"changed":[sections]}}; caller owns (cJSON_Delete). */
     cJSON *diff;
+    /* [{"field","message"}]: allow-list findings on the resulting config (upstreams outside
+     * security.allowedHosts / blockedIPs; errors instead under security.strict). Fields are
+     * paths in the file where the upstream comes from it. Caller owns (cJSON_Delete). */
+    cJSON *warnings;
 } store_import_result_t;
 
 /** "replace" / "merge" -> mode; -EINVAL for anything else. NULL or "" is replace. */
@@ -61,7 +65,7 @@ int store_import(store_t *st, const cJSON *file, store_import_mode_t mode, bool 
 int store_export(store_t *st, cJSON **tree, int64_t *version,
                  char checksum[FG_SHA256_HEX_LEN + 1], fg_error_t *err);
 
-/** Release res->diff. Safe on a zeroed result. */
+/** Release res->diff and res->warnings. Safe on a zeroed result. */
 void store_import_result_clear(store_import_result_t *res);
 
 #endif

@@ -23,9 +23,11 @@
 #include "balancer.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "guard.h"
 #include "metrics.h"
 #include "ratelimit.h"
 #include "trace.h"
+#include "upstream.h"
 
 static dp_generation_t *current;
 
@@ -48,6 +50,7 @@ static void generation_free(dp_generation_t *g)
     auth_table_free(g->auth); /* borrows the config's strings: before fg_config_free */
     ratelimit_compiled_free(g->ratelimit);
     balancer_free(g->traffic);
+    guard_free(g->guard);
     free(g->route_upstream);
     fg_config_free(g->config);
     free(g);
@@ -142,6 +145,9 @@ dp_generation_t *generation_create(fg_config_t *config, int64_t version, const c
     g->router = router_build(config, err);
     if (!g->router)
         goto fail_build;
+    g->guard = guard_build(config, err);
+    if (!g->guard)
+        goto fail_build;
     g->auth = auth_table_build(config, err);
     if (!g->auth)
         goto fail_build;
@@ -225,6 +231,7 @@ void generation_install(dp_generation_t *g)
     /* Requests still holding `prev` keep it alive; it is freed by whichever release is last
      * (a large one freed later is not trimmed: the next snapshot reuses its pages). */
     generation_release(prev);
+    upstream_recheck_idle(); /* the SSRF guard's blocked ranges may have changed */
     uint64_t trim_us = large ? trim_heap_us() : 0;
     if (g) {
         g->applied_at_ms = fg_wall_ms();

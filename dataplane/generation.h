@@ -30,6 +30,7 @@ typedef struct dp_generation {
     struct auth_table *auth;             /* owned: the API keys, by digest (auth.c) */
     struct dp_rl_compiled *ratelimit;    /* owned: ratelimit.c's per-generation state */
     struct bal_set *traffic;             /* owned: balancer, fallbacks, shedding thresholds */
+    struct dp_guard *guard;              /* owned: guard.c's security tables (issue 5) */
 } dp_generation_t;
 
 /** Build a generation from a decoded, validated config. Takes ownership of `config` whether

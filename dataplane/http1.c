@@ -14,6 +14,8 @@
 
 #include <event2/buffer.h>
 
+#include "metrics.h"
+
 /* ---- header token table ---------------------------------------------------------------- */
 
 typedef struct token_def {
@@ -30,10 +32,14 @@ static const token_def_t token_defs[] = {
     {"te", 2, HTTP1_H_TE, HTTP1_HF_HOP},
     {"host", 4, HTTP1_H_HOST, HTTP1_HF_REQ_REWRITE},
     {"expect", 6, HTTP1_H_EXPECT, HTTP1_HF_REQ_REWRITE}, /* the gateway answers 100-continue */
+    {"server", 6, HTTP1_H_SERVER, HTTP1_HF_RESP_STRIP}, /* upstream software: not disclosed */
     {"trailer", 7, HTTP1_H_TRAILER, HTTP1_HF_HOP},
     {"upgrade", 7, HTTP1_H_UPGRADE, HTTP1_HF_HOP},
+    {"forwarded", 9, HTTP1_H_FORWARDED, HTTP1_HF_REQ_REWRITE},
+    {"x-real-ip", 9, HTTP1_H_X_REAL_IP, HTTP1_HF_REQ_REWRITE},
     {"connection", 10, HTTP1_H_CONNECTION, HTTP1_HF_HOP},
     {"keep-alive", 10, HTTP1_H_KEEP_ALIVE, HTTP1_HF_HOP},
+    {"x-powered-by", 12, HTTP1_H_X_POWERED_BY, HTTP1_HF_RESP_STRIP},
     {"content-length", 14, HTTP1_H_CONTENT_LENGTH, HTTP1_HF_FRAMING},
     {"x-forwarded-for", 15, HTTP1_H_X_FORWARDED_FOR, HTTP1_HF_REQ_REWRITE},
     {"proxy-connection", 16, HTTP1_H_PROXY_CONNECTION, HTTP1_HF_HOP},
@@ -48,7 +54,7 @@ static const token_def_t token_defs[] = {
 
 /* by_len[n] = {first index, count} of the names of length n. */
 static uint8_t token_by_len[TOKEN_MAX_LEN + 1][2];
-static uint8_t token_flags_of[HTTP1_H_EXPECT + 1];
+static uint8_t token_flags_of[HTTP1_H__COUNT];
 static bool tokens_ready;
 
 /* ASCII lowercase without locale lookups. */
@@ -433,6 +439,24 @@ static int check_request_framing(http1_parser_t *p, const http1_head_t *h)
     return 0;
 }
 
+/* A response field the proxy must not pass on: a name that is not a token (llhttp lets
+ * `X Y` through) or a value with NUL or control bytes (tab aside), which a client could read
+ * as the end of the field or of the head. */
+static bool response_field_unsafe(const http1_head_t *h, const http1_header_t *hd)
+{
+    const unsigned char *n = (const unsigned char *)HTTP1_NAME(h, hd);
+    if (hd->name_len == 0)
+        return true; /* ": v" -- llhttp lets an empty name through */
+    for (uint32_t i = 0; i < hd->name_len; i++)
+        if (!is_tchar(n[i]))
+            return true;
+    const unsigned char *v = (const unsigned char *)HTTP1_VALUE(h, hd);
+    for (uint32_t i = 0; i < hd->value_len; i++)
+        if ((v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+            return true;
+    return false;
+}
+
 static int on_value_complete(llhttp_t *ll)
 {
     http1_parser_t *p = PARSER(ll);
@@ -454,9 +478,20 @@ static int on_value_complete(llhttp_t *ll)
     hd->token = (uint8_t)http1_token_lookup(h->buf + hd->name_off, hd->name_len);
     hd->flags = token_flags_of[hd->token];
     if (p->ll.type == HTTP_REQUEST) {
+        if (hd->name_len > HTTP1_MAX_NAME_SIZE || hd->value_len > HTTP1_MAX_VALUE_SIZE) {
+            metrics_counters()->headers_refused++;
+            return fail(p, 400, "header field too large");
+        }
+        if (hd->name_len == 0) {
+            metrics_counters()->headers_refused++;
+            return fail(p, 400, "empty header field name");
+        }
         int rc = check_request_field(p, h, hd);
         if (rc != 0)
             return rc;
+    } else if (response_field_unsafe(h, hd)) {
+        hd->flags |= HTTP1_HF_DROP;
+        h->n_bad++;
     }
     if (hd->token == HTTP1_H_HOST) {
         if (h->host >= 0 && p->ll.type == HTTP_REQUEST)
@@ -587,7 +622,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t n)
 
 static void scan_reset(http1_parser_t *p)
 {
-    p->scan_active = p->ll.type == HTTP_REQUEST;
+    p->scan_active = true;
     p->scan_prev_cr = p->scan_started = p->scan_in_name = false;
     p->scan_line_len = 0;
 }
@@ -599,37 +634,40 @@ static int on_message_complete(llhttp_t *ll)
     int rc = p->cb->on_complete ? p->cb->on_complete(p->ctx) : HTTP1_CB_OK;
     if (rc < 0)
         return fail(p, 400, "refused by handler");
-    if (ll->type == HTTP_REQUEST) {
-        /* The next request's head must go through the scanner before llhttp reads it: stop
-         * here even when the owner does not, and let http1_parser_execute carry on. */
-        scan_reset(p);
-        if (rc != HTTP1_CB_PAUSE)
-            p->scan_inner_pause = true;
-        return HPE_PAUSED;
-    }
-    if (rc == HTTP1_CB_PAUSE)
-        return HPE_PAUSED;
-    return 0;
+    /* The next head (a request, or the final response after an interim one) must go through
+     * the scanner before llhttp reads it: stop here even when the owner does not, and let
+     * http1_parser_execute carry on. */
+    scan_reset(p);
+    if (rc != HTTP1_CB_PAUSE)
+        p->scan_inner_pause = true;
+    return HPE_PAUSED;
 }
 
 /* ---- the request head scanner ---------------------------------------------------------- */
 
 static int scan_fail(http1_parser_t *p, const char *reason)
 {
-    fail(p, 400, reason);
+    fail(p, p->ll.type == HTTP_RESPONSE ? 502 : 400, reason);
     return -1;
 }
 
-/* The only bytes that can change the scanner's state inside a line; every other byte just
- * continues it. */
-static const bool scan_special[256] = {[0] = true,   ['\t'] = true, ['\n'] = true,
-                                       ['\r'] = true, [' '] = true,  [':'] = true};
+/* The only bytes that can change the scanner's state inside a line (or refuse it: the
+ * control bytes); every other byte just continues it. */
+static const bool scan_special[256] = {
+    [0] = true,    [1] = true,    [2] = true,    [3] = true,    [4] = true,    [5] = true,
+    [6] = true,    [7] = true,    [8] = true,    ['\t'] = true, ['\n'] = true, [0x0b] = true,
+    [0x0c] = true, ['\r'] = true, [0x0e] = true, [0x0f] = true, [0x10] = true, [0x11] = true,
+    [0x12] = true, [0x13] = true, [0x14] = true, [0x15] = true, [0x16] = true, [0x17] = true,
+    [0x18] = true, [0x19] = true, [0x1a] = true, [0x1b] = true, [0x1c] = true, [0x1d] = true,
+    [0x1e] = true, [0x1f] = true, [' '] = true,  [':'] = true,  [0x7f] = true};
 
-/* Walk raw request head bytes. 0: the head goes on past `len`; 1: it ended, *end is the
- * offset just past its blank line; -1: refused (error_status set), *end is the bad byte. */
+/* Walk raw head bytes. 0: the head goes on past `len`; 1: it ended, *end is the offset just
+ * past its blank line; -1: refused (error_status set), *end is the bad byte. A response head
+ * is only held to CRLF line endings (see http1.h). */
 static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *end)
 {
     const unsigned char *d = (const unsigned char *)data;
+    bool resp = p->ll.type == HTTP_RESPONSE;
     for (size_t i = 0; i < len; i++) {
         /* Inside a line (scan_line_len only matters as zero or not), runs of ordinary bytes
          * change nothing: skip them in one tight loop instead of a pass through the state
@@ -645,7 +683,7 @@ static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *en
         if (p->scan_prev_cr) {
             p->scan_prev_cr = false;
             if (c != '\n')
-                return scan_fail(p, "bare CR in head");
+                return scan_fail(p, resp ? "bare CR in response head" : "bare CR in head");
             if (p->scan_line_len == 0 && p->scan_started) {
                 *end = i + 1; /* the blank line: end of head */
                 return 1;
@@ -660,9 +698,18 @@ static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *en
             continue;
         }
         if (c == '\n')
-            return scan_fail(p, "bare LF in head");
+            return scan_fail(p, resp ? "bare LF in response head" : "bare LF in head");
+        if (resp) {
+            p->scan_started = true;
+            p->scan_line_len++;
+            continue;
+        }
         if (c == 0)
             return scan_fail(p, "NUL in head");
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            metrics_counters()->headers_refused++;
+            return scan_fail(p, "control character in head");
+        }
         if (p->scan_line_len == 0) {
             if (c == ' ' || c == '\t')
                 return scan_fail(p, p->scan_started ? "obsolete line folding"
@@ -710,12 +757,11 @@ void http1_parser_init(http1_parser_t *p, llhttp_type_t type, const http1_callba
     p->head.host = -1;
     p->max_head_size = HTTP1_MAX_HEAD_SIZE;
     p->max_headers = HTTP1_MAX_HEADERS;
-    if (type == HTTP_REQUEST) {
-        /* Control bytes and obs-text in values, HTTP/1.x minors: see http1.h for what we
-         * check instead. */
-        llhttp_set_lenient_headers(&p->ll, 1);
+    /* Control bytes and obs-text in values (refused in requests by the scanner, dropped
+     * from responses), HTTP/1.x minors: see http1.h for what we check instead. */
+    llhttp_set_lenient_headers(&p->ll, 1);
+    if (type == HTTP_REQUEST)
         p->ll.lenient_flags |= LENIENT_VERSION;
-    }
     scan_reset(p);
 }
 

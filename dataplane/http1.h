@@ -17,18 +17,25 @@
  *
  * Request smuggling policy (requests only; RFC 9112 §2.2, §5, §6): before llhttp sees a byte
  * of a request head, a small scanner of our own walks the raw bytes up to the blank line that
- * ends the head and refuses (400) a bare CR, a bare LF, a NUL, obsolete line folding or any
- * line starting with whitespace, and whitespace between a field name and its colon. So llhttp
- * only ever parses heads whose line structure is unambiguous, and the scanner and llhttp must
- * agree on where the head ends. llhttp then runs with two lenient flags: header values may
- * carry other control bytes and obs-text (RFC 9110 §5.5 lets a recipient keep them; they are
- * forwarded as received), and an HTTP/1.x version other than 1.0/1.1 is read as 1.1. What
- * those flags relax is re-checked here: Content-Length must be one run of digits and given
- * once; Transfer-Encoding must be a list of plain tokens ending in one `chunked`, never next
- * to Content-Length and never in an HTTP/1.0 request; a field name that differs from either
- * only by punctuation (`Transfer_Encoding`) is refused; the major version must be 1 (505).
- * Chunk sizes and everything else are llhttp's own strict checks. Responses are parsed with
- * llhttp's defaults: their framing is rebuilt for the client anyway.
+ * ends the head and refuses (400) a bare CR, a bare LF, a NUL or other control byte (tab
+ * aside: issue 5's header hygiene), obsolete line folding or any line starting with
+ * whitespace, and whitespace between a field name and its colon. So llhttp only ever parses
+ * heads whose line structure is unambiguous, and the scanner and llhttp must agree on where
+ * the head ends. A field name over HTTP1_MAX_NAME_SIZE or value over HTTP1_MAX_VALUE_SIZE is
+ * refused (400). llhttp then runs with two lenient flags: header values may carry obs-text
+ * (RFC 9110 §5.5; forwarded as received), and an HTTP/1.x version other than 1.0/1.1 is read
+ * as 1.1. What those flags relax is re-checked here: Content-Length must be one run of digits
+ * and given once; Transfer-Encoding must be a list of plain tokens ending in one `chunked`,
+ * never next to Content-Length and never in an HTTP/1.0 request; a field name that differs
+ * from either only by punctuation (`Transfer_Encoding`) is refused; the major version must be
+ * 1 (505). Chunk sizes and everything else are llhttp's own strict checks.
+ *
+ * Responses (header hygiene): the same scanner runs over each response head in a milder mode
+ * that refuses only a bare CR or LF (502: the line structure is ambiguous, so a field could be
+ * split into two). llhttp reads response values leniently, so a field whose value carries NUL
+ * or control bytes, or whose name is not a token (`X Y`), arrives whole and is marked
+ * HTTP1_HF_DROP (counted in head.n_bad): the proxy drops it instead of sending bytes that
+ * could split the response. Their framing is rebuilt for the client anyway.
  *
  * Callbacks must not free the parser or reset its arena: they return HTTP1_CB_PAUSE and let the
  * caller act after http1_parser_execute() returns. */
@@ -50,6 +57,9 @@ struct evbuffer;
 #define HTTP1_MAX_HEADERS 100           /* default: header fields per message (431 beyond) */
 #define HTTP1_HEAD_BUF_INIT 2048        /* first head buffer, grown by doubling */
 #define HTTP1_HEADERS_INIT 32           /* first header array, grown by doubling */
+#define HTTP1_MAX_NAME_SIZE 256         /* request header field name, bytes (400 beyond) */
+#define HTTP1_MAX_VALUE_SIZE 8192       /* request header field value, bytes (400 beyond), as
+                                           nginx's 8k header line buffer */
 
 /* ---- header tokens -------------------------------------------------------------------- */
 typedef enum http1_token {
@@ -69,13 +79,22 @@ typedef enum http1_token {
     HTTP1_H_X_FORWARDED_PROTO,
     HTTP1_H_X_FORWARDED_HOST,
     HTTP1_H_EXPECT,
+    HTTP1_H_FORWARDED,      /* request: replaced unless the peer is a trusted proxy (guard.c) */
+    HTTP1_H_X_REAL_IP,      /* request: likewise */
+    HTTP1_H_SERVER,         /* response: stripped (guard.c, header hygiene) */
+    HTTP1_H_X_POWERED_BY,   /* response: stripped */
+    HTTP1_H__COUNT,
 } http1_token_t;
 
 /* Header flags (http1_header_t.flags). */
 enum {
     HTTP1_HF_HOP = 1u << 0,       /* hop-by-hop: never forwarded in either direction */
     HTTP1_HF_FRAMING = 1u << 1,   /* Content-Length / Transfer-Encoding: re-generated */
-    HTTP1_HF_REQ_REWRITE = 1u << 2, /* Host, X-Forwarded-*, Expect: handled by the proxy */
+    HTTP1_HF_REQ_REWRITE = 1u << 2, /* Host, X-Forwarded-*, Forwarded, X-Real-IP, Expect:
+                                       handled by the proxy */
+    HTTP1_HF_RESP_STRIP = 1u << 3, /* Server, X-Powered-By: never sent to the client */
+    HTTP1_HF_DROP = 1u << 4,       /* this message only: removed by a route's header ops, or
+                                      a response field that could split the response */
 };
 
 /** One header field. Name and value are offsets into http1_head_t.buf (not terminated);
@@ -115,6 +134,8 @@ typedef struct http1_head {
     uint8_t n_cl, n_te;        /* Content-Length / Transfer-Encoding fields seen */
     uint8_t n_chunked;         /* `chunked` codings seen across Transfer-Encoding fields */
     bool te_last_chunked;      /* the last coding listed is `chunked` */
+    uint32_t n_bad;            /* response: fields marked HTTP1_HF_DROP because their name is
+                                  not a token or their value holds NUL or control bytes */
 } http1_head_t;
 
 #define HTTP1_NAME(h, hd) ((h)->buf + (hd)->name_off)

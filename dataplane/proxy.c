@@ -22,6 +22,7 @@
 #include "auth.h"
 #include "fg_log.h"
 #include "fg_time.h"
+#include "guard.h"
 #include "metrics.h"
 #include "overload.h"
 #include "ratelimit.h"
@@ -37,6 +38,7 @@ typedef struct error_def {
 
 static const error_def_t error_defs[] = {
     {400, "bad_request", "the request is malformed"},
+    {403, "forbidden", "the request is not allowed"},
     {404, "no_route", "no route matches the request"},
     {405, "method_not_allowed", "the method is not supported"},
     {408, "request_timeout", "the request was not received in time"},
@@ -53,7 +55,7 @@ static const error_def_t error_defs[] = {
     {429, "rate_limited", "too many requests"},
 };
 
-#define ERROR_DEF_500 6 /* index of the 500 entry: the answer for an unlisted status */
+#define ERROR_DEF_500 7 /* index of the 500 entry: the answer for an unlisted status */
 
 /* Traffic-control refusals: 503s that say why, with Retry-After. */
 static const error_def_t refusal_breaker = {503, "circuit_open",
@@ -365,68 +367,10 @@ void proxy_finish(dp_request_t *r, int status)
 
 /* ---- target, path, route --------------------------------------------------------------- */
 
-/* Remove dot segments (RFC 3986 §5.2.4) after decoding "%2e", so "/public/../admin" is routed
- * (and forwarded) as "/admin": the route that matched is the route the upstream sees. Other
- * escapes stay as they are. Paths without '%' or "/." are returned untouched, uncopied. */
-static int normalize_path(fg_arena_t *arena, const char **pp, size_t *pn)
-{
-    const char *p = *pp;
-    size_t n = *pn;
-    size_t i;
-    for (i = 1; i < n; i++)
-        if (p[i] == '%' || (p[i] == '.' && p[i - 1] == '/'))
-            break;
-    if (i >= n)
-        return 0;
-    char *b = fg_arena_alloc(arena, n + 1);
-    if (!b)
-        return -ENOMEM;
-    size_t m = 0;
-    for (i = 0; i < n; i++) {
-        if (p[i] == '%' && i + 2 < n && p[i + 1] == '2' && (p[i + 2] == 'e' || p[i + 2] == 'E')) {
-            b[m++] = '.';
-            i += 2;
-        } else {
-            b[m++] = p[i];
-        }
-    }
-    /* In place: the write position never passes the read position. */
-    size_t o = 0;
-    i = 0;
-    while (i < m) {
-        size_t j = i + 1;
-        while (j < m && b[j] != '/')
-            j++;
-        const char *seg = b + i + 1;
-        size_t sl = j - i - 1;
-        bool last = j >= m;
-        if (sl == 1 && seg[0] == '.') {
-            if (last)
-                b[o++] = '/';
-        } else if (sl == 2 && seg[0] == '.' && seg[1] == '.') {
-            while (o > 0 && b[o - 1] != '/')
-                o--;
-            if (o > 0)
-                o--;
-            if (last)
-                b[o++] = '/';
-        } else {
-            b[o++] = '/';
-            memmove(b + o, seg, sl);
-            o += sl;
-        }
-        i = j;
-    }
-    if (o == 0)
-        b[o++] = '/';
-    b[o] = '\0';
-    *pp = b;
-    *pn = o;
-    return 0;
-}
-
-/* Split the request-target into path and query; accept origin-form and absolute-form. */
-static int parse_target(dp_request_t *r)
+/* Split the request-target into path and query; accept origin-form and absolute-form (whose
+ * authority is ignored: the config alone names destinations). The path is normalised
+ * (guard.c); *path_flags says what the route must allow. */
+static int parse_target(dp_request_t *r, unsigned *path_flags)
 {
     const http1_head_t *h = r->head;
     const char *u = h->buf + h->url_off;
@@ -466,7 +410,7 @@ static int parse_target(dp_request_t *r)
         r->query = q + 1;
         r->query_len = n - r->path_len - 1;
     }
-    return normalize_path(r->conn->arena, &r->path, &r->path_len);
+    return guard_path_normalize(r->conn->arena, &r->path, &r->path_len, path_flags);
 }
 
 /* The Host header without its port, for host-based routes. */
@@ -522,25 +466,21 @@ static int write_request_head(dp_request_t *r)
     size_t base_len = strlen(base);
     size_t hh_len;
     const char *hh = upstream_host_header(r->pool, &hh_len);
-    const http1_header_t *host =
-        h->host >= 0 && h->headers[h->host].value_len ? &h->headers[h->host] : NULL;
     char num[24];
     size_t num_len = 0;
     if (h->framing == HTTP1_BODY_LENGTH)
         num_len = http1_u64_to_dec(h->content_length, num);
 
     size_t total = mlen + 1 + base_len + r->path_len + (r->query ? 1 + r->query_len : 0) +
-                   sizeof(" HTTP/1.1\r\nHost: \r\n") + hh_len +
-                   sizeof("X-Forwarded-For: \r\n") + r->conn->peer_ip_len +
-                   sizeof("X-Forwarded-Proto: https\r\n") +
-                   (host ? sizeof("X-Forwarded-Host: \r\n") + host->value_len : 0) +
+                   sizeof(" HTTP/1.1\r\nHost: \r\n") + hh_len + guard_request_headers_len(r) +
                    sizeof("Transfer-Encoding: chunked\r\n") + sizeof("Content-Length: \r\n") +
                    num_len + sizeof("Connection: upgrade\r\n") + 2 +
                    trace_request_len(&r->trace);
     total += auth_identity_size(r);
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const http1_header_t *hd = &h->headers[i];
-        if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE)) ||
+        if (!(hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE |
+                           HTTP1_HF_DROP)) ||
             hd->token == HTTP1_H_TRANSFER_ENCODING || (r->upgrade && hd->token == HTTP1_H_UPGRADE))
             total += hd->name_len + hd->value_len + 4; /* TE: covers its ", " separator */
     }
@@ -562,25 +502,16 @@ static int write_request_head(dp_request_t *r)
     PUTS(p, "\r\n");
     for (uint32_t i = 0; i < h->n_headers; i++) {
         const http1_header_t *hd = &h->headers[i];
-        if (hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE))
+        if (hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING | HTTP1_HF_REQ_REWRITE | HTTP1_HF_DROP))
             continue;
         PUT(p, HTTP1_NAME(h, hd), hd->name_len);
         PUTS(p, ": ");
         PUT(p, HTTP1_VALUE(h, hd), hd->value_len);
         PUTS(p, "\r\n");
     }
-    /* Issue 5 keeps a trusted proxy's X-Forwarded-For chain; until then it is replaced. */
-    PUTS(p, "X-Forwarded-For: ");
-    PUT(p, r->conn->peer_ip, r->conn->peer_ip_len);
-    if (tls_bev_is_tls(r->conn->bev)) /* arrived on the TLS listener */
-        PUTS(p, "\r\nX-Forwarded-Proto: https\r\n");
-    else
-        PUTS(p, "\r\nX-Forwarded-Proto: http\r\n");
-    if (host) {
-        PUTS(p, "X-Forwarded-Host: ");
-        PUT(p, HTTP1_VALUE(h, host), host->value_len);
-        PUTS(p, "\r\n");
-    }
+    /* X-Forwarded-*, X-Real-IP (replaced unless the peer is a trusted proxy) and the
+     * route's requestHeaders adds: guard.c. */
+    p = guard_request_headers_put(r, p);
     p = auth_identity_write(r, p); /* the authenticated key's name (identityHeader) */
     p = trace_write_request(&r->trace, p); /* request id, traceparent (issue 7) */
     if (r->upgrade) {
@@ -662,9 +593,11 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
             conn_hdr = "Connection: keep-alive\r\n";
     }
 
+    size_t add_len;
+    const char *add = guard_response_add(r, &add_len); /* the route's responseHeaders adds */
     size_t total = sizeof("HTTP/1.1 000 \r\n") + reason_len + sizeof("Content-Length: \r\n") +
                    num_len + sizeof("Transfer-Encoding: chunked\r\n") +
-                   sizeof("Connection: keep-alive\r\n") + 2 + r->extra_headers_len +
+                   sizeof("Connection: keep-alive\r\n") + 2 + add_len + r->extra_headers_len +
                    trace_response_len(&r->trace);
     for (uint32_t i = 0; i < rh->n_headers; i++) {
         const http1_header_t *hd = &rh->headers[i];
@@ -683,7 +616,7 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
     PUTS(p, "\r\n");
     for (uint32_t i = 0; i < rh->n_headers; i++) {
         const http1_header_t *hd = &rh->headers[i];
-        if (hd->flags & HTTP1_HF_HOP)
+        if (hd->flags & (HTTP1_HF_HOP | HTTP1_HF_RESP_STRIP | HTTP1_HF_DROP))
             continue;
         if ((hd->flags & HTTP1_HF_FRAMING) && !(keep_cl && hd->token == HTTP1_H_CONTENT_LENGTH))
             continue;
@@ -694,6 +627,8 @@ static int write_response_head(dp_request_t *r, const http1_head_t *rh, bool int
         PUT(p, HTTP1_VALUE(rh, hd), hd->value_len);
         PUTS(p, "\r\n");
     }
+    if (add_len)
+        PUT(p, add, add_len);
     if (num_len) {
         PUTS(p, "Content-Length: ");
         PUT(p, num, num_len);
@@ -728,7 +663,8 @@ static int write_switching_head(dp_request_t *r, const http1_head_t *rh)
     PUTS(p, "HTTP/1.1 101 Switching Protocols\r\n");
     for (uint32_t i = 0; i < rh->n_headers; i++) {
         const http1_header_t *hd = &rh->headers[i];
-        if ((hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING)) && hd->token != HTTP1_H_UPGRADE)
+        if (((hd->flags & (HTTP1_HF_HOP | HTTP1_HF_FRAMING)) && hd->token != HTTP1_H_UPGRADE) ||
+            (hd->flags & (HTTP1_HF_RESP_STRIP | HTTP1_HF_DROP)))
             continue;
         PUT(p, HTTP1_NAME(rh, hd), hd->name_len);
         PUTS(p, ": ");
@@ -743,6 +679,7 @@ static int write_switching_head(dp_request_t *r, const http1_head_t *rh)
 static int on_resp_head(void *ctx, http1_head_t *head)
 {
     dp_request_t *r = ctx;
+    guard_response(r, head); /* unsafe fields, the route's removals: marked to drop */
     if (head->status == 101 && r->upgrade) {
         if (write_switching_head(r, head) < 0)
             return HTTP1_CB_ERROR;
@@ -868,7 +805,9 @@ static void on_upstream_ready(up_conn_t *up, int err, void *arg)
     dp_request_t *r = arg;
     if (err < 0) {
         r->up = NULL; /* already freed by upstream.c */
-        if (!attempt_failed(r, false))
+        if (err == -EACCES) /* the SSRF guard: not the target's failure, no retry */
+            proxy_finish(r, 403);
+        else if (!attempt_failed(r, false))
             proxy_finish(r, 502);
         return;
     }
@@ -887,7 +826,9 @@ static void request_connect(dp_request_t *r, bool allow_idle)
     server_conn_hold(r->conn, DP_HOLD_UPSTREAM);
     r->up = upstream_connect(r->pool, on_upstream_ready, r);
     if (!r->up) {
-        if (!attempt_failed(r, false))
+        if (errno == EACCES) /* the SSRF guard: not the target's failure, no retry */
+            proxy_finish(r, 403);
+        else if (!attempt_failed(r, false))
             proxy_finish(r, 502);
         return;
     }
@@ -914,8 +855,10 @@ void proxy_start(dp_request_t *r)
     }
     r->gen = generation_acquire(g);
     const fg_config_t *cfg = g->config;
-    if (parse_target(r) < 0) {
-        proxy_finish(r, 400);
+    unsigned path_flags = 0;
+    int prc = parse_target(r, &path_flags);
+    if (prc < 0) {
+        proxy_finish(r, prc == -ENOMEM ? 500 : 400);
         return;
     }
     const char *host;
@@ -929,6 +872,11 @@ void proxy_start(dp_request_t *r)
         return;
     }
     r->upstream = g->route_upstream[r->route - cfg->routes];
+    int gst = guard_request(r, path_flags); /* encoded slashes, trusted peer, header ops */
+    if (gst) {
+        proxy_finish(r, gst);
+        return;
+    }
     /* Admission, in this order, each refusing through proxy_finish():
      *   limits (below) and header hygiene -> auth -> rate limit (may wait for Redis, then
      *   resumes in proxy_admit) -> proxy_admit(). */
@@ -1022,6 +970,11 @@ static void request_dispatch(dp_request_t *r)
     if (r->picked && (i = dispatch_pick(r)) < 0)
         return;
     r->target = &r->bu->conf->targets[i];
+    int gst = guard_target(r); /* allowedHosts; resolved addresses are checked at connect */
+    if (gst) {
+        proxy_finish(r, gst);
+        return;
+    }
     r->pool = upstream_pool_get(r->bu->conf, &r->target->parsed);
     if (!r->pool) {
         proxy_finish(r, 500);

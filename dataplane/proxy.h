@@ -159,6 +159,7 @@ typedef struct dp_request {
     bool backoff;                 /* CONNECT phase: waiting to retry, not connecting yet */
     bool pending;                 /* counted by overload.c until the request ends */
     bool retry_response;          /* the response head was a 5xx to retry, not relayed */
+    bool peer_trusted;            /* the client is in security.trustedProxies (guard.c) */
 } dp_request_t;
 
 typedef struct dp_conn {

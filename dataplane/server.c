@@ -52,6 +52,7 @@
 #include "fg_log.h"
 #include "fg_time.h"
 #include "health.h"
+#include "guard.h"
 #include "proxy.h"
 #include "tls.h"
 
@@ -852,6 +853,7 @@ dp_server_t *server_start(struct event_base *base, const dp_server_conf_t *conf,
         return NULL;
     }
     health_init(base); /* active health checks run on this loop */
+    upstream_set_addr_check(guard_addr_check); /* the SSRF guard, on every connect */
     dp_server_t *s = calloc(1, sizeof *s);
     if (!s) {
         fg_error_setc(err, -ENOMEM, "", "out of memory");

@@ -63,6 +63,7 @@ struct up_conn {
     uint64_t idle_since_ms;
     up_ready_cb cb;
     void *arg;
+    struct sockaddr_storage addr; /* the address connected to (re-checked by the SSRF guard) */
 };
 
 TAILQ_HEAD(conn_list, up_conn);
@@ -127,6 +128,9 @@ static struct {
     up_pool_t **buckets;
     size_t n_buckets, n_pools;
 } up;
+
+/* The SSRF guard's check (guard.c), run on every address before a socket is opened. */
+static up_addr_check_fn addr_check;
 
 static void conn_free(up_conn_t *c);
 static int conn_start(up_conn_t *c);
@@ -619,11 +623,28 @@ static int conn_start_tls(up_conn_t *c, const struct sockaddr *sa, int salen)
     return 0;
 }
 
+/* Move past the addresses the SSRF guard refuses, from c->addr_index on (each counts as an
+ * attempt). 0, or -EACCES when none is left. */
+static int conn_skip_refused(up_conn_t *c)
+{
+    up_pool_t *p = c->pool;
+    while (addr_check && addr_check((const struct sockaddr *)&p->addrs[c->addr_index],
+                                    p->host) < 0) {
+        if (++c->attempts >= p->n_addrs)
+            return -EACCES;
+        c->addr_index = (c->addr_index + 1) % p->n_addrs;
+    }
+    return 0;
+}
+
 /* Open a socket to the next address to try and start the handshake. 0 or -errno. */
 static int conn_start(up_conn_t *c)
 {
     up_pool_t *p = c->pool;
+    if (conn_skip_refused(c) < 0)
+        return -EACCES;
     const struct sockaddr *sa = (const struct sockaddr *)&p->addrs[c->addr_index];
+    memcpy(&c->addr, sa, p->addr_lens[c->addr_index]);
     c->attempts++;
     if (p->tls)
         return conn_start_tls(c, sa, (int)p->addr_lens[c->addr_index]);
@@ -690,6 +711,29 @@ up_conn_t *upstream_connect(up_pool_t *p, up_ready_cb cb, void *arg)
         return NULL;
     }
     return c;
+}
+
+void upstream_set_addr_check(up_addr_check_fn fn)
+{
+    addr_check = fn;
+}
+
+void upstream_recheck_idle(void)
+{
+    if (!up.base || !addr_check)
+        return;
+    up_pool_t *p = TAILQ_FIRST(&up.idle_pools);
+    while (p) {
+        up_pool_t *next = TAILQ_NEXT(p, idle_link); /* p may leave the list below */
+        up_conn_t *c = TAILQ_FIRST(&p->idle);
+        while (c) {
+            up_conn_t *cn = TAILQ_NEXT(c, link);
+            if (addr_check((const struct sockaddr *)&c->addr, p->host) < 0)
+                conn_free(c);
+            c = cn;
+        }
+        p = next;
+    }
 }
 
 /* ---- the idle pool --------------------------------------------------------------------- */

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -87,6 +88,19 @@ struct bufferevent *upstream_bev(const up_conn_t *c);
 
 /** The Host header value for the pool's target ("host", "host:port", "[v6]:port"). */
 const char *upstream_host_header(const up_pool_t *p, size_t *len);
+
+/** Decides whether an address may be connected to: 0, or a negative errno (-EACCES) to skip
+ *  it. `host` is the target's host as configured. */
+typedef int (*up_addr_check_fn)(const struct sockaddr *sa, const char *host);
+
+/** Install the check every connect runs on each address before opening a socket (the SSRF
+ *  guard, guard.c); an address it refuses is skipped, and a connect whose every address is
+ *  refused fails with -EACCES. NULL removes it. */
+void upstream_set_addr_check(up_addr_check_fn fn);
+
+/** Run the check again on every idle pooled connection and close those it now refuses: call
+ *  after the policy changed (a new generation). No-op before upstream_init(). */
+void upstream_recheck_idle(void);
 
 /** Idle connections currently pooled for `p` (tests, metrics). */
 size_t upstream_idle_count(const up_pool_t *p);

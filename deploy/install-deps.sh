@@ -15,6 +15,8 @@ PACKAGES=(
   libssl-dev libcjson-dev libyaml-dev libcmocka-dev
   # tests and `make run`: integration drivers, test origin, Redis, HTTP conversations
   python3 curl redis-server varnish openssl procps iproute2
+  # test_ssrf runs in a network namespace of its own (unshare, mount)
+  util-linux mount
   # test_conformance/test_import read YAML with a second parser (PyYAML); tests of
   # docs/admin-api.yaml validate schemas (Python)
   python3-yaml python3-jsonschema

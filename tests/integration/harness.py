@@ -424,9 +424,11 @@ class Cluster:
     # -- origin ------------------------------------------------------------------------
     def start_origin(self, name, port=0, host="127.0.0.1"):
         """Start origin `name` on host:port (port 0: a free one; give an old port to restart
-        an origin there)."""
+        an origin there); host may be an IPv6 address."""
+        listen = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
         o = Origin("origin-" + name, [sys.executable, "-B", ORIGIN_PY, "--listen",
-                                      "%s:%d" % (host, port), "--name", name], self.tmp)
+                                      listen, "--name", name], self.tmp)
+        o.host = host
         self._track(o).start()
 
         def listening():
@@ -442,7 +444,9 @@ class Cluster:
         return o
 
     def origin_url(self, name):
-        return "http://127.0.0.1:%d" % self.origins[name].port
+        o = self.origins[name]
+        host = getattr(o, "host", "127.0.0.1")
+        return "http://%s:%d" % ("[%s]" % host if ":" in host else host, o.port)
 
     # -- control plane -----------------------------------------------------------------
     def start_ctl(self, db=None, socket_path=None, admin_port=None, use_env_token=True,
@@ -697,6 +701,33 @@ class ClusterTest(unittest.TestCase):
         for i in ids:
             self.c.start_dp(i)
         return ids
+
+
+class SharedClusterTest(unittest.TestCase):
+    """Base: one Cluster for the whole class (cls.c), set up by cls.build(c); every process is
+    stopped and checked (clean exits, no sanitizer report) after the last test."""
+
+    label = "shared"
+
+    @classmethod
+    def build(cls, c):
+        raise NotImplementedError
+
+    @classmethod
+    def setUpClass(cls):
+        c = cls.c = Cluster(cls.label)
+        try:
+            cls.build(c)
+        except BaseException:
+            c.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.c.stop_all_checked()
+        finally:
+            cls.c.close()
 
 
 def main():

@@ -224,6 +224,10 @@ class Walk(ClusterTest):
                            "circuitBreaker": {"enabled": True, "failureThreshold": 20},
                            "healthCheck": {"enabled": True, "path": "/healthz"}})
         e(409, "POST", U, {"name": "users-svc", "url": url})
+        # an upstream the SSRF guard will refuse: created, with documented `warnings`
+        warned = e(201, "POST", U, {"name": "meta", "url": "http://169.254.169.254"}).json()
+        self.assertIn("is blocked", warned["warnings"][0]["message"])
+        e(204, "DELETE", U + "/meta")
         e(422, "POST", U, {"name": "x", "url": url, "colour": "red"}, body_valid=False)
         e(400, "POST", U, b'{"name":', headers={"Content-Type": "application/json"},
           body_valid=False)

@@ -34,6 +34,11 @@ Behaviour by path (query strings are parsed; the raw target is echoed):
                        `slow` (T ms, default 1000, then normal), `close` (close the connection
                        without answering). Answers {"mode","status","ms"}. /__stats and
                        /__control itself are never affected.
+  /unsafe-headers      200 JSON with, besides its own fields, X-Powered-By, a field whose name
+                       holds a space, fields whose values hold NUL / \x01 / DEL, and
+                       X-Safe: kept (header hygiene tests: the gateway drops the unsafe ones)
+  /bare-lf             200 whose head has a bare LF inside a field ("X-A: a\nSet-Cookie: ..."):
+                       a response a careless proxy would split
   /__stats             {"in_flight": requests being handled now (not counting this one),
                        "total": requests received so far, "complete": requests whose body
                        was read whole (not counting this one), "served": requests to paths
@@ -262,6 +267,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_until_close(qint("n", 1024, BYTES_MAX))
         elif path == "/hang":
             self.hang()
+        elif path in ("/unsafe-headers", "/bare-lf"):
+            self.send_raw_head(path)
         elif path == "/__stats":
             with self.server.lock:
                 stats = {"in_flight": self.server.in_flight - 1, "total": self.server.total,
@@ -325,6 +332,20 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
+    def send_raw_head(self, path):
+        """A head written byte for byte (BaseHTTPRequestHandler would refuse these fields)."""
+        body = (json.dumps({"origin": self.server.name, "path": path}) + "\n").encode()
+        if path == "/bare-lf":
+            fields = b"X-A: a\nSet-Cookie: split=1\r\n"
+        else:
+            fields = (b"X-Powered-By: PHP/8.1\r\nX Space: v\r\nX-Nul: a\x00b\r\n"
+                      b"X-Ctl: a\x01b\r\nX-Del: a\x7fb\r\nX-Safe: kept\r\n")
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nServer: origin-secret/1.0\r\nX-Origin: "
+                         + self.server.name.encode() + b"\r\n" + fields
+                         + b"Content-Type: application/json\r\nContent-Length: "
+                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+        self.wfile.flush()
+
     def hang(self):
         # Never answer; return (and close) when the client goes away or after HANG_MAX_S.
         self.close_connection = True
@@ -348,6 +369,8 @@ class OriginServer(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, addr, name, verbose=False):
+        if ":" in addr[0]:
+            self.address_family = socket.AF_INET6  # --listen [::1]:0
         super().__init__(addr, Handler)
         self.name = name
         self.verbose = verbose

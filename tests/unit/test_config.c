@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "fg_cidr.h"
 #include "fg_config.h"
 #include "fg_config_internal.h"
 #include "fg_time.h"
@@ -1115,7 +1116,7 @@ static void test_route_websocket(void **state)
 static const char everything[] =
     "{'version':'1.0',"
     " 'proxy':{'port':8080,'timeout':{'request':1000,'connect':100,'idle':5000},'maxBodySize':'2mb'},"
-    " 'security':{'allowedHosts':['*.corp'],'blockedIPs':['10.0.0.0/8'],'trustedProxies':['127.0.0.1'],"
+    " 'security':{'allowedHosts':['*.corp','127.0.0.1','u.example'],'blockedIPs':['10.0.0.0/8'],'trustedProxies':['127.0.0.1'],"
     "   'strict':true,'auth':{'type':'apiKey','header':'X-Key','keys':[{'name':'k1','key':'" KEY_A "',"
     "   'routes':['r1','r2'],'disabled':false,'expiresAt':1893553445678}]}},"
     " 'rateLimit':{'enabled':true,'backend':'redis','redis':{'url':'redis://127.0.0.1:6379/0'},"
@@ -1543,6 +1544,67 @@ static void test_request_id_header(void **state)
     expect_decode_error(long_name, "logging.requestIdHeader", NULL);
 }
 
+/* Issue 5: `allowEncodedSlashes` (default false) round-trips and is a boolean. */
+static void test_route_allow_encoded_slashes(void **state)
+{
+    (void)state;
+    fg_config_t *cfg = parse_ok(ROUTE("{'id':'a','path':'/a','upstream':'b'},"
+                                      "{'id':'e','path':'/e/*','upstream':'b',"
+                                      "'allowEncodedSlashes':true}"));
+    assert_false(cfg->routes[0].allow_encoded_slashes);
+    assert_true(cfg->routes[1].allow_encoded_slashes);
+    char *canon = assert_round_trip(cfg);
+    assert_non_null(strstr(canon, "\"allowEncodedSlashes\":true"));
+    assert_non_null(strstr(canon, "\"allowEncodedSlashes\":false"));
+    free(canon);
+    fg_config_free(cfg);
+    expect_decode_error(ROUTE("{'id':'e','path':'/e','upstream':'b','allowEncodedSlashes':1}"),
+                        "routes[0].allowEncodedSlashes", "true or false");
+}
+
+static void count_finding(void *ctx, const char *field, const char *message)
+{
+    char *last = ctx;
+    snprintf(last, 512, "%s: %s", field, message);
+}
+
+/* Issue 5: upstreams outside allowedHosts / blockedIPs are findings (warnings); under
+ * security.strict the validator refuses the config, naming the field. The seed's full
+ * example (upstreams outside its own allowedHosts) stays valid. */
+static void test_security_findings_and_strict(void **state)
+{
+    (void)state;
+    char last[512] = "";
+    static const char ups[] =
+        " 'upstreams':[{'name':'a','url':'https://api.primary.com'},"
+        "  {'name':'m','targets':[{'url':'http://10.0.0.1:80'},{'url':'http://169.254.169.254'}]},"
+        "  {'name':'ok','url':'http://x.internal.corp:8080'}]}";
+    char text[1024];
+    snprintf(text, sizeof text, "{'security':{'allowedHosts':['*.internal.corp','10.0.0.1',"
+             "'169.254.169.254'],'blockedIPs':['10.0.0.0/8']},%s", ups);
+    fg_config_t *cfg = parse_ok(text);
+    assert_int_equal(fg_config_security_check(cfg, count_finding, last), 3);
+    /* the last finding: the metadata address, blocked by default */
+    assert_non_null(strstr(last, "upstreams[1].targets[1].url: upstream \"m\": address "
+                                 "169.254.169.254 is blocked (default: link-local"));
+    fg_config_free(cfg);
+
+    snprintf(text, sizeof text, "{'security':{'strict':true,'allowedHosts':['*.internal.corp']},"
+             "%s", ups);
+    expect_validate_error(text, "upstreams[0].url", "outside security.allowedHosts");
+    snprintf(text, sizeof text, "{'security':{'strict':true,'allowedHosts':['*.internal.corp',"
+             "'api.primary.com','10.0.0.1','169.254.169.254']},%s", ups);
+    expect_validate_error(text, "upstreams[1].targets[1].url", "is blocked");
+
+    /* *.suffix does not match the bare suffix; exact names are case-insensitive. */
+    assert_true(fg_host_match("*.internal.corp", "a.b.internal.corp"));
+    assert_false(fg_host_match("*.internal.corp", "internal.corp"));
+    assert_false(fg_host_match("*.internal.corp", "xinternal.corp"));
+    assert_true(fg_host_match("API.example.com", "api.example.com"));
+    assert_true(fg_host_match("[::1]", "::1"));
+    assert_false(fg_host_match("api.example.com", "api.example.com.evil"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1583,6 +1645,8 @@ int main(void)
         cmocka_unit_test(test_rate_limit_redis_and_table_settings),
         cmocka_unit_test(test_traffic_control_keys),
         cmocka_unit_test(test_request_id_header),
+        cmocka_unit_test(test_route_allow_encoded_slashes),
+        cmocka_unit_test(test_security_findings_and_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,7 +117,7 @@ static void expect_refused(const char *req, size_t len, int status)
 static void test_valid_request_every_split(void **state)
 {
     (void)state;
-    static const char req[] = H "Transfer-Encoding: gzip, chunked\r\nX-A: a\x01 \xa0 b\r\n\r\n"
+    static const char req[] = H "Transfer-Encoding: gzip, chunked\r\nX-A: a\t \xa0 b\r\n\r\n"
                                 "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nT: x\r\n\r\n";
     for (size_t step = 0; step < 40; step++) {
         if (FEED(req, step) != HTTP1_OK)
@@ -213,8 +213,9 @@ static void test_chunk_framing_refused(void **state)
 static void test_lenient_but_safe(void **state)
 {
     (void)state;
-    /* Control bytes and obs-text in an ordinary value are kept (RFC 9110 §5.5). */
-    assert_int_equal(FEED("GET / HTTP/1.1\r\nHost: x\r\nX-A: \x01v\x7f\xe9\r\n\r\n", 0),
+    /* Obs-text and tabs in an ordinary value are kept (RFC 9110 §5.5); control bytes are
+     * refused (issue 5, header hygiene: see test_guard.c). */
+    assert_int_equal(FEED("GET / HTTP/1.1\r\nHost: x\r\nX-A: v\t\xe9\x80\r\n\r\n", 0),
                      HTTP1_OK);
     assert_int_equal(fx.rec.completes, 1);
     const http1_head_t *h = &fx.rec.head[0];
