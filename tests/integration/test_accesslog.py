@@ -117,16 +117,21 @@ class AccessLog(ClusterTest):
         # without the target.
         self.assertEqual(len([l for l in lines if l["status"] == 400 and "path" not in l]), 1)
 
-        # A request id carrying control bytes or quotes is not accepted: a generated one
-        # replaces it, and the bytes never reach the log.
+        # A request id carrying control bytes is refused with the whole request (400, header
+        # hygiene); one carrying quotes is not accepted as an id: a generated one replaces it.
+        # Neither reaches the log.
         mark = dp.log_mark()
-        evil = b'evil\x1b[31m","status":1,"x":"\x01'
+        r = harness.raw_request(dp.port, b"GET /rid HTTP/1.1\r\nHost: a\r\nX-Request-ID: "
+                                b"evil\x1b[31m\x01\r\nConnection: close\r\n\r\n")
+        self.assertEqual(r.status, 400)
+        self.assertRegex(r.header("X-Request-ID"), r"^[0-9a-f]{32}$")
+        evil = b'evil","status":1,"x":"'
         r = harness.raw_request(dp.port, b"GET /rid HTTP/1.1\r\nHost: a\r\nX-Request-ID: " +
                                 evil + b"\r\nConnection: close\r\n\r\n")
         self.assertEqual(r.status, 200)
         self.assertRegex(r.header("X-Request-ID"), r"^[0-9a-f]{32}$")
-        lines = self.wait_lines(dp, mark, lambda ls: len(ls) >= 1, "the access line")
-        self.assertEqual(lines[0]["request_id"], r.header("X-Request-ID"))
+        lines = self.wait_lines(dp, mark, lambda ls: len(ls) >= 2, "the access lines")
+        self.assertEqual(lines[1]["request_id"], r.header("X-Request-ID"))
         text = dp.read("stderr")[mark:]
         self.assertNotIn("\x1b", text)
         self.assertNotIn("evil", text)
