@@ -327,12 +327,25 @@ static int on_field_complete(llhttp_t *ll)
 
 /* ---- request framing checks (what the lenient flags relax, re-checked) ----------------- */
 
-/* RFC 9110 §5.6.2 tchar. */
-static bool is_tchar(unsigned char c)
+/* RFC 9110 §5.6.2 tchar: DIGIT, ALPHA and these, as a table (every response field name is
+ * checked byte by byte). */
+#define T1(c) [c] = true
+static const bool tchar_table[256] = {
+    T1('!'), T1('#'), T1('$'), T1('%'), T1('&'), T1('\''), T1('*'), T1('+'), T1('-'),
+    T1('.'), T1('^'), T1('_'), T1('`'), T1('|'), T1('~'),
+    T1('0'), T1('1'), T1('2'), T1('3'), T1('4'), T1('5'), T1('6'), T1('7'), T1('8'), T1('9'),
+    T1('A'), T1('B'), T1('C'), T1('D'), T1('E'), T1('F'), T1('G'), T1('H'), T1('I'), T1('J'),
+    T1('K'), T1('L'), T1('M'), T1('N'), T1('O'), T1('P'), T1('Q'), T1('R'), T1('S'), T1('T'),
+    T1('U'), T1('V'), T1('W'), T1('X'), T1('Y'), T1('Z'),
+    T1('a'), T1('b'), T1('c'), T1('d'), T1('e'), T1('f'), T1('g'), T1('h'), T1('i'), T1('j'),
+    T1('k'), T1('l'), T1('m'), T1('n'), T1('o'), T1('p'), T1('q'), T1('r'), T1('s'), T1('t'),
+    T1('u'), T1('v'), T1('w'), T1('x'), T1('y'), T1('z'),
+};
+#undef T1
+
+static inline bool is_tchar(unsigned char c)
 {
-    if ((c >= '0' && c <= '9') || (unsigned)((c | 0x20) - 'a') < 26u)
-        return true;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return tchar_table[c];
 }
 
 /* The name reduced to lowercase letters equals `want`: "Transfer_Encoding" looks like
@@ -442,7 +455,8 @@ static int check_request_framing(http1_parser_t *p, const http1_head_t *h)
 /* A response field the proxy must not pass on: a name that is not a token (llhttp lets
  * `X Y` through) or a value with NUL or control bytes (tab aside), which a client could read
  * as the end of the field or of the head. */
-static bool response_field_unsafe(const http1_head_t *h, const http1_header_t *hd)
+static bool response_field_unsafe(const http1_parser_t *p, const http1_head_t *h,
+                                  const http1_header_t *hd)
 {
     const unsigned char *n = (const unsigned char *)HTTP1_NAME(h, hd);
     if (hd->name_len == 0)
@@ -450,6 +464,8 @@ static bool response_field_unsafe(const http1_head_t *h, const http1_header_t *h
     for (uint32_t i = 0; i < hd->name_len; i++)
         if (!is_tchar(n[i]))
             return true;
+    if (!p->scan_ctl)
+        return false; /* the scanner saw no control byte anywhere in this head */
     const unsigned char *v = (const unsigned char *)HTTP1_VALUE(h, hd);
     for (uint32_t i = 0; i < hd->value_len; i++)
         if ((v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
@@ -489,7 +505,7 @@ static int on_value_complete(llhttp_t *ll)
         int rc = check_request_field(p, h, hd);
         if (rc != 0)
             return rc;
-    } else if (response_field_unsafe(h, hd)) {
+    } else if (response_field_unsafe(p, h, hd)) {
         hd->flags |= HTTP1_HF_DROP;
         h->n_bad++;
     }
@@ -623,7 +639,7 @@ static int on_body(llhttp_t *ll, const char *at, size_t n)
 static void scan_reset(http1_parser_t *p)
 {
     p->scan_active = true;
-    p->scan_prev_cr = p->scan_started = p->scan_in_name = false;
+    p->scan_prev_cr = p->scan_started = p->scan_in_name = p->scan_ctl = false;
     p->scan_line_len = 0;
 }
 
@@ -664,16 +680,26 @@ static const bool scan_special[256] = {
 /* Walk raw head bytes. 0: the head goes on past `len`; 1: it ended, *end is the offset just
  * past its blank line; -1: refused (error_status set), *end is the bad byte. A response head
  * is only held to CRLF line endings (see http1.h). */
+/* In a response head only line ends and control bytes matter. */
+static const bool scan_special_resp[256] = {
+    [0] = true,    [1] = true,    [2] = true,    [3] = true,    [4] = true,    [5] = true,
+    [6] = true,    [7] = true,    [8] = true,    ['\n'] = true, [0x0b] = true, [0x0c] = true,
+    ['\r'] = true, [0x0e] = true, [0x0f] = true, [0x10] = true, [0x11] = true, [0x12] = true,
+    [0x13] = true, [0x14] = true, [0x15] = true, [0x16] = true, [0x17] = true, [0x18] = true,
+    [0x19] = true, [0x1a] = true, [0x1b] = true, [0x1c] = true, [0x1d] = true, [0x1e] = true,
+    [0x1f] = true, [0x7f] = true};
+
 static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *end)
 {
     const unsigned char *d = (const unsigned char *)data;
     bool resp = p->ll.type == HTTP_RESPONSE;
+    const bool *special = resp ? scan_special_resp : scan_special;
     for (size_t i = 0; i < len; i++) {
         /* Inside a line (scan_line_len only matters as zero or not), runs of ordinary bytes
          * change nothing: skip them in one tight loop instead of a pass through the state
          * machine per byte. */
         if (p->scan_line_len != 0 && !p->scan_prev_cr) {
-            while (i < len && !scan_special[d[i]])
+            while (i < len && !special[d[i]])
                 i++;
             if (i == len)
                 break;
@@ -700,6 +726,8 @@ static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *en
         if (c == '\n')
             return scan_fail(p, resp ? "bare LF in response head" : "bare LF in head");
         if (resp) {
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                p->scan_ctl = true; /* its field is dropped (response_field_unsafe) */
             p->scan_started = true;
             p->scan_line_len++;
             continue;

@@ -197,6 +197,7 @@ typedef struct http1_parser {
     bool scan_prev_cr;     /* the last byte scanned was CR */
     bool scan_started;     /* a byte other than CR/LF of this message was seen */
     bool scan_in_name;     /* inside a header field name (before its colon) */
+    bool scan_ctl;         /* a response head held a control byte (its fields are checked) */
     bool scan_inner_pause; /* llhttp paused at message end for the scanner, not the owner */
     uint32_t scan_line_len;  /* bytes on the current line, CR/LF excluded */
     const char *scan_end;    /* where the head ended in the running execute call, or NULL */
