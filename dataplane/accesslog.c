@@ -16,6 +16,7 @@
 #include "fg_log.h"
 #include "fg_time.h"
 #include "metrics.h"
+#include "overload.h"
 #include "trace.h"
 
 #define ACCESSLOG_SAMPLE_ONE 0x100000000ull /* sampling rates in 1/2^32 steps */
@@ -357,6 +358,8 @@ void accesslog_request(const dp_request_t *r, int status, uint64_t now_us)
     if (al.fd < 0 || level_of(status) < al.level)
         return;
     uint64_t rate = status >= DP_ACCESSLOG_ERROR_STATUS ? al.error_rate : al.success_rate;
+    if (status < DP_ACCESSLOG_ERROR_STATUS && overload_active())
+        rate /= DP_ACCESSLOG_OVERLOAD_KEEP; /* an overloaded gateway spends less on logs */
     if (rate < ACCESSLOG_SAMPLE_ONE && rand32() >= rate) {
         c->accesslog_sampled_out++;
         return;

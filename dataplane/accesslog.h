@@ -34,6 +34,8 @@
 #define DP_ACCESSLOG_PATH_MAX 1024        /* bytes of the request path logged */
 #define DP_ACCESSLOG_FLUSH_MS 200u        /* longest a line waits in the buffer */
 #define DP_ACCESSLOG_ERROR_STATUS 500     /* statuses from here on are "errors" for sampling */
+#define DP_ACCESSLOG_OVERLOAD_KEEP 16     /* while shedding (overload_active), successes are
+                                             sampled at 1/16 of logging.sampling.successRate */
 
 /** Open the sink (the current fd 2) and start the flush timer on `base`. 0 or a negative
  *  errno (the log then stays off). `worker` (1-based, 0 = single process) goes in lines. */

@@ -7,10 +7,13 @@ requests pending. With 4 low-priority requests pending, the next low one is shed
 once the pending requests finish, low-priority requests are served again.
 """
 
+import json
+
 from harness import error_code, main
 from traffic_checks import TrafficTest
 
 SLOW = "/low/slow?ms=2500"
+OVERLOAD_PAIRS = 24  # shed-then-served pairs; about 1.5 of 24 successes are expected logged
 PENDING = 4
 
 
@@ -32,10 +35,30 @@ class Overload(TrafficTest):
         self.assertEqual(r.header("retry-after"), "1")
         self.assertEqual(self.hits("A"), seen)  # shed before reaching the origin
         self.assertEqual(self.get("/high/x").status, 200)
+        # While it sheds, the data plane logs successes at 1/DP_ACCESSLOG_OVERLOAD_KEEP of the
+        # configured rate (errors all): each high-priority request below follows a shed.
+        mark = self.dp.log_mark()
+        for _ in range(OVERLOAD_PAIRS):
+            self.assertEqual(self.get("/low/x").status, 503)
+            self.assertEqual(self.get("/high/x").status, 200)
+        # (the access log is buffered: wait for every 503's line)
+        lines = self.c.poll(lambda: (lambda ls: ls if sum(1 for l in ls if l["status"] == 503)
+                                     >= OVERLOAD_PAIRS else None)(self.access_lines(mark)),
+                            "the 503s' access lines")
+        kept = sum(1 for l in lines if l["status"] == 200)
+        self.assertLess(kept, OVERLOAD_PAIRS // 2, "successes not sampled down under overload")
         for t, result in threads:
             t.join(10)
             self.assertEqual(result[0].status, 200)
         self.assertEqual(self.get("/low/x").status, 200)
+        # Once nothing has been shed for a while, every success is logged again.
+        mark = self.dp.log_mark()
+        self.c.poll(lambda: self.get("/high/x").status == 200 and any(
+            l["status"] == 200 for l in self.access_lines(mark)), "successes logged again")
+
+    def access_lines(self, mark):
+        return [json.loads(l) for l in self.dp.read()[mark:].splitlines()
+                if l.startswith("{") and '"msg":"request"' in l]
 
     def test_zero_turns_shedding_off(self):
         self.start(["A"])
