@@ -32,19 +32,15 @@
 #include <event2/buffer.h>
 #include <llhttp.h>
 
+#include "breaker.h"
 #include "fg_config.h"
 #include "fg_prom.h"
 #include "fg_time.h"
+#include "health.h"
 #include "master.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "upstream.h"
-
-/* Set by the traffic and rate-limit modules; see their headers. */
-void breaker_foreach(void (*fn)(const char *upstream, const char *target, int state, void *arg),
-                     void *arg);
-void health_foreach(void (*fn)(const char *upstream, const char *target, bool up, void *arg),
-                    void *arg);
-const char *ratelimit_redis_state(void);
 
 #define METRICS_KEY_LEN (FG_NAME_MAX_LEN + 1 + DP_METRICS_TARGET_LEN) /* "upstream target" */
 #define METRICS_STATUS_MAX 600 /* statuses 0..599 have their own overflow counter */

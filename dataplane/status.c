@@ -22,9 +22,11 @@
 #include <cjson/cJSON.h>
 
 #include "balancer.h"
+#include "breaker.h"
 #include "fg_log.h"
 #include "fg_time.h"
 #include "generation.h"
+#include "health.h"
 #include "metrics.h"
 #include "ratelimit.h"
 
@@ -42,13 +44,6 @@ typedef void (*status_handler_fn)(dp_status_t *st, struct evhttp_request *req);
 static void on_health_live(dp_status_t *st, struct evhttp_request *req);
 static void on_health_ready(dp_status_t *st, struct evhttp_request *req);
 static void on_health_deep(dp_status_t *st, struct evhttp_request *req);
-
-/* Set by the traffic and rate-limit modules (issue 6); see their headers. */
-void breaker_foreach(void (*fn)(const char *upstream, const char *target, int state, void *arg),
-                     void *arg);
-void health_foreach(void (*fn)(const char *upstream, const char *target, bool up, void *arg),
-                    void *arg);
-const char *ratelimit_redis_state(void);
 
 /* One row per endpoint; every one answers GET and HEAD. /metrics (or the configured
  * metrics.path) is matched apart, in on_request. */
