@@ -39,6 +39,8 @@ const SECTIONS = [
     { key: 'maxHeaderSize', label: 'Largest request head (bytes)', type: 'int' },
     { key: 'maxHeaders', label: 'Most header fields', type: 'int' },
     { key: 'maxConnections', label: 'Most client connections per process', type: 'int' },
+    { key: 'maxPending', label: 'Pending requests where shedding by priority starts (0: never)', type: 'int' },
+    { key: 'retryBudget', label: 'Retries at most this share of requests (%)', type: 'int' },
   ]],
   ['metrics', 'Metrics', [
     { key: 'enabled', label: 'Metrics enabled', type: 'bool' },

@@ -60,6 +60,8 @@ async function specs(mode, original) {
       { key: 'healthCheck.timeout', label: 'Timeout (ms)', type: 'int', placeholder: 'default 2000' },
       { key: 'healthCheck.unhealthyThreshold', label: 'Failures to mark unhealthy', type: 'int', placeholder: 'default 3' },
       { key: 'healthCheck.healthyThreshold', label: 'Successes to mark healthy', type: 'int', placeholder: 'default 2' },
+      { key: 'healthCheck.consecutiveFailures', label: 'Failed requests in a row that eject a target (0: never)', type: 'int', placeholder: 'default 5' },
+      { key: 'healthCheck.ejectDuration', label: 'First ejection (ms)', type: 'int', placeholder: 'default 10000' },
     ] },
   ];
 }
