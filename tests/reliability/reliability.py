@@ -82,6 +82,7 @@ REDIS_TIMEOUT_MS = 500       # rateLimit.redis.timeoutMs: generous for a loaded 
 PAIR_HEALTH_CHECK = {"path": "/health", "interval": 200, "timeout": 1000,
                      "unhealthyThreshold": 2, "healthyThreshold": 1,
                      "consecutiveFailures": 2, "ejectDuration": 500}
+PAIR_WARM_REQUESTS = 50      # each target serves this many before one is killed
 SOAK_WARMUP_FRACTION = 0.25  # samples before this share of the run are warm-up
 SOAK_FD_SLACK = 4            # open fds may grow this much over the warm baseline
 SOAK_RSS_SLACK_KB = 4096     # RSS may grow this much ...
@@ -490,8 +491,9 @@ def fault_target_kill(s, gen, extra):
     pair = load.LoadGenerator(s.targets(), s.opts["threads"], expect=pair_ok,
                               path=lambda i, n: "/pair/%d/%d" % (i, n), max_seconds=600)
     extra.append(pair.start())
-    c.poll(lambda: {"T1", "T2"} <= set(last_seen) or pair.failures,
-           "both targets serving the pair's load")
+    # Both targets in steady use (pooled connections to each on every data plane) first.
+    c.poll(lambda: min(served.get("T1", 0), served.get("T2", 0)) >= PAIR_WARM_REQUESTS
+           or pair.failures, "both targets serving the pair's load")
     retries = metric_total(c, "flexgate_retries_total")
     victim = c.origins["T2"]
     port = victim.port
