@@ -451,7 +451,8 @@ def fault_redis_kill(s, gen, extra):
     lim.stop()
     c.api_ok("DELETE", "/api/v1/routes/limited", expect=204)
     c.api_ok("PUT", "/api/v1/settings/rateLimit", saved)
-    c.wait_in_sync(DP_IDS, timeout=CONVERGE_TIMEOUT_S)  # off Redis before it stops
+    c.wait_in_sync(DP_IDS, timeout=CONVERGE_TIMEOUT_S)
+    wait_redis_check(c, "DISABLED")  # off Redis before it stops: no reconnect attempts
     redis.stop()
     return no_failure_expected, {"redis_down_s": round(down_s, 3),
                                  "ready_down_after_s": down_after_s,
@@ -468,8 +469,7 @@ def fault_target_kill(s, gen, extra):
     origin gets traffic again."""
     c = s.c
     for name in ("T1", "T2"):
-        if name not in c.origins:
-            c.start_origin(name)
+        c.start_origin(name)
     c.api_ok("POST", "/api/v1/upstreams", {
         "name": "pair", "targets": [{"url": c.origin_url("T1")}, {"url": c.origin_url("T2")}],
         "timeout": 5000, "retries": 1, "healthCheck": PAIR_HEALTH_CHECK}, expect=201)
