@@ -30,9 +30,16 @@ Faults (run in this order):
                       the same code, so it never sends one: every data plane NACKs it and
                       keeps serving the previous version with 0 failures; the real control
                       plane comes back and the next change converges.
-  redis-kill, target-kill
-                      TODO hooks for issue 6 (Redis rate limiting, balancer and health
-                      checks): listed in the report as not run, never as passed.
+  redis-kill          a route rate-limited through a real redis-server (a limit far above
+                      the load); Redis killed -9 under load, restarted empty on its port:
+                      0 failures (the data planes decide locally meanwhile), every data
+                      plane's /health/ready checks.redis goes DOWN and back UP, and the new
+                      Redis holds the limiter's buckets again.
+  target-kill         an upstream of two origins (retries 1, active checks, passive ejection);
+                      one killed -9 under load and restarted on its port: 0 failures (GETs
+                      are retried on the other target; only a request whose response had
+                      begun on the killed one may fail, and is named), and the restarted
+                      origin serves again.
 Soak: the same load plus one config change a second for --soak-seconds; RSS and open fds of
 every process are sampled each second and must stay flat after a warm-up (RSS is reported
 but not judged in a sanitizer build, whose allocator quarantine grows by design).
@@ -67,6 +74,15 @@ HANG_504_MAX_S = 5.0         # a 504 later than this is not "after the timeout" 
 CHURN_CHANGES = 1000
 CHURN_DEADLINE_S = 180.0     # for all 1,000 changes (ASan builds included)
 CONVERGE_TIMEOUT_S = 30.0
+REDIS_RL_MAX = 100_000_000  # the redis-kill route's limit a second: far above the load
+REDIS_RL_WINDOW_MS = 1000
+REDIS_TIMEOUT_MS = 500       # rateLimit.redis.timeoutMs: generous for a loaded (ASan) machine
+# target-kill: active checks every 200 ms and passive ejection after 2 failed attempts, so
+# the killed target leaves at once and the restarted one comes back within a second.
+PAIR_HEALTH_CHECK = {"path": "/health", "interval": 200, "timeout": 1000,
+                     "unhealthyThreshold": 2, "healthyThreshold": 1,
+                     "consecutiveFailures": 2, "ejectDuration": 500}
+PAIR_WARM_REQUESTS = 50      # each target serves this many before one is killed
 SOAK_WARMUP_FRACTION = 0.25  # samples before this share of the run are warm-up
 SOAK_FD_SLACK = 4            # open fds may grow this much over the warm baseline
 SOAK_RSS_SLACK_KB = 4096     # RSS may grow this much ...
@@ -83,8 +99,8 @@ def now():
 
 
 class Fault:
-    def __init__(self, name, run=None, todo=None, expect_error_logs=False):
-        self.name, self.run, self.todo = name, run, todo
+    def __init__(self, name, run, expect_error_logs=False):
+        self.name, self.run = name, run
         self.expect_error_logs = expect_error_logs
 
 
@@ -151,8 +167,6 @@ class Suite:
 
     # ---- running one fault ------------------------------------------------------------
     def run_fault(self, fault):
-        if fault.run is None:
-            return {"fault": fault.name, "result": "TODO (not run)", "todo": fault.todo}
         c = self.c
         marks = c.log_marks()
         gen = load.LoadGenerator(self.targets(), self.opts["threads"], max_seconds=600).start()
@@ -370,21 +384,155 @@ def fault_config_nack(s, gen, extra):
                                  "problems": problems}
 
 
+def metric_total(c, name):
+    """A counter without labels from /metrics, summed over the data planes."""
+    total = 0
+    for i in DP_IDS:
+        lines = c.status(c.dps[i], "/metrics").body.decode().splitlines()
+        value = next((line.split()[1] for line in lines if line.startswith(name + " ")), None)
+        if value is None:
+            raise AssertionError("%s missing from %s's /metrics" % (name, i))
+        total += int(float(value))
+    return total
+
+
+def wait_redis_check(c, want):
+    """Every data plane's /health/ready says checks.redis = want; returns the seconds it took."""
+    t0 = now()
+    for i in DP_IDS:
+        c.poll(lambda: c.status(c.dps[i], "/health/ready").json()["checks"]["redis"] == want,
+               "%s /health/ready checks.redis = %s" % (i, want), timeout=CONVERGE_TIMEOUT_S)
+    return round(now() - t0, 3)
+
+
+def fault_redis_kill(s, gen, extra):
+    """A route limited through Redis, far above what the load sends, so every request must
+    pass; Redis is killed -9 under that load and restarted empty on its port. The data planes
+    decide locally meanwhile (seed "Redis Down": 0 failures), /health/ready says so, and they
+    go back to Redis (the new instance holds their buckets)."""
+    c = s.c
+    redis = harness.start_redis(c)
+    saved = c.api_ok("GET", "/api/v1/settings/rateLimit", expect=200).json()
+    c.api_ok("PUT", "/api/v1/settings/rateLimit",
+             {"backend": "redis", "redis": {"url": redis.url, "timeoutMs": REDIS_TIMEOUT_MS}})
+    c.api_ok("POST", "/api/v1/routes", {"id": "limited", "path": "/limited/*",
+                                        "upstream": "backend", "rateLimit": {
+                                            "max": REDIS_RL_MAX, "windowMs": REDIS_RL_WINDOW_MS}},
+             expect=201)
+    c.wait_in_sync(DP_IDS, timeout=CONVERGE_TIMEOUT_S)
+    wait_redis_check(c, "UP")
+    limit = str(REDIS_RL_MAX)
+
+    def limited_ok(r):  # the origin's answer, and the limiter decided it
+        return load.origin_ok(r) and r.header("RateLimit-Limit") == limit
+
+    lim = load.LoadGenerator(s.targets(), s.opts["threads"], expect=limited_ok,
+                             path=lambda i, n: "/limited/%d/%d" % (i, n), max_seconds=600)
+    extra.append(lim.start())
+    c.poll(lambda: all(lim.successes(i) > 0 for i in DP_IDS) or lim.failures,
+           "limited load running on every data plane")
+    fallbacks = metric_total(c, "flexgate_ratelimit_fallbacks_total")
+    t_kill = now()
+    redis.kill()
+    down_after_s = wait_redis_check(c, "DOWN")
+    s.hold(s.opts["fault_seconds"], [gen, lim])
+    redis.start()  # same port, empty
+    down_s = now() - t_kill
+    up_after_s = wait_redis_check(c, "UP")
+    # Decisions reach the new instance: it holds the route's bucket again.
+    c.poll(lambda: "fg:rl:" in redis.command("KEYS", "fg:rl:*"),
+           "the restarted Redis holding the limiter's buckets")
+    s.hold(s.opts["fault_seconds"] / 2, [gen, lim])
+    fallbacks = metric_total(c, "flexgate_ratelimit_fallbacks_total") - fallbacks
+    problems = []
+    if fallbacks < len(DP_IDS):
+        problems.append("%d switches to local buckets counted, want one per data plane"
+                        % fallbacks)
+    lim.stop()
+    c.api_ok("DELETE", "/api/v1/routes/limited", expect=204)
+    c.api_ok("PUT", "/api/v1/settings/rateLimit", saved)
+    c.wait_in_sync(DP_IDS, timeout=CONVERGE_TIMEOUT_S)
+    wait_redis_check(c, "DISABLED")  # off Redis before it stops: no reconnect attempts
+    redis.stop()
+    return no_failure_expected, {"redis_down_s": round(down_s, 3),
+                                 "ready_down_after_s": down_after_s,
+                                 "ready_up_after_s": up_after_s,
+                                 "limited_requests": lim.report()["sent"],
+                                 "fallbacks": fallbacks, "problems": problems}
+
+
+def fault_target_kill(s, gen, extra):
+    """An upstream over two origins (retries 1, active checks and passive ejection); one is
+    killed -9 under load and restarted on its port. GETs are idempotent, so a request whose
+    attempt dies on the killed target is retried on the other: 0 failures, except a request
+    whose response had begun on it (never retried), which the report names. The restarted
+    origin gets traffic again."""
+    c = s.c
+    for name in ("T1", "T2"):
+        c.start_origin(name)
+    c.api_ok("POST", "/api/v1/upstreams", {
+        "name": "pair", "targets": [{"url": c.origin_url("T1")}, {"url": c.origin_url("T2")}],
+        "timeout": 5000, "retries": 1, "healthCheck": PAIR_HEALTH_CHECK}, expect=201)
+    c.api_ok("POST", "/api/v1/routes", {"id": "pair", "path": "/pair/*", "upstream": "pair"},
+             expect=201)
+    c.wait_in_sync(DP_IDS, timeout=CONVERGE_TIMEOUT_S)
+    last_seen, served = {}, {}
+    lock = threading.Lock()
+
+    def pair_ok(r):  # which origin answered, and when (the load's threads call this)
+        if not load.origin_ok(r):
+            return False
+        name = r.json()["origin"]
+        with lock:
+            last_seen[name] = now()
+            served[name] = served.get(name, 0) + 1
+        return True
+
+    pair = load.LoadGenerator(s.targets(), s.opts["threads"], expect=pair_ok,
+                              path=lambda i, n: "/pair/%d/%d" % (i, n), max_seconds=600)
+    extra.append(pair.start())
+    # Both targets in steady use (pooled connections to each on every data plane) first.
+    c.poll(lambda: min(served.get("T1", 0), served.get("T2", 0)) >= PAIR_WARM_REQUESTS
+           or pair.failures, "both targets serving the pair's load")
+    retries = metric_total(c, "flexgate_retries_total")
+    victim = c.origins["T2"]
+    port = victim.port
+    t_kill = now()
+    victim.kill()
+    t_killed = now()
+    s.hold(s.opts["fault_seconds"], [gen, pair])
+    with lock:
+        served_while_down = {k: v for k, v in served.items()}
+    c.start_origin("T2-back", port=port)
+    t_back = now()
+    c.poll(lambda: last_seen.get("T2-back", 0) > t_back,
+           "the restarted target serving the pair's load again", timeout=CONVERGE_TIMEOUT_S)
+    back_after_s = round(now() - t_back, 3)
+    s.hold(s.opts["fault_seconds"] / 2, [gen, pair])
+    pair.stop()
+    retries = metric_total(c, "flexgate_retries_total") - retries
+    c.api_ok("DELETE", "/api/v1/routes/pair", expect=204)
+    c.api_ok("DELETE", "/api/v1/upstreams/pair", expect=204)
+
+    def explain(f):
+        if f.path.startswith("/pair/") and f.t_start <= t_killed and f.t_end >= t_kill \
+                and not f.reason.startswith("HTTP 5"):
+            return "in flight on the killed target, its response begun (not retried)"
+        return None
+
+    return explain, {"target_down_s": round(t_back - t_kill, 3), "back_after_s": back_after_s,
+                     "retries": retries, "pair_served": dict(served),
+                     "served_until_restart": served_while_down}
+
+
 FAULTS = [
     Fault("ctl-kill9-restart", fault_ctl_kill, expect_error_logs=True),
     Fault("dp-kill9", fault_dp_kill, expect_error_logs=True),
     Fault("upstream-hang", fault_upstream_hang),
     Fault("config-churn-1000", fault_config_churn),
     Fault("config-nack", fault_config_nack, expect_error_logs=True),
-    # TODO(issue 6): start a real redis-server on a free port, set rateLimit.backend redis
-    # with a generous global limit, then kill -9 Redis under load: requests keep passing on
-    # the local fallback (seed "Redis Down"), 0 failures; restart Redis, the limiter uses it
-    # again (its /health/ready check says so).
-    Fault("redis-kill", todo="needs the Redis rate limiter (issue 6)"),
-    # TODO(issue 6): an upstream with two targets and health checks; kill -9 one target's
-    # origin under load: only requests in flight on it may fail (or none, with retries);
-    # health checks take it out, traffic goes to the other; restart it, it comes back.
-    Fault("target-kill", todo="needs the balancer, retries and health checks (issue 6)"),
+    Fault("redis-kill", fault_redis_kill),
+    Fault("target-kill", fault_target_kill),
 ]
 
 
@@ -452,10 +600,13 @@ def soak(s, seconds):
 
 # ---- main -------------------------------------------------------------------------------
 
+# The columns every row prints; the rest of a fault's result is its own figures.
+ROW_KEYS = {"fault", "result", "sent", "succeeded", "failed", "failed_expected",
+            "failed_unexpected", "by_target", "p99_ms", "seconds", "converged_version",
+            "converge_s", "problems", "processes", "rss_judged", "config_changes"}
+
+
 def print_row(r):
-    if r.get("result", "").startswith("TODO"):
-        print("%-20s %s: %s" % (r["fault"], r["result"], r["todo"]), flush=True)
-        return
     exp = sum(r.get("failed_expected", {}).values())
     print("%-20s %-4s sent %7d  ok %7d  failed %5d (expected %d, unexpected %d)  "
           "converged v%s in %.2fs" % (r["fault"], r["result"], r["sent"], r["succeeded"],
@@ -467,6 +618,9 @@ def print_row(r):
         print("    UNEXPECTED %5d  %s" % (n, why))
     for p in r.get("problems", []):
         print("    PROBLEM    %s" % p)
+    details = {k: v for k, v in r.items() if k not in ROW_KEYS}
+    if details:
+        print("    figures    %s" % json.dumps(details, sort_keys=True))
 
 
 def main():
