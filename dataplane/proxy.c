@@ -51,7 +51,6 @@ static const error_def_t error_defs[] = {
     {504, "gateway_timeout", "the upstream did not respond in time"},
     {505, "version_not_supported", "the HTTP version is not supported"},
     {401, "unauthorized", "a valid API key is required"},
-    {403, "forbidden", "the request is not allowed on this route"},
     {429, "rate_limited", "too many requests"},
 };
 
@@ -341,7 +340,7 @@ void proxy_finish(dp_request_t *r, int status)
         memcpy(hdrs, extra ? extra : "", n);
         trace_ensure_id(&r->trace);
         n = (size_t)(trace_write_response(&r->trace, hdrs + n) - hdrs);
-        if (http1_write_error_ex(client_out(r), d->status, d->code,
+        if (http1_write_error_ex(client_out(r), r->refusal ? d->status : status, d->code,
                                  r->error_message ? r->error_message : d->message, hdrs, n,
                                  !keep) < 0)
             keep = false;
