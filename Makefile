@@ -43,7 +43,7 @@ test-asan-only:
 # number of inputs or FUZZ_SECONDS, whichever ends first; a crash, leak or sanitizer report
 # fails. New inputs it finds stay in build-fuzz/tests/fuzz-corpus/ for the next run.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS = fuzz_snapshot fuzz_config_json fuzz_yaml
+FUZZ_TARGETS = fuzz_snapshot fuzz_config_json fuzz_yaml fuzz_http1
 
 test-fuzz: deps
 	@$(MAKE) --no-print-directory test-fuzz-only

@@ -48,7 +48,6 @@ static struct {
     uint64_t overflow;
     uint64_t publish_buckets[CTL_PUBLISH_BUCKETS + 1];
     uint64_t publish_count, publish_sum_us;
-    uint64_t sqlite_errors[CTL_SQLITE_KINDS];
 } cm = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 uint64_t ctl_metrics_now_us(void)
@@ -103,12 +102,6 @@ void ctl_metrics_publish(uint64_t us)
     __atomic_fetch_add(&cm.publish_buckets[b], 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&cm.publish_count, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&cm.publish_sum_us, us, __ATOMIC_RELAXED);
-}
-
-void ctl_metrics_sqlite_error(ctl_sqlite_kind_t kind)
-{
-    if ((unsigned)kind < CTL_SQLITE_KINDS)
-        __atomic_fetch_add(&cm.sqlite_errors[kind], 1, __ATOMIC_RELAXED);
 }
 
 /* ---- exposition ------------------------------------------------------------------------ */
@@ -235,7 +228,7 @@ static void render_process(text_t *t)
 
 enum MHD_Result api_metrics(api_req_t *req)
 {
-    static const char *const kinds[CTL_SQLITE_KINDS] = {"constraint", "busy", "other"};
+    static const char *const kinds[STORE_SQLITE_KINDS] = {"constraint", "busy", "other"};
     text_t t = {.p = malloc(CTL_METRICS_BODY_INIT), .cap = CTL_METRICS_BODY_INIT};
     fg_error_t err;
     int64_t version = 0;
@@ -251,9 +244,9 @@ enum MHD_Result api_metrics(api_req_t *req)
     render_dataplanes(&t, req->publisher, version);
     render_publish(&t);
     family(&t, "flexgate_ctl_sqlite_errors_total", "counter", "Failed SQLite calls, by kind.");
-    for (int k = 0; k < CTL_SQLITE_KINDS; k++)
+    for (int k = 0; k < STORE_SQLITE_KINDS; k++)
         put(&t, "flexgate_ctl_sqlite_errors_total{kind=\"%s\"} %" PRIu64 "\n", kinds[k],
-            __atomic_load_n(&cm.sqlite_errors[k], __ATOMIC_RELAXED));
+            store_sqlite_errors((store_sqlite_kind_t)k));
     render_process(&t);
     if (t.failed) {
         free(t.p);

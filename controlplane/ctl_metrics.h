@@ -19,14 +19,6 @@
 #define CTL_METRICS_SERIES_MAX 512 /* (endpoint, method, status) admin request series */
 #define CTL_METRICS_ENDPOINT_MAX 96 /* bytes of an endpoint template */
 
-/* SQLite error kinds (flexgate_ctl_sqlite_errors_total{kind}). */
-typedef enum ctl_sqlite_kind {
-    CTL_SQLITE_CONSTRAINT = 0, /* unique / foreign key: usually a 409 to the caller */
-    CTL_SQLITE_BUSY,           /* busy or locked */
-    CTL_SQLITE_OTHER,          /* I/O, corruption, out of memory, ... */
-    CTL_SQLITE_KINDS
-} ctl_sqlite_kind_t;
-
 /** Count one finished admin request. `route` is the route table's path (NULL: no route
  *  matched; "/ui" for the UI), `item`/`action` its form. Thread-safe. */
 void ctl_metrics_admin_request(const char *route, bool item, const char *action,
@@ -35,8 +27,6 @@ void ctl_metrics_admin_request(const char *route, bool item, const char *action,
 /** One snapshot published (loaded, encoded, pushed) in `us` microseconds. Thread-safe. */
 void ctl_metrics_publish(uint64_t us);
 
-/** One failed SQLite call. Thread-safe. */
-void ctl_metrics_sqlite_error(ctl_sqlite_kind_t kind);
 
 /** Monotonic microseconds. */
 uint64_t ctl_metrics_now_us(void);

@@ -21,7 +21,6 @@
 #include "config_diff.h"
 #include "fg_config.h"
 #include "fg_hash.h"
-#include "ctl_metrics.h"
 #include "fg_log.h"
 #include "fg_time.h"
 #include "migrations.h"
@@ -109,6 +108,15 @@ const char *store_kind_noun(store_kind_t kind)
 /* ---- SQLite plumbing ------------------------------------------------------------------ */
 
 /* Translate a failed SQLite call into our code; constraint kinds matter to callers. */
+static uint64_t sqlite_errors[STORE_SQLITE_KINDS]; /* process-wide, atomic: store_sqlite_errors */
+
+uint64_t store_sqlite_errors(store_sqlite_kind_t kind)
+{
+    return (unsigned)kind < STORE_SQLITE_KINDS ? __atomic_load_n(&sqlite_errors[kind],
+                                                                 __ATOMIC_RELAXED)
+                                               : 0;
+}
+
 static int fail_sqlite(store_t *st, int rc, fg_error_t *err, const char *what)
 {
     int code;
@@ -130,9 +138,10 @@ static int fail_sqlite(store_t *st, int rc, fg_error_t *err, const char *what)
         code = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED ? -EAGAIN : -EIO;
         break;
     }
-    ctl_metrics_sqlite_error((rc & 0xff) == SQLITE_CONSTRAINT ? CTL_SQLITE_CONSTRAINT
-                             : code == -EAGAIN               ? CTL_SQLITE_BUSY
-                                                             : CTL_SQLITE_OTHER); /* issue 7 */
+    store_sqlite_kind_t kind = (rc & 0xff) == SQLITE_CONSTRAINT ? STORE_SQLITE_CONSTRAINT
+                               : code == -EAGAIN               ? STORE_SQLITE_BUSY
+                                                               : STORE_SQLITE_OTHER;
+    __atomic_fetch_add(&sqlite_errors[kind], 1, __ATOMIC_RELAXED);
     return fg_error_setc(err, code, NULL, "%s: %s", what,
                          st && st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 }

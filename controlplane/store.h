@@ -228,4 +228,16 @@ const char *store_kind_noun(store_kind_t kind);
  *  revision, timestamps). -ENOENT when there is no such route. */
 int store_tx_route_to_end(store_t *st, const char *id, fg_error_t *err);
 
+/* Failed SQLite calls, by kind, counted by the store for the whole process (the control
+ * plane's /metrics reads them: flexgate_ctl_sqlite_errors_total{kind}). */
+typedef enum store_sqlite_kind {
+    STORE_SQLITE_CONSTRAINT = 0, /* unique / foreign key: usually a 409 to the caller */
+    STORE_SQLITE_BUSY,           /* busy or locked */
+    STORE_SQLITE_OTHER,          /* I/O, corruption, out of memory, ... */
+    STORE_SQLITE_KINDS
+} store_sqlite_kind_t;
+
+/** Failed SQLite calls of `kind` since the process started. Thread-safe. */
+uint64_t store_sqlite_errors(store_sqlite_kind_t kind);
+
 #endif
