@@ -26,7 +26,7 @@ import signal
 import subprocess
 
 import harness
-from harness import ClusterTest, is_origin_json, main
+from harness import ClusterTest, children, is_origin_json, main
 
 DASHBOARD = os.path.join(harness.SOURCE_DIR, "deploy", "grafana", "flexgate.json")
 ALERTS = os.path.join(harness.SOURCE_DIR, "deploy", "prometheus", "alerts.yml")
@@ -189,17 +189,6 @@ class DataPlaneMetrics(ClusterTest):
                                    status="200"), N_REQUESTS)
             self.assertGreaterEqual(value(s, "flexgate_client_connections_total"), conns)
         self.expect_error_logs = True  # the master logs the worker's death
-
-
-def children(pid):
-    out = []
-    for task in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                out += [int(x) for x in f.read().split()]
-        except FileNotFoundError:
-            pass
-    return sorted(out)
 
 
 class Health(ClusterTest):

@@ -17,21 +17,9 @@ import threading
 import time
 
 import harness
-from harness import ClusterTest, DP_BIN, free_port, is_origin_json, main
+from harness import ClusterTest, DP_BIN, children, free_port, is_origin_json, main
 
 WORKERS = 3
-
-
-def children(pid):
-    """Live child pids of `pid` (from /proc)."""
-    out = []
-    for task in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                out += [int(x) for x in f.read().split()]
-        except FileNotFoundError:
-            pass
-    return sorted(out)
 
 
 def slurp(path):
