@@ -320,8 +320,14 @@ int guard_path_normalize(fg_arena_t *arena, const char **pp, size_t *pn, unsigne
     const char *p = *pp;
     size_t n = *pn;
     bool work = false;
-    /* The fast path: look for anything to change, without copying. */
+    /* The fast path: look for anything to change, without copying. Only '%', '\\' and '/'
+     * can mean work; runs of other bytes are skipped in a tight loop. */
+    static const bool path_special[256] = {['%'] = true, ['\\'] = true, ['/'] = true};
     for (size_t i = 0; i < n; i++) {
+        while (i < n && !path_special[(unsigned char)p[i]])
+            i++;
+        if (i >= n)
+            break;
         unsigned char c = (unsigned char)p[i];
         if (c == '%') {
             int v = escape_at(p, i, n);
