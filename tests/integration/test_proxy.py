@@ -16,7 +16,6 @@ import os
 import socket
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -26,58 +25,47 @@ from origin import pattern_bytes  # noqa: E402  (tests/tools)
 SHORT_TIMEOUT_MS = 500  # the "slowup" upstream's timeout
 
 
-class Proxy(unittest.TestCase):
+class Proxy(harness.SharedClusterTest):
+    label = "proxy"
     expect_error_logs = False
 
     @classmethod
-    def setUpClass(cls):
-        c = cls.c = harness.Cluster("proxy")
-        try:
-            c.start_origin("A")
-            c.start_ctl()
-            url = c.origin_url("A")
-            cls.dead_port = harness.free_port()  # nothing listens there
-            for up in ({"name": "backend", "url": url, "timeout": 10000},
-                       {"name": "slowup", "url": url, "timeout": SHORT_TIMEOUT_MS},
-                       {"name": "dead", "url": "http://127.0.0.1:%d" % cls.dead_port,
-                        "timeout": 2000}):
-                c.api_ok("POST", "/api/v1/upstreams", up, expect=201)
-            for rid, path, up in (("api", "/api/*", "backend"), ("echo", "/echo", "backend"),
-                                  ("bytes", "/bytes", "backend"),
-                                  ("chunked", "/chunked", "backend"),
-                                  ("status", "/status/*", "backend"),
-                                  ("cmb", "/close-mid-body", "backend"),
-                                  ("eof", "/eof", "backend"),
-                                  ("hang", "/hang", "slowup"), ("slow", "/slow", "slowup"),
-                                  ("dead", "/dead/*", "dead")):
-                c.api_ok("POST", "/api/v1/routes", {"id": rid, "path": path, "upstream": up},
-                         expect=201)
-            c.api_ok("POST", "/api/v1/upstreams", {"name": "based", "url": url + "/base"},
+    def build(cls, c):
+        c.start_origin("A")
+        c.start_ctl()
+        url = c.origin_url("A")
+        cls.dead_port = harness.free_port()  # nothing listens there
+        for up in ({"name": "backend", "url": url, "timeout": 10000},
+                   {"name": "slowup", "url": url, "timeout": SHORT_TIMEOUT_MS},
+                   {"name": "dead", "url": "http://127.0.0.1:%d" % cls.dead_port,
+                    "timeout": 2000}):
+            c.api_ok("POST", "/api/v1/upstreams", up, expect=201)
+        for rid, path, up in (("api", "/api/*", "backend"), ("echo", "/echo", "backend"),
+                              ("bytes", "/bytes", "backend"),
+                              ("chunked", "/chunked", "backend"),
+                              ("status", "/status/*", "backend"),
+                              ("cmb", "/close-mid-body", "backend"),
+                              ("eof", "/eof", "backend"),
+                              ("hang", "/hang", "slowup"), ("slow", "/slow", "slowup"),
+                              ("dead", "/dead/*", "dead")):
+            c.api_ok("POST", "/api/v1/routes", {"id": rid, "path": path, "upstream": up},
                      expect=201)
-            for route in ({"id": "post-only", "path": "/m/*", "upstream": "backend",
-                           "methods": ["POST", "PUT"]},
-                          {"id": "hosted", "path": "/h/*", "upstream": "backend",
-                           "hosts": ["a.example.test", "*.wild.test"]},
-                          {"id": "strip", "path": "/strip/*", "upstream": "backend",
-                           "stripPrefix": True},
-                          {"id": "based", "path": "/based/*", "upstream": "based"}):
-                c.api_ok("POST", "/api/v1/routes", route, expect=201)
-            cls.ids = ["dp-a", "dp-b"]
-            for i in cls.ids:
-                c.start_dp(i)
-            v = c.config_version()
-            for i in cls.ids:
-                c.wait_dp_ready(c.dps[i], version=v)
-        except BaseException:
-            c.close()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.c.stop_all_checked()
-        finally:
-            cls.c.close()
+        c.api_ok("POST", "/api/v1/upstreams", {"name": "based", "url": url + "/base"},
+                 expect=201)
+        for route in ({"id": "post-only", "path": "/m/*", "upstream": "backend",
+                       "methods": ["POST", "PUT"]},
+                      {"id": "hosted", "path": "/h/*", "upstream": "backend",
+                       "hosts": ["a.example.test", "*.wild.test"]},
+                      {"id": "strip", "path": "/strip/*", "upstream": "backend",
+                       "stripPrefix": True},
+                      {"id": "based", "path": "/based/*", "upstream": "based"}):
+            c.api_ok("POST", "/api/v1/routes", route, expect=201)
+        cls.ids = ["dp-a", "dp-b"]
+        for i in cls.ids:
+            c.start_dp(i)
+        v = c.config_version()
+        for i in cls.ids:
+            c.wait_dp_ready(c.dps[i], version=v)
 
     def setUp(self):
         self.marks = self.c.log_marks()

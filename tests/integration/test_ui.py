@@ -30,28 +30,15 @@ SHOTS_DIR = os.path.join(harness.BUILD_DIR, "ui-screenshots")
 UI_DIR = os.path.join(harness.SOURCE_DIR, "ui")
 SCRIPT = os.path.join(harness.SOURCE_DIR, "tests", "ui", "ui.test.mjs")
 PLAYWRIGHT_PACKAGE = "playwright-core@1.65.1"  # pinned; drives the system Chromium over CDP
-NPM_TIMEOUT = 180.0
 RUN_TIMEOUT = 170.0  # the script's own limit is 150 s; ctest's is 300 s
 
 
 def playwright_module():
-    """playwright-core's ES module entry, installed into the build tree if needed."""
-    entry = os.path.join(TOOLS_DIR, "node_modules", "playwright-core", "index.mjs")
-    if os.path.exists(entry):
-        return entry
-    npm = shutil.which("npm")
-    if not npm:
-        raise AssertionError("npm not found, so playwright-core cannot be installed: install "
-                             "nodejs and npm (deploy/install-deps.sh)")
-    os.makedirs(TOOLS_DIR, exist_ok=True)
+    """playwright-core's ES module entry, installed into the build tree if needed (no browser
+    download: the system Chromium is driven)."""
     env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
-    r = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix",
-                        TOOLS_DIR, PLAYWRIGHT_PACKAGE], capture_output=True, text=True,
-                       timeout=NPM_TIMEOUT, env=env)
-    if r.returncode != 0 or not os.path.exists(entry):
-        raise AssertionError("npm install %s failed (is the npm registry reachable?):\n%s%s"
-                             % (PLAYWRIGHT_PACKAGE, r.stdout[-2000:], r.stderr[-2000:]))
-    return entry
+    return harness.npm_tool(TOOLS_DIR, [PLAYWRIGHT_PACKAGE],
+                            os.path.join("playwright-core", "index.mjs"), env=env)
 
 
 class Console(ClusterTest):
