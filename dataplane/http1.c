@@ -57,6 +57,42 @@ static uint8_t token_by_len[TOKEN_MAX_LEN + 1][2];
 static uint8_t token_flags_of[HTTP1_H__COUNT];
 static bool tokens_ready;
 
+/* A name of up to 24 bytes as three words: bytes [0,8), [8,16) and the last 8 (narrower loads
+ * for names under 8 bytes), so two names of the same length compare in three word compares
+ * instead of a byte loop. The words of the token names and their case masks are built once. */
+#define KEY_WORDS 3
+_Static_assert(TOKEN_MAX_LEN <= 8 * KEY_WORDS, "token names must fit the key words");
+typedef struct token_key {
+    uint64_t w[KEY_WORDS];    /* the lowercase name */
+    uint64_t fold[KEY_WORDS]; /* 0x20 where the name has a letter: case is folded there only */
+} token_key_t;
+static token_key_t token_keys[N_TOKEN_DEFS];
+
+static inline void key_load(const char *s, size_t len, uint64_t w[KEY_WORDS])
+{
+    w[0] = w[1] = w[2] = 0;
+    if (len >= 8) {
+        memcpy(&w[0], s, 8);
+        if (len >= 16)
+            memcpy(&w[1], s + 8, 8);
+        memcpy(&w[2], s + len - 8, 8);
+    } else if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + len - 4, 4);
+        w[0] = a;
+        w[2] = b;
+    } else if (len >= 2) {
+        uint16_t a, b;
+        memcpy(&a, s, 2);
+        memcpy(&b, s + len - 2, 2);
+        w[0] = a;
+        w[2] = b;
+    } else if (len == 1) {
+        w[0] = (unsigned char)s[0];
+    }
+}
+
 /* ASCII lowercase without locale lookups. */
 static inline unsigned char lower(unsigned char c)
 {
@@ -66,11 +102,16 @@ static inline unsigned char lower(unsigned char c)
 static void tokens_init(void)
 {
     for (size_t i = 0; i < N_TOKEN_DEFS; i++) {
-        uint8_t len = token_defs[i].len;
-        if (token_by_len[len][1] == 0)
-            token_by_len[len][0] = (uint8_t)i;
-        token_by_len[len][1]++;
-        token_flags_of[token_defs[i].token] = token_defs[i].flags;
+        const token_def_t *d = &token_defs[i];
+        char fold[TOKEN_MAX_LEN];
+        if (token_by_len[d->len][1] == 0)
+            token_by_len[d->len][0] = (uint8_t)i;
+        token_by_len[d->len][1]++;
+        token_flags_of[d->token] = d->flags;
+        for (size_t j = 0; j < d->len; j++)
+            fold[j] = (d->name[j] >= 'a' && d->name[j] <= 'z') ? 0x20 : 0;
+        key_load(d->name, d->len, token_keys[i].w);
+        key_load(fold, d->len, token_keys[i].fold);
     }
     tokens_ready = true;
 }
@@ -85,19 +126,22 @@ bool http1_caseeq(const char *a, size_t alen, const char *b, size_t blen)
     return true;
 }
 
+/* OR-ing 0x20 into a byte where the token has a letter maps exactly the two cases of that
+ * letter onto it; elsewhere ('-') bytes compare as they are. */
 http1_token_t http1_token_lookup(const char *name, size_t len)
 {
     if (!tokens_ready)
         tokens_init();
-    if (len > TOKEN_MAX_LEN)
+    if (len > TOKEN_MAX_LEN || token_by_len[len][1] == 0)
         return HTTP1_H_OTHER;
-    const token_def_t *d = &token_defs[token_by_len[len][0]];
-    for (unsigned n = token_by_len[len][1]; n > 0; n--, d++) {
-        size_t i = 0;
-        while (i < len && lower((unsigned char)name[i]) == (unsigned char)d->name[i])
-            i++;
-        if (i == len)
-            return (http1_token_t)d->token;
+    uint64_t w[KEY_WORDS];
+    key_load(name, len, w);
+    unsigned first = token_by_len[len][0];
+    for (unsigned i = first; i < first + token_by_len[len][1]; i++) {
+        const token_key_t *k = &token_keys[i];
+        if (((w[0] | k->fold[0]) == k->w[0]) & ((w[1] | k->fold[1]) == k->w[1]) &
+            ((w[2] | k->fold[2]) == k->w[2]))
+            return (http1_token_t)token_defs[i].token;
     }
     return HTTP1_H_OTHER;
 }
@@ -461,9 +505,10 @@ static bool response_field_unsafe(const http1_parser_t *p, const http1_head_t *h
     const unsigned char *n = (const unsigned char *)HTTP1_NAME(h, hd);
     if (hd->name_len == 0)
         return true; /* ": v" -- llhttp lets an empty name through */
-    for (uint32_t i = 0; i < hd->name_len; i++)
-        if (!is_tchar(n[i]))
-            return true;
+    if (hd->token == HTTP1_H_OTHER) /* a known name is letters and '-' */
+        for (uint32_t i = 0; i < hd->name_len; i++)
+            if (!is_tchar(n[i]))
+                return true;
     if (!p->scan_ctl)
         return false; /* the scanner saw no control byte anywhere in this head */
     const unsigned char *v = (const unsigned char *)HTTP1_VALUE(h, hd);
@@ -680,7 +725,8 @@ static const bool scan_special[256] = {
 /* Walk raw head bytes. 0: the head goes on past `len`; 1: it ended, *end is the offset just
  * past its blank line; -1: refused (error_status set), *end is the bad byte. A response head
  * is only held to CRLF line endings (see http1.h). */
-/* In a response head only line ends and control bytes matter. */
+/* In a response head (and in a request line or field value) only line ends and control bytes
+ * matter. */
 static const bool scan_special_resp[256] = {
     [0] = true,    [1] = true,    [2] = true,    [3] = true,    [4] = true,    [5] = true,
     [6] = true,    [7] = true,    [8] = true,    ['\n'] = true, [0x0b] = true, [0x0c] = true,
@@ -689,16 +735,43 @@ static const bool scan_special_resp[256] = {
     [0x19] = true, [0x1a] = true, [0x1b] = true, [0x1c] = true, [0x1d] = true, [0x1e] = true,
     [0x1f] = true, [0x7f] = true};
 
+/* Some byte of the 8 in `w` is below 0x20 or is 0x7f. Exact as a yes/no (a borrow only ever
+ * follows a byte that is itself below 0x20), though not as to which byte. */
+static inline bool word_has_ctl(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t del = w ^ (ones * 0x7f);
+    return (((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs;
+}
+
+/* Past every whole word of bytes from i on that holds no control byte. */
+static inline size_t skip_plain_words(const unsigned char *d, size_t i, size_t len)
+{
+    while (i + 8 <= len) {
+        uint64_t w;
+        memcpy(&w, d + i, 8);
+        if (word_has_ctl(w))
+            break;
+        i += 8;
+    }
+    return i;
+}
+
 static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *end)
 {
     const unsigned char *d = (const unsigned char *)data;
     bool resp = p->ll.type == HTTP_RESPONSE;
-    const bool *special = resp ? scan_special_resp : scan_special;
     for (size_t i = 0; i < len; i++) {
         /* Inside a line (scan_line_len only matters as zero or not), runs of ordinary bytes
-         * change nothing: skip them in one tight loop instead of a pass through the state
-         * machine per byte. */
+         * change nothing: skip them a word, then a byte, at a time instead of a pass through
+         * the state machine per byte. Past a request field name's colon (and on the start
+         * line) only control bytes and the line end matter, as in a response. */
         if (p->scan_line_len != 0 && !p->scan_prev_cr) {
+            const bool *special = scan_special;
+            if (resp || !p->scan_in_name) {
+                special = scan_special_resp;
+                i = skip_plain_words(d, i, len);
+            }
             while (i < len && !special[d[i]])
                 i++;
             if (i == len)

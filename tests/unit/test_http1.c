@@ -431,6 +431,128 @@ static void test_response_fold_becomes_spaces(void **state)
     }
 }
 
+/* The scanner skips clean bytes a word at a time: a control byte must be caught at every
+ * offset within and across those words, in a request (refused) and in a response (the field
+ * is dropped), and the bytes around it that are not control bytes must pass. */
+static int resp_rec_cb(void *ctx, http1_head_t *h)
+{
+    *(http1_head_t *)ctx = *h;
+    return HTTP1_CB_OK;
+}
+
+/* prefix + value[0..len) + suffix into out (value may hold NUL); the length. */
+static size_t build_msg(char *out, const char *prefix, const char *value, size_t len,
+                        const char *suffix)
+{
+    size_t a = strlen(prefix), c = strlen(suffix);
+    memcpy(out, prefix, a);
+    memcpy(out + a, value, len);
+    memcpy(out + a + len, suffix, c);
+    return a + len + c;
+}
+
+static void test_control_byte_at_every_offset(void **state)
+{
+    (void)state;
+    static const unsigned char bad[] = {0x00, 0x01, 0x0b, 0x1f, 0x7f};
+    for (size_t b = 0; b < sizeof bad; b++) {
+        for (size_t at = 0; at < 24; at++) {
+            char value[25];
+            memset(value, 'v', 24);
+            value[12] = ' ';
+            value[20] = (char)0xe9; /* obs-text: not a control byte */
+            value[at] = (char)bad[b];
+            value[24] = '\0';
+            char msg[128];
+            size_t n = build_msg(msg, "GET / HTTP/1.1\r\nHost: x\r\nX-V: a", value, 24,
+                                 "z\r\n\r\n");
+            expect_refused(msg, n, 400);
+
+            n = build_msg(msg, "HTTP/1.1 200 OK\r\nX-V: a", value, 24,
+                          "z\r\nContent-Length: 0\r\n\r\n");
+            http1_head_t h;
+            memset(&h, 0, sizeof h);
+            static const http1_callbacks_t rcb = {resp_rec_cb, NULL, NULL};
+            fx_init();
+            http1_parser_init(&fx.p, HTTP_RESPONSE, &rcb, &h, fx.arena);
+            size_t used;
+            assert_int_equal(http1_parser_execute(&fx.p, msg, n, &used), HTTP1_OK);
+            assert_int_equal(h.n_headers, 2);
+            if (!(h.headers[0].flags & HTTP1_HF_DROP))
+                fail_msg("byte 0x%02x at %zu not dropped from the response", bad[b], at);
+            assert_false(h.headers[1].flags & HTTP1_HF_DROP);
+        }
+    }
+    /* Tab, space and obs-text at every offset are fine in a request value. */
+    for (size_t at = 0; at < 24; at++) {
+        char msg[128];
+        char value[25];
+        memset(value, 'v', 24);
+        value[at] = "\t \xff"[at % 3];
+        value[24] = '\0';
+        int n = snprintf(msg, sizeof msg, "GET / HTTP/1.1\r\nHost: x\r\nX-V: a%sz\r\n\r\n", value);
+        if (feed(msg, (size_t)n, 0) != HTTP1_OK)
+            fail_msg("offset %zu refused: %s", at, fx.p.error_reason);
+        assert_int_equal(fx.rec.completes, 1);
+    }
+}
+
+/* Header names are classified whatever their case, and near misses are not tokens. */
+static void test_token_lookup(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        http1_token_t want;
+    } cases[] = {
+        {"te", HTTP1_H_TE},
+        {"TE", HTTP1_H_TE},
+        {"Host", HTTP1_H_HOST},
+        {"hOST", HTTP1_H_HOST},
+        {"Hosu", HTTP1_H_OTHER},
+        {"Hos", HTTP1_H_OTHER},
+        {"Expect", HTTP1_H_EXPECT},
+        {"Server", HTTP1_H_SERVER},
+        {"Trailer", HTTP1_H_TRAILER},
+        {"Upgrade", HTTP1_H_UPGRADE},
+        {"Forwarded", HTTP1_H_FORWARDED},
+        {"X-Real-IP", HTTP1_H_X_REAL_IP},
+        {"X-Real_IP", HTTP1_H_OTHER},
+        {"Connection", HTTP1_H_CONNECTION},
+        {"Keep-Alive", HTTP1_H_KEEP_ALIVE},
+        {"X-Powered-By", HTTP1_H_X_POWERED_BY},
+        {"Content-Length", HTTP1_H_CONTENT_LENGTH},
+        {"CONTENT-LENGTH", HTTP1_H_CONTENT_LENGTH},
+        {"content-lengtH", HTTP1_H_CONTENT_LENGTH},
+        {"Content_Length", HTTP1_H_OTHER},
+        {"Content\rLength", HTTP1_H_OTHER},
+        {"Content-Lengti", HTTP1_H_OTHER},
+        {"Dontent-Length", HTTP1_H_OTHER},
+        {"X-Forwarded-For", HTTP1_H_X_FORWARDED_FOR},
+        {"Proxy-Connection", HTTP1_H_PROXY_CONNECTION},
+        {"X-Forwarded-Host", HTTP1_H_X_FORWARDED_HOST},
+        {"Transfer-Encoding", HTTP1_H_TRANSFER_ENCODING},
+        {"transfer-encodinG", HTTP1_H_TRANSFER_ENCODING},
+        {"Transfer-Encodin", HTTP1_H_OTHER},
+        {"X-Forwarded-Proto", HTTP1_H_X_FORWARDED_PROTO},
+        {"Proxy-Authenticate", HTTP1_H_PROXY_AUTHENTICATE},
+        {"Proxy-Authorization", HTTP1_H_PROXY_AUTHORIZATION},
+        {"Proxy-Authorizatioo", HTTP1_H_OTHER},
+        {"Proxy-Authorizations", HTTP1_H_OTHER},
+        {"", HTTP1_H_OTHER},
+        {"x", HTTP1_H_OTHER},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http1_token_t t = http1_token_lookup(cases[i].name, strlen(cases[i].name));
+        if (t != cases[i].want)
+            fail_msg("%s: got %d want %d", cases[i].name, (int)t, (int)cases[i].want);
+    }
+    /* Every byte position folds only letters: '-' and '\r' (0x2d, 0x0d) stay apart. */
+    char name[] = "Content-Length";
+    name[7] = '\r';
+    assert_int_equal(http1_token_lookup(name, 14), HTTP1_H_OTHER);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +567,8 @@ int main(void)
         cmocka_unit_test(test_head_borrowed_or_copied),
         cmocka_unit_test(test_head_detach),
         cmocka_unit_test(test_response_fold_becomes_spaces),
+        cmocka_unit_test(test_control_byte_at_every_offset),
+        cmocka_unit_test(test_token_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }
