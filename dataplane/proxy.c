@@ -773,8 +773,7 @@ static void exchange_begin(dp_request_t *r)
     r->phase = DP_REQ_EXCHANGE;
     bufferevent_setcb(ub, on_up_read, on_up_write, on_up_event, r);
     bufferevent_setwatermark(ub, EV_WRITE, DP_LOW_WATERMARK, 0);
-    if (!(bufferevent_get_enabled(ub) & EV_READ)) /* a pooled connection reads already */
-        bufferevent_enable(ub, EV_READ);
+    reader_enable(upstream_reader(r->up)); /* a pooled connection reads already: no-op */
     http1_parser_init(&r->resp, HTTP_RESPONSE, &resp_callbacks, r, c->arena);
     r->resp.skip_body = r->head->method == HTTP_HEAD;
     if (write_request_head(r) < 0) {
@@ -1079,7 +1078,7 @@ static void tunnel_pump_upstream(dp_request_t *r)
     }
     server_conn_flush(r->conn);
     if (evbuffer_get_length(client_out(r)) > DP_HIGH_WATERMARK) {
-        bufferevent_disable(ub, EV_READ);
+        reader_disable(upstream_reader(r->up));
         r->up_paused = true;
     }
 }
@@ -1093,7 +1092,7 @@ static void tunnel_pump_client(dp_request_t *r)
     }
     proxy_bev_flush(upstream_bev(r->up));
     if (evbuffer_get_length(up_out(r)) > DP_HIGH_WATERMARK) {
-        bufferevent_disable(r->conn->bev, EV_READ);
+        reader_disable(&r->conn->rd);
         r->client_paused = true;
     }
 }
@@ -1123,7 +1122,7 @@ static void tunnel_begin(dp_request_t *r)
         proxy_finish(r, 500); /* the 101 is out: the client sees the close */
         return;
     }
-    bufferevent_enable(r->conn->bev, EV_READ);
+    reader_enable(&r->conn->rd);
     tunnel_pump_upstream(r);
     tunnel_pump_client(r);
     r->last_io_ms = fg_now_ms();
@@ -1177,7 +1176,7 @@ static void on_up_read(struct bufferevent *bev, void *arg)
     }
     server_conn_flush(r->conn);
     if (evbuffer_get_length(client_out(r)) > DP_HIGH_WATERMARK) {
-        bufferevent_disable(bev, EV_READ);
+        reader_disable(upstream_reader(r->up));
         r->up_paused = true;
     }
 }
@@ -1190,7 +1189,7 @@ static void on_up_write(struct bufferevent *bev, void *arg)
         bufferevent_disable(bev, EV_WRITE); /* back to direct writes */
     if (r->client_paused && evbuffer_get_length(bufferevent_get_output(bev)) < DP_LOW_WATERMARK) {
         r->client_paused = false;
-        bufferevent_enable(r->conn->bev, EV_READ);
+        reader_enable(&r->conn->rd);
         tunnel_pump_client(r);
         return;
     }
@@ -1234,7 +1233,7 @@ void proxy_client_drained(dp_request_t *r)
     r->last_io_ms = fg_now_ms();
     if (r->up_paused && r->up) {
         r->up_paused = false;
-        bufferevent_enable(upstream_bev(r->up), EV_READ);
+        reader_enable(upstream_reader(r->up));
     }
 }
 

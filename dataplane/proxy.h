@@ -47,6 +47,7 @@
 #include "fg_arena.h"
 #include "generation.h"
 #include "http1.h"
+#include "reader.h"
 #include "server.h"
 #include "trace.h"
 #include "upstream.h"
@@ -166,6 +167,7 @@ typedef struct dp_conn {
     dp_server_t *server;
     struct dp_conn *prev, *next;  /* server's list of open connections (or the free list) */
     struct bufferevent *bev;
+    dp_reader_t rd;               /* reads bev's socket (reader.h) */
     struct event *timer;          /* idle / header / linger timer; owned */
     fg_arena_t *arena;            /* request arena: taken from the server's pool when a request
                                      begins, reset and returned when the connection goes idle */

@@ -1,7 +1,8 @@
 /* server.c - the client side of the data plane: listener, connections, request parsing.
  *
- * A connection reads into its bufferevent's input (at most DP_CLIENT_READ_MAX buffered, then
- * libevent stops reading), and conn_process() feeds that input to the request parser, one
+ * A connection reads into its bufferevent's input through its reader (reader.h: at most
+ * DP_CLIENT_READ_MAX buffered, then reading stops), and conn_process() feeds that input to
+ * the request parser, one
  * request at a time. The parser pauses after each head (the body waits until the proxy has an
  * upstream for it) and after each message (the next pipelined request waits, unparsed, until
  * this one is finished); bytes already read stay in the buffer across both pauses.
@@ -182,6 +183,7 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 static void conn_destroy(dp_conn_t *c)
 {
     proxy_request_teardown(&c->req);
+    reader_release(&c->rd);
     if (c->timer)
         event_free(c->timer);
     fg_arena_free(c->arena);
@@ -251,6 +253,7 @@ static void conn_free(dp_conn_t *c)
     assert(!c->req.gen && !c->req.up); /* requests end in proxy_finish, never here */
     conn_timer(c, TIMER_NONE);
     if (c->bev) {
+        reader_unbind(&c->rd);
         tls_bev_close_notify(c->bev);
         bufferevent_free(c->bev); /* closes the socket */
     }
@@ -505,7 +508,7 @@ static void conn_process(dp_conn_t *c)
 
 void server_conn_hold(dp_conn_t *c, unsigned why)
 {
-    /* Input keeps arriving up to DP_CLIENT_READ_MAX (the read watermark), so a client that
+    /* Input keeps arriving up to DP_CLIENT_READ_MAX (the reader's cap), so a client that
      * closes while we wait is still noticed. */
     c->hold |= why;
 }
@@ -743,8 +746,11 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     c->bev = l == s->tls_listener ? tls_server_bev(s->tls, s->base, fd)
                                   : bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (!c->bev) {
-        close(fd);
+    if (!c->bev || reader_bind(&c->rd, s->base, c->bev, DP_CLIENT_READ_MAX, 0) < 0) {
+        if (c->bev)
+            bufferevent_free(c->bev);
+        else
+            close(fd);
         conn_destroy(c);
         return;
     }
@@ -762,10 +768,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     s->n_conns++;
 
     bufferevent_setcb(c->bev, on_client_read, on_client_write, on_client_event, c);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, DP_CLIENT_READ_MAX);
     bufferevent_setwatermark(c->bev, EV_WRITE, DP_LOW_WATERMARK, 0);
     bufferevent_disable(c->bev, EV_WRITE); /* writes go out directly (proxy_bev_flush) */
-    bufferevent_enable(c->bev, EV_READ);
+    reader_enable(&c->rd);
     conn_timer(c, TIMER_HEADER); /* the first request is due within the header timeout */
 }
 

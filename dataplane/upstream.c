@@ -54,6 +54,7 @@ typedef enum conn_state {
 struct up_conn {
     up_pool_t *pool;
     struct bufferevent *bev;
+    dp_reader_t rd; /* reads bev's socket once connected (reader.h) */
     TAILQ_ENTRY(up_conn) link; /* pool->idle or pool->waiters */
     conn_state_t state;
     int addr_index; /* address being tried / used */
@@ -300,6 +301,7 @@ const char *upstream_host_header(const up_pool_t *p, size_t *len)
 size_t upstream_idle_count(const up_pool_t *p) { return p->n_idle; }
 uint64_t upstream_connects(const up_pool_t *p) { return p->connects; }
 struct bufferevent *upstream_bev(const up_conn_t *c) { return c->bev; }
+dp_reader_t *upstream_reader(up_conn_t *c) { return &c->rd; }
 
 /* ---- DNS ------------------------------------------------------------------------------- */
 
@@ -555,6 +557,7 @@ static void conn_free(up_conn_t *c)
     } else if (c->state == UC_RESOLVING) {
         TAILQ_REMOVE(&c->pool->waiters, c, link);
     }
+    reader_release(&c->rd);
     if (c->bev) {
         tls_bev_close_notify(c->bev);
         bufferevent_free(c->bev); /* closes the socket (BEV_OPT_CLOSE_ON_FREE) */
@@ -566,6 +569,8 @@ static void on_connect_event(struct bufferevent *bev, short what, void *arg)
 {
     up_conn_t *c = arg;
     up_pool_t *p = c->pool;
+    if ((what & BEV_EVENT_CONNECTED) && reader_bind(&c->rd, up.base, bev, 0, UP_READ_MAX) < 0)
+        what = BEV_EVENT_ERROR; /* out of memory: reported as a failed connect */
     if (what & BEV_EVENT_CONNECTED) {
         c->state = UC_BUSY;
         c->addr_epoch = p->addr_epoch;
@@ -608,7 +613,6 @@ static int conn_start_tls(up_conn_t *c, const struct sockaddr *sa, int salen)
     c->bev = tls_client_bev(p->ssl_ctx, up.base, p->host, &p->tls_session);
     if (!c->bev)
         return -ENOMEM;
-    bufferevent_set_max_single_read(c->bev, UP_READ_MAX);
     bufferevent_setcb(c->bev, NULL, NULL, on_connect_event, c);
     c->state = UC_CONNECTING;
     if (bufferevent_socket_connect(c->bev, sa, salen) < 0) {
@@ -661,7 +665,6 @@ static int conn_start(up_conn_t *c)
     /* Writes are flushed by the owner directly (see proxy_bev_flush): keep libevent's write
      * event off except while connecting, which libevent arms by itself. */
     bufferevent_disable(c->bev, EV_WRITE);
-    bufferevent_set_max_single_read(c->bev, UP_READ_MAX);
     bufferevent_setcb(c->bev, NULL, NULL, on_connect_event, c);
     c->state = UC_CONNECTING;
     if (bufferevent_socket_connect(c->bev, sa, (int)p->addr_lens[c->addr_index]) < 0) {
@@ -812,11 +815,9 @@ void upstream_release(up_conn_t *c, bool reusable)
      * enable/disable call costs an event_add/event_del even when it changes nothing, so
      * only the changes are made. */
     bufferevent_setcb(c->bev, on_idle_read, NULL, on_idle_event, c);
-    short enabled = bufferevent_get_enabled(c->bev);
-    if (!p->tls && (enabled & EV_WRITE))
+    if (!p->tls && (bufferevent_get_enabled(c->bev) & EV_WRITE))
         bufferevent_disable(c->bev, EV_WRITE); /* output is empty: nothing to cancel */
-    if (!(enabled & EV_READ))
-        bufferevent_enable(c->bev, EV_READ);
+    reader_enable(&c->rd);
     TAILQ_INSERT_HEAD(&p->idle, c, link);
     if (p->n_idle++ == 0)
         TAILQ_INSERT_TAIL(&up.idle_pools, p, idle_link);

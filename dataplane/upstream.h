@@ -38,6 +38,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "reader.h"
+
 #include "fg_config.h"
 
 #define UP_DNS_TTL_MS 30000u              /* hosts-file names are re-resolved after this */
@@ -85,6 +87,10 @@ void upstream_release(up_conn_t *c, bool reusable);
 
 /** The connection's bufferevent (NULL while it is still resolving). */
 struct bufferevent *upstream_bev(const up_conn_t *c);
+
+/** The reader of a connected connection's socket (reader.h): the owner enables and disables
+ *  reading through it, never through the bufferevent. */
+dp_reader_t *upstream_reader(up_conn_t *c);
 
 /** The Host header value for the pool's target ("host", "host:port", "[v6]:port"). */
 const char *upstream_host_header(const up_pool_t *p, size_t *len);
