@@ -16,6 +16,8 @@ static struct {
     uint64_t prefix;  /* first half of generated request ids and trace ids */
     uint64_t key;     /* mixed into the counter */
     uint64_t counter;
+    char id_prefix[16];    /* hex of prefix: the first half of every generated request id */
+    char trace_prefix[16]; /* and of every trace id we start (a different half) */
     char header[DP_TRACE_HEADER_MAX + 1];
     size_t header_len;
 } tr = {.header = DP_TRACE_HEADER_DEFAULT, .header_len = sizeof(DP_TRACE_HEADER_DEFAULT) - 1};
@@ -25,6 +27,20 @@ uint64_t trace_now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void hex64(char *out, uint64_t v)
+{
+    static const char pairs[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+                                "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+                                "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+                                "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+                                "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+                                "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+                                "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+                                "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+    for (int i = 14; i >= 0; i -= 2, v >>= 8)
+        memcpy(out + i, pairs + (v & 0xff) * 2, 2);
 }
 
 int trace_init(void)
@@ -38,6 +54,8 @@ int trace_init(void)
     }
     tr.prefix = seed[0];
     tr.key = seed[1];
+    hex64(tr.id_prefix, tr.prefix);
+    hex64(tr.trace_prefix, tr.prefix ^ 0x5bd1e9955bd1e995u);
     tr.counter = 0;
     tr.seeded = true;
     return rc;
@@ -67,20 +85,6 @@ static uint64_t next_id(void)
     if (!tr.seeded)
         trace_init();
     return mix(tr.key + ++tr.counter);
-}
-
-static void hex64(char *out, uint64_t v)
-{
-    static const char pairs[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-                                "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-                                "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-                                "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-                                "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-                                "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-                                "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-                                "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
-    for (int i = 14; i >= 0; i -= 2, v >>= 8)
-        memcpy(out + i, pairs + (v & 0xff) * 2, 2);
 }
 
 static bool id_char(unsigned char c)
@@ -135,8 +139,9 @@ void trace_ensure_id(dp_trace_t *t)
 {
     if (t->request_id_len)
         return;
-    hex64(t->request_id, tr.prefix);
-    hex64(t->request_id + 16, next_id());
+    uint64_t id = next_id(); /* seeds tr on first use */
+    memcpy(t->request_id, tr.id_prefix, 16);
+    hex64(t->request_id + 16, id);
     t->request_id[32] = '\0';
     t->request_id_len = 32;
     t->id_generated = true;
@@ -183,8 +188,9 @@ void trace_begin(dp_trace_t *t, http1_head_t *h)
     trace_ensure_id(t);
 
     if (!(n_tp == 1 && traceparent_parse(t, HTTP1_VALUE(h, tp), tp->value_len))) {
-        hex64(t->trace_id, tr.prefix ^ 0x5bd1e9955bd1e995u);
-        hex64(t->trace_id + 16, next_id());
+        uint64_t half = next_id();
+        memcpy(t->trace_id, tr.trace_prefix, 16);
+        hex64(t->trace_id + 16, half);
         t->trace_id[DP_TRACE_ID_LEN] = '\0';
         t->parent_id[0] = '\0';
         memcpy(t->flags, "00", 3);
