@@ -735,23 +735,30 @@ static const bool scan_special_resp[256] = {
     [0x19] = true, [0x1a] = true, [0x1b] = true, [0x1c] = true, [0x1d] = true, [0x1e] = true,
     [0x1f] = true, [0x7f] = true};
 
-/* Some byte of the 8 in `w` is below 0x20 or is 0x7f. Exact as a yes/no (a borrow only ever
- * follows a byte that is itself below 0x20), though not as to which byte. */
-static inline bool word_has_ctl(uint64_t w)
+/* The bytes of the 8 in `w` that are below 0x20 or are 0x7f, as their high bits. Exact as to
+ * whether there is one and which is the first in memory order on a little-endian machine (a
+ * borrow only ever runs from a flagged byte to the bytes after it), not as to the others. */
+static inline uint64_t word_ctl_mask(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
     uint64_t del = w ^ (ones * 0x7f);
     return (((w - ones * 0x20) & ~w) | ((del - ones) & ~del)) & highs;
 }
 
-/* Past every whole word of bytes from i on that holds no control byte. */
+/* From i, past every byte before the first control byte that lies in a whole word; the byte
+ * loop after it finishes the job. */
 static inline size_t skip_plain_words(const unsigned char *d, size_t i, size_t len)
 {
     while (i + 8 <= len) {
         uint64_t w;
         memcpy(&w, d + i, 8);
-        if (word_has_ctl(w))
+        uint64_t m = word_ctl_mask(w);
+        if (m) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            i += (size_t)__builtin_ctzll(m) / 8;
+#endif
             break;
+        }
         i += 8;
     }
     return i;
@@ -779,6 +786,12 @@ static int scan_head(http1_parser_t *p, const char *data, size_t len, size_t *en
         }
         unsigned char c = d[i];
         *end = i;
+        if (c == '\r' && !p->scan_prev_cr && i + 1 < len) {
+            /* A CRLF within this input (nearly every line end): both bytes in one step. */
+            c = d[++i];
+            *end = i;
+            p->scan_prev_cr = true;
+        }
         if (p->scan_prev_cr) {
             p->scan_prev_cr = false;
             if (c != '\n')
