@@ -15,6 +15,8 @@
 #   --syscalls: instead of callgrind, run the data plane natively and count its system calls
 #   per request with `strace -c` attached for exactly the measured requests; with
 #   --syscalls-nginx, the same for proxy-bench's nginx proxy configuration (its one worker).
+#   --nginx: the same callgrind count for proxy-bench's nginx proxy configuration (one process,
+#   master_process off), on the same path and load, for a side-by-side instruction count.
 # Knobs: ORIGIN_PORT (default 18300), KEEP_TMP=1. Installs nginx, valgrind, jq when missing.
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -25,7 +27,7 @@ build=${1:-$src/build}
 [[ ${1:-} == -- ]] && shift
 build=$(cd "$build" && pwd)
 
-ROUTES=10 N=20000 C=16 WARM=2000 OUTDIR= SYSCALLS=0
+ROUTES=10 N=20000 C=16 WARM=2000 OUTDIR= SYSCALLS=0 NGINX=0
 while (($#)); do
   case $1 in
     --routes) ROUTES=$2; shift ;;
@@ -35,6 +37,7 @@ while (($#)); do
     --out) OUTDIR=$2; shift ;;
     --syscalls) SYSCALLS=1 ;;
     --syscalls-nginx) SYSCALLS=2 ;;
+    --nginx) NGINX=1 ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
     *) echo "callgrind.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -61,7 +64,7 @@ bench_template_db "$ORIGIN_PORT"
 bench_fake_ctl fake "$ROUTES"
 port=$(bench_free_port)
 runner=(valgrind --tool=callgrind --callgrind-out-file="$T/callgrind.out")
-((SYSCALLS)) && runner=()
+((SYSCALLS || NGINX)) && runner=()
 bench_start dp "${runner[@]}" \
   "$build/flexgate-dp" --control "unix:$T/fake.sock" --listen "127.0.0.1:$port" \
   --status-listen "127.0.0.1:$(bench_free_port)" --log-level warn --workers 1
@@ -73,6 +76,13 @@ log "$ROUTES routes applied in $(jq -r .apply_ms "$T/fake.jsonl" | head -1) ms; 
 client() { python3 -B "$here/load_client.py" --port "$port" --path "$path" -c "$C" -n "$1" --timeout 900; }
 ((WARM > 0)) && { client "$WARM" >/dev/null || die "warm-up requests failed"; }
 traced=$dp_pid
+if ((NGINX)); then
+  port=$(bench_free_port)
+  bench_nginx_proxy "$port" "$ORIGIN_PORT" valgrind --tool=callgrind --callgrind-out-file="$T/nginx.callgrind.out"
+  [[ -n $NGINX_WORKER ]] || die "nginx under callgrind did not start"
+  dp_pid=$NGINX_WORKER
+  ((WARM > 0)) && { client "$WARM" >/dev/null || die "warm-up requests failed"; }
+fi
 if ((SYSCALLS == 2)); then
   port=$(bench_free_port)
   bench_nginx_proxy "$port" "$ORIGIN_PORT"
@@ -95,7 +105,7 @@ fi
 callgrind_control -z "$dp_pid" >/dev/null || die "callgrind_control -z failed"
 result=$(client "$N") || die "measured requests failed: $result"
 callgrind_control -d "$dp_pid" >/dev/null || die "callgrind_control -d failed"
-dump=$(ls -t "$T"/callgrind.out.* 2>/dev/null | head -1)
+dump=$(ls -t "$T"/*callgrind.out.* 2>/dev/null | head -1)
 [[ -n $dump ]] || die "no callgrind dump"
 total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
 [[ $total =~ ^[0-9]+$ ]] || die "no instruction total in $dump"
@@ -106,7 +116,7 @@ if [[ -n $OUTDIR ]]; then
   cp "$dump" "$OUTDIR/callgrind.out.routes-$ROUTES"
   log "dump kept: $OUTDIR/callgrind.out.routes-$ROUTES"
 fi
-echo "routes=$ROUTES requests=$N conns=$C instructions=$total Ir/request=$ir client=$result"
+echo "target=$( ((NGINX)) && echo nginx || echo flexgate-dp) routes=$ROUTES requests=$N conns=$C instructions=$total Ir/request=$ir client=$result"
 echo
 # callgrind_annotate 3.19 puts a dump's whole self cost on main(); cg_top.py reads the file.
 python3 -B "$here/cg_top.py" "$dump" --per "$N" --top "${TOP:-30}" \

@@ -98,13 +98,18 @@ EOF
   die "origin nginx on 127.0.0.1:$port did not start"
 }
 
-# bench_nginx_proxy PORT ORIGIN_PORT: nginx as proxy-bench.sh configures it (one worker,
-# upstream keepalive 64, HTTP/1.1 upstream), for side-by-side counts. Worker pid in NGINX_WORKER.
+# bench_nginx_proxy PORT ORIGIN_PORT [RUNNER...]: nginx as proxy-bench.sh configures it (one
+# worker, upstream keepalive 64, HTTP/1.1 upstream), for side-by-side counts. Worker pid in
+# NGINX_WORKER. With a RUNNER (valgrind ...), nginx runs as one process (master_process off)
+# under it, and NGINX_WORKER is that process.
 bench_nginx_proxy() {
-  local port=$1 origin=$2 i
+  local port=$1 origin=$2 i master=on
+  shift 2
+  (($#)) && master=off
   mkdir -p "$T/nginx/tmp"
   cat >"$T/nginx/nginx.conf" <<EOF
 daemon off;
+master_process $master;
 worker_processes 1;
 worker_rlimit_nofile 16384;
 pid $T/nginx/nginx.pid;
@@ -127,12 +132,17 @@ http {
   }
 }
 EOF
-  bench_start nginx nginx -p "$T/nginx" -e "$T/nginx/error.log" -c "$T/nginx/nginx.conf"
-  for ((i = 0; i < 100; i++)); do
+  bench_start nginx "$@" nginx -p "$T/nginx" -e "$T/nginx/error.log" -c "$T/nginx/nginx.conf"
+  for ((i = 0; i < 300; i++)); do
     [[ $(curl -s -o /dev/null -w '%{http_code}' -m 1 "http://127.0.0.1:$port/") == 200 ]] && break
     sleep 0.1
   done
-  NGINX_WORKER=$(pgrep -P "$LAST_PID" -f 'nginx: worker' | head -1)
+  if [[ $master == off ]]; then
+    NGINX_WORKER=$LAST_PID
+    kill -0 "$NGINX_WORKER" 2>/dev/null || NGINX_WORKER=
+  else
+    NGINX_WORKER=$(pgrep -P "$LAST_PID" -f 'nginx: worker' | head -1)
+  fi
   [[ -n $NGINX_WORKER ]] || die "nginx proxy on 127.0.0.1:$port did not start"
 }
 
