@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -28,7 +29,8 @@ static struct {
     int fd;                 /* our own description of fd 2, O_NONBLOCK; -1 = off */
     bool pipe;              /* cut writes at PIPE_BUF line boundaries */
     struct event *timer;
-    struct event_base *base; /* its cached time stamps the lines */
+    int64_t wall_offset_us; /* CLOCK_REALTIME minus the monotonic clock (timestamp()) */
+    bool wall_offset_known;
     unsigned worker;
     fg_log_level_t level;
     uint64_t success_rate;  /* keep when rand32 < rate; ACCESSLOG_SAMPLE_ONE = all */
@@ -85,9 +87,23 @@ static void flush(void)
     }
 }
 
+/* A line's timestamp is its request's finish time (the monotonic now_us the request path
+ * has already read) moved onto the wall clock by this offset: no clock read per line.
+ * Measured at start and on every flush tick, so a step of the wall clock shows in the
+ * lines within DP_ACCESSLOG_FLUSH_MS. */
+static void wall_offset_measure(void)
+{
+    struct timespec w;
+    clock_gettime(CLOCK_REALTIME, &w);
+    uint64_t mono = trace_now_us();
+    al.wall_offset_us = ((int64_t)w.tv_sec * 1000000 + w.tv_nsec / 1000) - (int64_t)mono;
+    al.wall_offset_known = true;
+}
+
 static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd, (void)what, (void)arg;
+    wall_offset_measure();
     flush();
 }
 
@@ -98,7 +114,7 @@ int accesslog_start(struct event_base *base, unsigned worker)
     if (rc < 0)
         return rc;
     al.worker = worker;
-    al.base = base;
+    wall_offset_measure();
     al.rng ^= (uint64_t)getpid() * 0xbf58476d1ce4e5b9u;
     al.timer = event_new(base, -1, EV_PERSIST, on_flush_timer, NULL);
     if (!al.timer || event_add(al.timer, &tv) < 0)
@@ -138,7 +154,6 @@ void accesslog_stop(void)
     if (al.timer)
         event_free(al.timer);
     al.timer = NULL;
-    al.base = NULL;
     if (al.fd >= 0) {
         int flags = fcntl(al.fd, F_GETFL);
         if (flags >= 0)
@@ -443,28 +458,28 @@ static fg_log_level_t level_of(int status)
 
 #define ACCESSLOG_YEAR10000_S 253402300800ull /* fg_rfc3339 clamps from here on */
 
-/* The timestamp: its date and seconds formatted again only when the second changes, its
- * milliseconds when they change (at tens of thousands of requests a second most lines
- * share them). The loop's cached time is enough. */
-static const char *timestamp(void)
+/* The timestamp of a line finished at `now_us` (monotonic): its date and seconds formatted
+ * again only when the second changes, its milliseconds when they change (at tens of
+ * thousands of requests a second most lines share them). */
+static const char *timestamp(uint64_t now_us)
 {
     static char ts[FG_RFC3339_LEN + 1];
-    static uint64_t ts_ms = UINT64_MAX;
-    struct timeval tv;
-    uint64_t ms;
-    if (event_base_gettimeofday_cached(al.base, &tv) < 0)
-        ms = fg_wall_ms();
-    else
-        ms = (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+    static uint64_t ts_ms = UINT64_MAX;  /* the millisecond in ts */
+    static uint64_t sec_ms = UINT64_MAX; /* the first millisecond of its second (MAX: none) */
+    if (!al.wall_offset_known) /* formatting before accesslog_start (unit tests) */
+        wall_offset_measure();
+    int64_t wall_us = (int64_t)now_us + al.wall_offset_us;
+    uint64_t ms = wall_us > 0 ? (uint64_t)wall_us / 1000u : 0;
     if (ms == ts_ms)
         return ts;
-    if (ms / 1000 == ts_ms / 1000 && ms / 1000 < ACCESSLOG_YEAR10000_S) {
-        unsigned frac = (unsigned)(ms % 1000); /* "....:ss.mmmZ": only mmm moves */
+    uint64_t frac = ms - sec_ms;
+    if (ms >= sec_ms && frac < 1000) { /* "....:ss.mmmZ": only mmm moves */
         ts[FG_RFC3339_LEN - 4] = (char)('0' + frac / 100);
         ts[FG_RFC3339_LEN - 3] = digit_pairs[frac % 100 * 2];
         ts[FG_RFC3339_LEN - 2] = digit_pairs[frac % 100 * 2 + 1];
     } else {
         fg_rfc3339(ms, ts);
+        sec_ms = ms / 1000 < ACCESSLOG_YEAR10000_S ? ms - ms % 1000 : UINT64_MAX;
     }
     ts_ms = ms;
     return ts;
@@ -502,7 +517,7 @@ ALWAYS_INLINE size_t format_line(char *out, size_t cap, const dp_request_t *r, i
                 .checked = checked};
 
     RAW(&l, "{\"ts\":\"");
-    raw(&l, timestamp(), FG_RFC3339_LEN);
+    raw(&l, timestamp(now_us), FG_RFC3339_LEN);
     if (level_of(status) == FG_LOG_WARN)
         RAW(&l, "\",\"level\":\"warn\",\"component\":\"dp\",\"msg\":\"request\"");
     else
