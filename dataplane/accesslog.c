@@ -359,6 +359,13 @@ static const char digit_pairs[201] =
     "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
     "8081828384858687888990919293949596979899";
 
+/* Three digits 000..999 (milliseconds of a timestamp, microseconds of a duration) at `out`. */
+ALWAYS_INLINE void put_dec3(char *out, unsigned v)
+{
+    out[0] = (char)('0' + v / 100);
+    memcpy(out + 1, digit_pairs + v % 100 * 2, 2);
+}
+
 /* `v` in decimal at `out` (at most 20 bytes); returns the length. */
 ALWAYS_INLINE size_t put_dec(char *out, uint64_t v)
 {
@@ -371,8 +378,7 @@ ALWAYS_INLINE size_t put_dec(char *out, uint64_t v)
         return 2;
     }
     if (v < 1000) {
-        out[0] = (char)('0' + v / 100);
-        memcpy(out + 1, digit_pairs + v % 100 * 2, 2);
+        put_dec3(out, (unsigned)v);
         return 3;
     }
     size_t n = 4;
@@ -416,11 +422,9 @@ ALWAYS_INLINE void ms_field(line_t *l, const char *lit, size_t len, uint64_t us)
         return;
     char *num = l->checked ? buf : l->p + l->len;
     size_t n = put_dec(num, us / 1000);
-    unsigned frac = (unsigned)(us % 1000);
     num[n++] = '.';
-    num[n++] = (char)('0' + frac / 100);
-    num[n++] = digit_pairs[frac % 100 * 2];
-    num[n++] = digit_pairs[frac % 100 * 2 + 1];
+    put_dec3(num + n, (unsigned)(us % 1000));
+    n += 3;
     if (l->checked)
         raw(l, num, n);
     else
@@ -461,7 +465,7 @@ static fg_log_level_t level_of(int status)
 /* The timestamp of a line finished at `now_us` (monotonic): its date and seconds formatted
  * again only when the second changes, its milliseconds when they change (at tens of
  * thousands of requests a second most lines share them). */
-static const char *timestamp(uint64_t now_us)
+ALWAYS_INLINE const char *timestamp(uint64_t now_us)
 {
     static char ts[FG_RFC3339_LEN + 1];
     static uint64_t ts_ms = UINT64_MAX;  /* the millisecond in ts */
@@ -474,9 +478,7 @@ static const char *timestamp(uint64_t now_us)
         return ts;
     uint64_t frac = ms - sec_ms;
     if (ms >= sec_ms && frac < 1000) { /* "....:ss.mmmZ": only mmm moves */
-        ts[FG_RFC3339_LEN - 4] = (char)('0' + frac / 100);
-        ts[FG_RFC3339_LEN - 3] = digit_pairs[frac % 100 * 2];
-        ts[FG_RFC3339_LEN - 2] = digit_pairs[frac % 100 * 2 + 1];
+        put_dec3(ts + FG_RFC3339_LEN - 4, (unsigned)frac);
     } else {
         fg_rfc3339(ms, ts);
         sec_ms = ms / 1000 < ACCESSLOG_YEAR10000_S ? ms - ms % 1000 : UINT64_MAX;
