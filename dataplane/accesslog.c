@@ -563,9 +563,8 @@ size_t accesslog_format(char *out, size_t cap, const dp_request_t *r, int status
                         uint64_t now_us)
 {
     fields_t f = {0};
-    if (r->head) {
+    if (r->head)
         f.method = method_name(r->head->method, &f.method_len);
-    }
     if (r->path) {
         f.path = r->path;
         f.path_len = r->path_len;
@@ -590,13 +589,11 @@ size_t accesslog_format(char *out, size_t cap, const dp_request_t *r, int status
         f.key_name_len = strlen(f.key_name);
     }
     size_t path_take = f.path_len < DP_ACCESSLOG_PATH_MAX ? f.path_len : DP_ACCESSLOG_PATH_MAX;
-    /* Each term is bounded (a line's pieces are at most DP_ACCESSLOG_LINE_MAX long or the
-     * checked instance is taken), so the sum cannot wrap. */
-    if (f.target_len < DP_ACCESSLOG_LINE_MAX && f.key_name_len < DP_ACCESSLOG_LINE_MAX &&
-        f.route_len < DP_ACCESSLOG_LINE_MAX && f.upstream_len < DP_ACCESSLOG_LINE_MAX &&
-        f.method_len < DP_ACCESSLOG_LINE_MAX && r->conn->peer_ip_len <= INET6_ADDRSTRLEN &&
-        r->trace.request_id_len <= DP_TRACE_REQUEST_ID_MAX &&
-        cap >= 32 &&
+    /* The lengths are of strings in memory (far below 2^60): the sum cannot wrap. The
+     * request id and address lengths index fixed arrays: ACCESSLOG_FIXED_MAX counts them at
+     * their largest, which the check makes sure of. */
+    if (r->conn->peer_ip_len <= INET6_ADDRSTRLEN &&
+        r->trace.request_id_len <= DP_TRACE_REQUEST_ID_MAX && cap >= 32 &&
         ACCESSLOG_FIXED_MAX + f.method_len + f.route_len + f.upstream_len +
                 ACCESSLOG_ESCAPE_MAX * (path_take + f.target_len + f.key_name_len) <=
             cap - 32)
