@@ -3,7 +3,8 @@
  * A line: {"ts","level","msg":"request","request_id","trace_id","span_id","parent_id",
  * "method","path","route","upstream","target","status","duration_ms","upstream_ms",
  * "bytes_in","bytes_out","client_ip","key_name","retries","ratelimit","breaker",
- * "worker"}; ts is RFC 3339 UTC with milliseconds; fields without a value are left out.
+ * "worker"}; ts (when the request finished) is RFC 3339 UTC with milliseconds; fields
+ * without a value are left out.
  * Every string goes through fg_json_escape (control characters become \uXXXX, invalid
  * UTF-8 becomes U+FFFD), so request data can never forge or break a line. The API key
  * itself is never logged: only the key's configured name.

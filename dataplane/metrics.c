@@ -137,6 +137,21 @@ static metrics_slot_t *own = &local_slot;
 static metrics_shared_t *shared;
 static size_t shared_len;
 
+/* The request path's shortcut past the tables: which entries a (route id, method, status)
+ * or an upstream name went to last time, keyed by the address of the caller's string (the
+ * generation's, the same for every request of a route). The address is only a hint: a hit
+ * is confirmed by comparing the string with the entry's name, so a string freed with its
+ * generation and its address reused for another name only costs a miss. Entries point into
+ * `own`: cleared when the process attaches to another slot. */
+#define METRICS_MEMO_SIZE 64 /* pow2; a collision only costs a table lookup */
+typedef struct metrics_memo {
+    const char *name;        /* NULL: empty */
+    uint32_t extra;          /* status << 8 | method (series); 0 for upstreams */
+    metrics_key_t *series;   /* the series entry (route memo) */
+    hist_entry_t *hist;      /* the route's or the upstream's histogram */
+} metrics_memo_t;
+static metrics_memo_t route_memo[METRICS_MEMO_SIZE], upstream_memo[METRICS_MEMO_SIZE];
+
 static struct {
     struct event *timer;
     const struct dp_server *server;
@@ -171,6 +186,8 @@ void metrics_worker_attach(unsigned index)
     if (!shared || index >= shared->workers)
         return;
     own = &shared->slots[index];
+    memset(route_memo, 0, sizeof route_memo); /* they point into the previous slot */
+    memset(upstream_memo, 0, sizeof upstream_memo);
     uint64_t *cur = (uint64_t *)&own->mirror, *base = (uint64_t *)&own->mirror_base;
     for (size_t i = 0; i < MIRROR_NFIELDS; i++) {
         base[i] += cur[i];
@@ -256,6 +273,20 @@ static hist_entry_t *hist_find(hist_entry_t *tab, size_t cap, hist_entry_t *over
     return overflow;
 }
 
+static metrics_memo_t *memo_slot(metrics_memo_t *memo, const char *name, uint32_t extra)
+{
+    uint64_t x = ((uint64_t)(uintptr_t)name ^ extra) * 0x9e3779b97f4a7c15u;
+    return &memo[x >> 58]; /* the top 6 bits: METRICS_MEMO_SIZE entries */
+}
+_Static_assert(METRICS_MEMO_SIZE == 64, "memo_slot takes 6 bits");
+
+/* The memo's entry for (name, extra) when it is confirmed, else NULL. */
+static metrics_memo_t *memo_hit(metrics_memo_t *m, const char *name, uint32_t extra,
+                                const metrics_key_t *k)
+{
+    return m->name == name && m->extra == extra && strcmp(k->name, name) == 0 ? m : NULL;
+}
+
 void metrics_request(const char *route, unsigned method, int status, uint64_t duration_us,
                      uint64_t bytes_in, uint64_t bytes_out, const char *upstream,
                      uint64_t upstream_us)
@@ -263,21 +294,41 @@ void metrics_request(const char *route, unsigned method, int status, uint64_t du
     metrics_slot_t *s = own;
     const char *rname = route ? route : "(none)";
     uint16_t st = status >= 0 && status < METRICS_STATUS_MAX ? (uint16_t)status : 0;
-    metrics_key_t *k = table_find(s->series, DP_METRICS_SERIES_MAX, sizeof(s->series[0]),
-                                  rname, st, (uint8_t)method);
+    uint32_t extra = (uint32_t)st << 8 | (uint8_t)method;
+    metrics_memo_t *m = memo_slot(route_memo, rname, extra);
+    metrics_key_t *k;
+    hist_entry_t *r;
+    if (m->name && memo_hit(m, rname, extra, m->series)) {
+        k = m->series;
+        r = m->hist;
+    } else {
+        k = table_find(s->series, DP_METRICS_SERIES_MAX, sizeof(s->series[0]), rname, st,
+                       (uint8_t)method);
+        r = hist_find(s->routes, DP_METRICS_ROUTES_MAX, &s->route_overflow, rname);
+        /* Overflowed keys are not remembered: their entries' names are not `rname`. */
+        if (k && r != &s->route_overflow)
+            *m = (metrics_memo_t){.name = rname, .extra = extra, .series = k, .hist = r};
+    }
     if (k)
         ((series_entry_t *)k)->v[SERIES_COUNT]++;
     else
         s->status_overflow[st]++;
 
-    hist_entry_t *r = hist_find(s->routes, DP_METRICS_ROUTES_MAX, &s->route_overflow, rname);
     hist_observe(r, duration_us);
     r->v[HIST_BYTES_IN] += bytes_in;
     r->v[HIST_BYTES_OUT] += bytes_out;
-    if (upstream && upstream_us)
-        hist_observe(hist_find(s->upstreams, DP_METRICS_UPSTREAMS_MAX, &s->upstream_overflow,
-                               upstream),
-                     upstream_us);
+    if (upstream && upstream_us) {
+        m = memo_slot(upstream_memo, upstream, 0);
+        if (m->name && memo_hit(m, upstream, 0, &m->hist->k)) {
+            r = m->hist;
+        } else {
+            r = hist_find(s->upstreams, DP_METRICS_UPSTREAMS_MAX, &s->upstream_overflow,
+                          upstream);
+            if (r != &s->upstream_overflow)
+                *m = (metrics_memo_t){.name = upstream, .hist = r};
+        }
+        hist_observe(r, upstream_us);
+    }
 }
 
 void metrics_generation(int64_t version)

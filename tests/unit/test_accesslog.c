@@ -3,6 +3,8 @@
  * valid JSON, sampling and level, the non-blocking sink (a stalled pipe drops and counts,
  * never blocks), and the request id / traceparent rules. */
 #include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -358,12 +360,199 @@ static void test_trace_rules(void **state)
     trace_set_header(NULL);
 }
 
+/* Bytes fg_json_escape changes, and clean ones right next to them in value. */
+static const unsigned char special_bytes[] = {0x00, 0x01, '\n', 0x1f, '"', '\\', 0x7f,
+                                              0x80, 0xa9, 0xc3, 0xe2, 0xf4, 0xfe, 0xff};
+static const char clean_bytes[] = " !#[]~a/0.-_%=Z";
+
+/* The fast scan stops at the first byte that needs escaping, wherever it falls relative to
+ * its 16- and 8-byte blocks, and never reads past the string (exact-size allocations: a
+ * read past the end fails under ASan). */
+static void test_clean_prefix(void **state)
+{
+    (void)state;
+    for (size_t n = 0; n <= 48; n++) {
+        char *s = malloc(n ? n : 1);
+        assert_non_null(s);
+        for (size_t i = 0; i < n; i++)
+            s[i] = clean_bytes[i % (sizeof clean_bytes - 1)];
+        assert_int_equal(clean_prefix(s, n), n);
+        for (size_t p = 0; p < n; p++) {
+            for (size_t b = 0; b < sizeof special_bytes; b++) {
+                char keep = s[p];
+                s[p] = (char)special_bytes[b];
+                assert_int_equal(clean_prefix(s, n), p);
+                if (p + 1 < n) { /* a second one later changes nothing */
+                    char keep2 = s[n - 1];
+                    s[n - 1] = '"';
+                    assert_int_equal(clean_prefix(s, n), p);
+                    s[n - 1] = keep2;
+                }
+                s[p] = keep;
+            }
+        }
+        free(s);
+    }
+}
+
+/* Every byte value at every position around the block boundaries: the path in the line is
+ * exactly what fg_json_escape (the reference, and the checked instance) writes. */
+static void test_escape_matches_reference(void **state)
+{
+    (void)state;
+    fixture_t f;
+    dp_request_t *r = request_new(&f);
+    static const size_t positions[] = {0, 1, 6, 7, 8, 9, 14, 15, 16, 17, 23, 24, 31, 32, 33, 39};
+    static const char *const seqs[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                       "\xc3", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf"};
+    char path[41], line[DP_ACCESSLOG_LINE_MAX], esc[41 * 6 + 1], want[41 * 6 + 16];
+    for (size_t len = 1; len <= 40; len++) {
+        for (size_t pi = 0; pi < sizeof positions / sizeof positions[0]; pi++) {
+            size_t p = positions[pi];
+            if (p >= len)
+                continue;
+            for (int c = -(int)(sizeof seqs / sizeof seqs[0]); c < 256; c++) {
+                for (size_t i = 0; i < len; i++)
+                    path[i] = clean_bytes[(i * 7) % (sizeof clean_bytes - 1)];
+                if (c >= 0) {
+                    path[p] = (char)c;
+                } else { /* a UTF-8 sequence (valid or not) across the boundary */
+                    const char *q = seqs[-c - 1];
+                    for (size_t i = 0; q[i] && p + i < len; i++)
+                        path[p + i] = q[i];
+                }
+                r->path = path;
+                r->path_len = len;
+                size_t used, e = fg_json_escape(esc, sizeof esc - 1, path, len, &used);
+                assert_int_equal(used, len);
+                esc[e] = '\0';
+                snprintf(want, sizeof want, ",\"path\":\"%s\",", esc);
+                size_t n = accesslog_format(line, sizeof line, r, 200, 1000);
+                line[n] = '\0';
+                if (!strstr(line, want))
+                    fail_msg("len %zu pos %zu byte %d: %s", len, p, c, line);
+            }
+        }
+    }
+}
+
+static void test_put_dec(void **state)
+{
+    (void)state;
+    static const uint64_t values[] = {0, 1, 9, 10, 11, 42, 99, 100, 101, 200, 999, 1000,
+                                      1001, 9999, 10000, 65535, 99999, 100000, 1234567,
+                                      4294967295u, 4294967296u, 999999999999999999u,
+                                      1000000000000000000u, 9999999999999999999u,
+                                      10000000000000000000u, UINT64_MAX - 1, UINT64_MAX};
+    char got[24], want[24];
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        size_t n = put_dec(got, values[i]);
+        got[n] = '\0';
+        snprintf(want, sizeof want, "%" PRIu64, values[i]);
+        assert_string_equal(got, want);
+    }
+    for (uint64_t v = 0, step = 1; v < 100000000000u; v += step, step = step * 3 / 2 + 1) {
+        size_t n = put_dec(got, v);
+        got[n] = '\0';
+        snprintf(want, sizeof want, "%" PRIu64, v);
+        assert_string_equal(got, want);
+    }
+}
+
+/* The cached timestamp (seconds formatted once, milliseconds patched) is always what
+ * fg_rfc3339 writes: across second and minute boundaries, backwards, and past the year
+ * 9999 where fg_rfc3339 clamps (no patching a clamped string). */
+static void test_timestamp_cache(void **state)
+{
+    (void)state;
+    static const uint64_t offsets[] = {1764100000000000u, /* 2025-11-25T19:46:40Z */
+                                       ACCESSLOG_YEAR10000_S * 1000000u - 5000};
+    static const uint64_t nows[] = {0, 998000, 998999, 999000, 999999, 1000000, 1000001,
+                                    1001000, 1999000, 2000000, 500000, 500000, 501000,
+                                    61000000, 61000999, 5000, 6000, 999000, 1};
+    char want[FG_RFC3339_LEN + 1];
+    for (size_t o = 0; o < sizeof offsets / sizeof offsets[0]; o++) {
+        al.wall_offset_us = (int64_t)offsets[o];
+        al.wall_offset_known = true;
+        for (size_t i = 0; i < sizeof nows / sizeof nows[0]; i++) {
+            fg_rfc3339((offsets[o] + nows[i]) / 1000, want);
+            assert_string_equal(timestamp(nows[i]), want);
+        }
+    }
+    al.wall_offset_known = false; /* measured again on the next line */
+}
+
+/* A line with every field at its longest, formatted into buffers of every size from small
+ * to roomy (each allocated to exactly that size: a write past it fails under ASan): both
+ * instances stay inside the buffer, every line is one JSON object, and the lines that were
+ * not cut are the same line. */
+static void test_worst_case_every_size(void **state)
+{
+    (void)state;
+    fixture_t f;
+    dp_request_t *r = request_new(&f);
+    char route[FG_NAME_MAX_LEN + 1], upstream[FG_NAME_MAX_LEN + 1], key[FG_NAME_MAX_LEN + 1];
+    char url[200], path[100];
+    memset(route, 'r', FG_NAME_MAX_LEN);
+    memset(upstream, 'u', FG_NAME_MAX_LEN);
+    memset(key, '\x01', FG_NAME_MAX_LEN); /* 6 bytes each once escaped */
+    route[FG_NAME_MAX_LEN] = upstream[FG_NAME_MAX_LEN] = key[FG_NAME_MAX_LEN] = '\0';
+    memset(url, '\x1f', sizeof url - 1);
+    url[sizeof url - 1] = '\0';
+    memset(path, '"', sizeof path);
+    f.route.id = route;
+    f.upstream.name = upstream;
+    f.target.url = url;
+    r->key_name = key;
+    r->path = path;
+    r->path_len = sizeof path;
+    f.head.method = HTTP_GET_PARAMETER;
+    strcpy(f.conn.peer_ip, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255");
+    f.conn.peer_ip_len = (uint8_t)strlen(f.conn.peer_ip);
+    memset(r->trace.request_id, 'i', DP_TRACE_REQUEST_ID_MAX);
+    r->trace.request_id[DP_TRACE_REQUEST_ID_MAX] = '\0';
+    r->trace.request_id_len = DP_TRACE_REQUEST_ID_MAX;
+    memset(r->trace.trace_id, 'a', DP_TRACE_ID_LEN);
+    memset(r->trace.span_id, 'b', DP_TRACE_SPAN_LEN);
+    memset(r->trace.parent_id, 'c', DP_TRACE_SPAN_LEN);
+    r->trace.start_us = 1;
+    r->trace.upstream_us = UINT64_MAX;
+    r->trace.ratelimit = DP_OUTCOME_FALLBACK;
+    r->trace.breaker = DP_OUTCOME_FALLBACK;
+    r->req_body_bytes = r->resp_body_bytes = UINT64_MAX;
+    r->attempts = UINT32_MAX;
+    al.worker = UINT_MAX;
+    char full[DP_ACCESSLOG_LINE_MAX];
+    size_t full_len = accesslog_format(full, sizeof full, r, 599, UINT64_MAX);
+    cJSON *j = parse_line(full, full_len);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "truncated"));
+    cJSON_Delete(j);
+    /* From the smallest buffer that holds the fields every line has (ts .. msg). */
+    for (size_t cap = 128; cap <= DP_ACCESSLOG_LINE_MAX; cap++) {
+        char *line = malloc(cap);
+        assert_non_null(line);
+        size_t n = accesslog_format(line, cap, r, 599, UINT64_MAX);
+        assert_true(n <= cap);
+        j = parse_line(line, n);
+        if (!cJSON_GetObjectItemCaseSensitive(j, "truncated")) {
+            assert_int_equal(n, full_len);
+            assert_memory_equal(line, full, n);
+        }
+        cJSON_Delete(j);
+        free(line);
+    }
+    al.worker = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fields),        cmocka_unit_test(test_escaping),
         cmocka_unit_test(test_truncation),    cmocka_unit_test(test_sampling_and_level),
         cmocka_unit_test(test_stalled_sink),  cmocka_unit_test(test_trace_rules),
+        cmocka_unit_test(test_clean_prefix),  cmocka_unit_test(test_escape_matches_reference),
+        cmocka_unit_test(test_put_dec),       cmocka_unit_test(test_timestamp_cache),
+        cmocka_unit_test(test_worst_case_every_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

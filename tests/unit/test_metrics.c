@@ -184,6 +184,53 @@ static void test_label_escaping(void **state)
     assert_true(strlen(out) < 6);
 }
 
+static void record_reused_names(unsigned index, void *arg)
+{
+    (void)index, (void)arg;
+    char route[16], upstream[16];
+    /* The same addresses with other contents, as when a generation is freed and its
+     * memory holds the next one's names: the memo must not count under the old name. */
+    for (int round = 0; round < 3; round++) {
+        strcpy(route, "memo-a");
+        strcpy(upstream, "memo-up-a");
+        metrics_request(route, HTTP_GET, 200, 100, 1, 2, upstream, 50);
+        metrics_request(route, HTTP_GET, 503, 100, 1, 2, upstream, 50);
+        strcpy(route, "memo-b");
+        strcpy(upstream, "memo-up-b");
+        metrics_request(route, HTTP_GET, 200, 100, 1, 2, upstream, 50);
+        strcpy(route, "memo-a2"); /* a longer name sharing the prefix */
+        metrics_request(route, HTTP_PUT, 200, 100, 1, 2, NULL, 0);
+    }
+    /* A name at a new address finds its entries as before. */
+    metrics_request("memo-a", HTTP_GET, 200, 100, 1, 2, "memo-up-a", 50);
+}
+
+/* The per-process memo of entries (keyed by the string's address) never counts a request
+ * under another route, status, method or upstream. */
+static void test_memo_follows_content(void **state)
+{
+    (void)state;
+    in_worker(0, record_reused_names, NULL);
+    char *text = render();
+    assert_int_equal((int)sample_value(text, "http_requests_total{method=\"GET\",route="
+                                             "\"memo-a\",status=\"200\"}"), 4);
+    assert_int_equal((int)sample_value(text, "http_requests_total{method=\"GET\",route="
+                                             "\"memo-a\",status=\"503\"}"), 3);
+    assert_int_equal((int)sample_value(text, "http_requests_total{method=\"GET\",route="
+                                             "\"memo-b\",status=\"200\"}"), 3);
+    assert_int_equal((int)sample_value(text, "http_requests_total{method=\"PUT\",route="
+                                             "\"memo-a2\",status=\"200\"}"), 3);
+    assert_int_equal((int)sample_value(text, "http_request_duration_seconds_count"
+                                             "{route=\"memo-a\"}"), 7);
+    assert_int_equal((int)sample_value(text, "flexgate_sent_bytes_total{route=\"memo-b\"}"),
+                     6);
+    assert_int_equal((int)sample_value(text, "flexgate_upstream_response_seconds_count"
+                                             "{upstream=\"memo-up-a\"}"), 7);
+    assert_int_equal((int)sample_value(text, "flexgate_upstream_response_seconds_count"
+                                             "{upstream=\"memo-up-b\"}"), 3);
+    free(text);
+}
+
 int main(void)
 {
     /* Before the mapping: a process-local struct, never NULL. */
@@ -196,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_tables_are_bounded),
         cmocka_unit_test(test_histogram_buckets),
         cmocka_unit_test(test_label_escaping),
+        cmocka_unit_test(test_memo_follows_content),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
