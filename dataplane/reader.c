@@ -190,14 +190,17 @@ int reader_bind(dp_reader_t *r, struct event_base *base, struct bufferevent *bev
         bufferevent_set_max_single_read(bev, r->chunk);
         return 0;
     }
+    evutil_socket_t fd = bufferevent_getfd(bev);
+    int rc = 0;
     if (!r->ev) {
-        r->ev = event_new(base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, on_readable, r);
-        return r->ev ? 0 : -ENOMEM;
+        r->ev = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, r);
+        rc = r->ev ? 0 : -ENOMEM;
+    } else if (event_assign(r->ev, base, fd, EV_READ | EV_PERSIST, on_readable, r) < 0) {
+        rc = -EINVAL;
     }
-    return event_assign(r->ev, base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, on_readable,
-                        r) == 0
-               ? 0
-               : -ENOMEM;
+    if (rc < 0)
+        r->bev = NULL; /* left unbound */
+    return rc;
 }
 
 void reader_unbind(dp_reader_t *r)

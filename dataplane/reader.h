@@ -45,7 +45,7 @@ typedef struct dp_reader {
 } dp_reader_t;
 
 /** Attach to `bev` (a plain socket or TLS bufferevent), reading stopped. `max` caps the input
- *  (0: none); `chunk` caps one read (0: READER_CHUNK). 0 or -ENOMEM. */
+ *  (0: none); `chunk` caps one read (0: READER_CHUNK). 0, or -errno (left unbound). */
 int reader_bind(dp_reader_t *r, struct event_base *base, struct bufferevent *bev, size_t max,
                 size_t chunk);
 
