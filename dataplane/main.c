@@ -641,6 +641,10 @@ int main(int argc, char **argv)
         metrics_worker_attach(0);
         return run_data_plane(&app, &opts, -1);
     }
+    /* The workers' local rate-limit buckets, shared so each limit holds once per data plane. */
+    if ((rc = ratelimit_shared_init()) < 0)
+        fg_log(FG_LOG_WARN, "cannot map the shared rate-limit table: each worker keeps its own",
+               "error", strerror(-rc), NULL);
     dp_worker_arg_t warg = {.opts = &opts, .proto = &app};
     master_conf_t mconf = {.workers = workers, .run = run_worker, .arg = &warg,
                            .drain_timeout_ms = DP_DRAIN_TIMEOUT_MS};

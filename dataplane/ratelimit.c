@@ -1,8 +1,9 @@
 /* ratelimit.c - token buckets in a fixed local table or in Redis (see ratelimit.h).
  *
- * Local table: rateLimit.maxBuckets entries allocated once per size change, a chained hash
- * index (uint32 links) and an LRU list through the same entries, so a lookup, an insert and an
- * eviction are O(1) and a decision never mallocs. Entries are found by a 64-bit seeded hash of
+ * Local table: rateLimit.maxBuckets entries in one mapped region, a chained hash index
+ * (uint32 links) and an LRU list through the same entries, so a lookup, an insert and an
+ * eviction are O(1) and a decision never mallocs; the region is shared by a data plane's
+ * workers (see "the local table" below). Entries are found by a 64-bit seeded hash of
  * the key text only (the text is not stored): two keys colliding would share a bucket, with a
  * probability of about n^2 / 2^65 - negligible, and the seed is random per process so clients
  * cannot aim for it.
@@ -17,11 +18,16 @@
 #include "ratelimit.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/mman.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <event2/dns.h>
 #include <event2/util.h>
@@ -268,7 +274,19 @@ void ratelimit_compiled_free(dp_rl_compiled_t *c)
 
 /* ---- the local table ------------------------------------------------------------------- */
 
+/* The table is one memory region: a header, the hash index, the buckets. Links are indexes,
+ * never pointers, so the region can be shared: the master maps it before forking and every
+ * worker of a data plane decides against the same buckets, as nginx's limit_req zones do
+ * (ratelimit_shared_init). Without it (mapping refused, unit tests) each process maps its
+ * own, sized to rateLimit.maxBuckets.
+ *
+ * Workers serialise on a spinlock in the header holding the owner's pid. A decision holds it
+ * for a few hundred instructions. A worker that dies holding it (kill -9 mid-decision) would
+ * stall the others: a waiter that finds the owner gone takes the lock over and empties the
+ * table, whose links the dead worker may have left half-updated (every bucket starts full
+ * again, once). */
 #define NIL UINT32_MAX
+#define RL_LOCK_SPINS 256 /* busy tries before yielding the CPU, then checking the owner */
 
 typedef struct rl_bucket {
     uint64_t hash;     /* 0 = free */
@@ -278,38 +296,137 @@ typedef struct rl_bucket {
     uint32_t prev, next; /* LRU list: head most recent */
 } rl_bucket_t;
 
-typedef struct rl_table {
-    rl_bucket_t *b;    /* [cap], owned */
-    uint32_t *index;   /* [mask + 1] chain heads, owned */
+typedef struct rl_table_hdr {
+    _Atomic uint32_t lock; /* 0 = free, else the holder's pid */
     uint32_t cap, used, mask;
     uint32_t lru_head, lru_tail;
+    uint64_t takeovers;    /* locks taken from a dead holder (the table was emptied) */
+} rl_table_hdr_t;
+
+typedef struct rl_table {
+    rl_table_hdr_t *h;  /* in the region; NULL = no table */
+    uint32_t *index;    /* [slots_max] chain heads, in the region */
+    rl_bucket_t *b;     /* [cap_max], in the region */
+    uint32_t cap_max;   /* buckets the region holds */
+    void *map;          /* the region; owned (munmap) */
+    size_t map_len;
+    bool shared;        /* mapped before the fork, for every worker: never remapped */
 } rl_table_t;
 
-static void table_free(rl_table_t *t)
-{
-    free(t->b);
-    free(t->index);
-    memset(t, 0, sizeof *t);
-}
-
-/* A new empty table of `cap` buckets (the arrays are owned by `t`). 0 or -ENOMEM. */
-static int table_init(rl_table_t *t, uint32_t cap)
+static uint32_t slots_for(uint32_t cap)
 {
     uint32_t slots = 1;
     while (slots < cap)
         slots <<= 1;
+    return slots;
+}
+
+static void table_free(rl_table_t *t)
+{
+    if (t->map)
+        munmap(t->map, t->map_len);
     memset(t, 0, sizeof *t);
-    t->b = calloc(cap, sizeof *t->b);
-    t->index = malloc((size_t)slots * sizeof *t->index);
-    if (!t->b || !t->index) {
-        table_free(t);
-        return -ENOMEM;
-    }
+}
+
+/* Map a region for up to `cap_max` buckets (pages are touched only as they are used). */
+static int table_map(rl_table_t *t, uint32_t cap_max, bool shared)
+{
+    size_t slots = slots_for(cap_max);
+    size_t index_off = (sizeof(rl_table_hdr_t) + 63) & ~(size_t)63;
+    size_t b_off = (index_off + slots * sizeof(uint32_t) + 63) & ~(size_t)63;
+    size_t len = b_off + (size_t)cap_max * sizeof(rl_bucket_t);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                   (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    memset(t, 0, sizeof *t);
+    t->map = p;
+    t->map_len = len;
+    t->h = p;
+    t->index = (uint32_t *)((char *)p + index_off);
+    t->b = (rl_bucket_t *)((char *)p + b_off);
+    t->cap_max = cap_max;
+    t->shared = shared;
+    return 0;
+}
+
+/* Empty the table and size it for `cap` buckets (<= cap_max). Under the lock. */
+static void table_reset(rl_table_t *t, uint32_t cap)
+{
+    uint32_t slots = slots_for(cap);
     for (uint32_t i = 0; i < slots; i++)
         t->index[i] = NIL;
-    t->cap = cap;
-    t->mask = slots - 1;
-    t->lru_head = t->lru_tail = NIL;
+    t->h->cap = cap;
+    t->h->used = 0;
+    t->h->mask = slots - 1;
+    t->h->lru_head = t->h->lru_tail = NIL;
+}
+
+/* A new empty table of `cap` buckets, this process's own. 0 or -errno. */
+static int table_init(rl_table_t *t, uint32_t cap)
+{
+    int rc = table_map(t, cap, false);
+    if (rc == 0)
+        table_reset(t, cap);
+    return rc;
+}
+
+static bool pid_gone(uint32_t pid)
+{
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
+static void table_lock(rl_table_t *t)
+{
+    uint32_t me = (uint32_t)getpid();
+    for (unsigned n = 1;; n++) {
+        uint32_t free_word = 0;
+        if (atomic_compare_exchange_weak_explicit(&t->h->lock, &free_word, me,
+                                                  memory_order_acquire, memory_order_relaxed))
+            return;
+        if (n % RL_LOCK_SPINS != 0)
+            continue;
+        /* Our own pid as the holder is a dead worker's, reused by us: we never lock twice. */
+        uint32_t owner = atomic_load_explicit(&t->h->lock, memory_order_relaxed);
+        if (owner != 0 && (owner == me || pid_gone(owner)) &&
+            atomic_compare_exchange_strong_explicit(&t->h->lock, &owner, me,
+                                                    memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            t->h->takeovers++;
+            table_reset(t, t->h->cap); /* its links may be half-updated */
+            return;
+        }
+        sched_yield();
+    }
+}
+
+static void table_unlock(rl_table_t *t)
+{
+    atomic_store_explicit(&t->h->lock, 0, memory_order_release);
+}
+
+/* The table holds `cap` buckets: emptied and resized if it did not (the first worker to apply
+ * a new rateLimit.maxBuckets does it for all). A private table past its mapping is mapped
+ * anew. 0 or -errno (the old table is kept). */
+static int table_ensure(rl_table_t *t, uint32_t cap)
+{
+    if (t->h && cap > t->cap_max && !t->shared) {
+        rl_table_t n;
+        int rc = table_init(&n, cap);
+        if (rc < 0)
+            return rc;
+        table_free(t);
+        *t = n;
+        return 0;
+    }
+    if (!t->h)
+        return table_init(t, cap);
+    if (cap > t->cap_max)
+        return -ERANGE; /* shared: mapped for FG_RL_MAX_BUCKETS, so not reached */
+    table_lock(t);
+    if (t->h->cap != cap)
+        table_reset(t, cap);
+    table_unlock(t);
     return 0;
 }
 
@@ -319,28 +436,28 @@ static void lru_unlink(rl_table_t *t, uint32_t i)
     if (b->prev != NIL)
         t->b[b->prev].next = b->next;
     else
-        t->lru_head = b->next;
+        t->h->lru_head = b->next;
     if (b->next != NIL)
         t->b[b->next].prev = b->prev;
     else
-        t->lru_tail = b->prev;
+        t->h->lru_tail = b->prev;
 }
 
 static void lru_push_head(rl_table_t *t, uint32_t i)
 {
     rl_bucket_t *b = &t->b[i];
     b->prev = NIL;
-    b->next = t->lru_head;
-    if (t->lru_head != NIL)
-        t->b[t->lru_head].prev = i;
-    t->lru_head = i;
-    if (t->lru_tail == NIL)
-        t->lru_tail = i;
+    b->next = t->h->lru_head;
+    if (t->h->lru_head != NIL)
+        t->b[t->h->lru_head].prev = i;
+    t->h->lru_head = i;
+    if (t->h->lru_tail == NIL)
+        t->h->lru_tail = i;
 }
 
 static void chain_unlink(rl_table_t *t, uint32_t i)
 {
-    uint32_t *pp = &t->index[t->b[i].hash & t->mask];
+    uint32_t *pp = &t->index[t->b[i].hash & t->h->mask];
     while (*pp != i)
         pp = &t->b[*pp].chain;
     *pp = t->b[i].chain;
@@ -350,22 +467,23 @@ static void chain_unlink(rl_table_t *t, uint32_t i)
  * is full) and refilled to `now`. Its limit is reset when it differs. */
 static rl_bucket_t *table_get(rl_table_t *t, uint64_t hash, const rl_limit_t *l, uint64_t now)
 {
-    uint32_t i = t->index[hash & t->mask];
+    rl_table_hdr_t *h = t->h;
+    uint32_t i = t->index[hash & h->mask];
     while (i != NIL && t->b[i].hash != hash)
         i = t->b[i].chain;
     if (i != NIL) {
         lru_unlink(t, i);
     } else {
-        if (t->used < t->cap) {
-            i = t->used++;
+        if (h->used < h->cap) {
+            i = h->used++;
         } else { /* evict: the idlest bucket has refilled the most, so forgetting it costs least */
-            i = t->lru_tail;
+            i = h->lru_tail;
             lru_unlink(t, i);
             chain_unlink(t, i);
         }
         t->b[i].hash = hash;
-        t->b[i].chain = t->index[hash & t->mask];
-        t->index[hash & t->mask] = i;
+        t->b[i].chain = t->index[hash & h->mask];
+        t->index[hash & h->mask] = i;
         t->b[i].limit = *l;
         rl_state_init(&t->b[i].state, l, now);
     }
@@ -405,7 +523,6 @@ typedef struct rl_wait {
 typedef struct rl_module {
     struct event_base *base;
     rl_table_t table;
-    uint32_t table_cap;           /* rateLimit.maxBuckets the table was built for */
     rl_redis_state_t state;
     bool fallback_logged;         /* the switch to local was logged (once per outage) */
     char url[FG_URL_MAX_LEN + 1]; /* the configured URL ("" = none) */
@@ -453,6 +570,7 @@ static bool decide_local(rl_levels_t *ls, uint32_t div, rl_verdict_t *v, unsigne
     uint64_t now = fg_now_ms();
     bool ok = true;
     *which = 0;
+    table_lock(&rl.table); /* all levels in one step, against every worker */
     for (unsigned i = 0; i < ls->n; i++) {
         lim[i] = limit_divided(&ls->lv[i].limit, div);
         b[i] = table_get(&rl.table, ls->lv[i].hash ^ (div > 1 ? 0x9e3779b97f4a7c15ull : 0),
@@ -464,13 +582,17 @@ static bool decide_local(rl_levels_t *ls, uint32_t div, rl_verdict_t *v, unsigne
     }
     if (!ok) {
         rl_verdict_make(v, &lim[*which], b[*which]->state.units, false);
+        table_unlock(&rl.table);
         return false;
     }
+    uint64_t units[DP_RL_LEVELS];
+    for (unsigned i = 0; i < ls->n; i++)
+        units[i] = b[i]->state.units -= lim[i].window_ms;
+    table_unlock(&rl.table);
     uint64_t best = UINT64_MAX;
     for (unsigned i = 0; i < ls->n; i++) {
-        b[i]->state.units -= lim[i].window_ms;
         rl_verdict_t vi;
-        rl_verdict_make(&vi, &lim[i], b[i]->state.units, true);
+        rl_verdict_make(&vi, &lim[i], units[i], true);
         if (vi.remaining < best) {
             best = vi.remaining;
             *v = vi;
@@ -1090,13 +1212,35 @@ static int decide_redis(dp_request_t *r, const rl_levels_t *ls)
 
 /* ---- module entry points ----------------------------------------------------------------- */
 
-int ratelimit_init(struct event_base *base)
+/* Bucket keys are hashed with a random seed so clients cannot aim for collisions. */
+static void hash_seed_pick(void)
 {
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == (ssize_t)sizeof seed)
         hash_seed ^= seed;
     else
         hash_seed ^= fg_now_ms();
+}
+
+int ratelimit_shared_init(void)
+{
+    if (rl.table.shared)
+        return 0;
+    rl_table_t t;
+    int rc = table_map(&t, FG_RL_MAX_BUCKETS, true);
+    if (rc < 0)
+        return rc;
+    table_reset(&t, FG_DEFAULT_RL_MAX_BUCKETS);
+    table_free(&rl.table);
+    rl.table = t;
+    hash_seed_pick(); /* before the fork: every worker must hash a key the same way */
+    return 0;
+}
+
+int ratelimit_init(struct event_base *base)
+{
+    if (!rl.table.shared)
+        hash_seed_pick();
     rl.base = base;
     rl.io_timer = evtimer_new(base, on_io_timer, NULL);
     rl.retry_timer = evtimer_new(base, on_retry_timer, NULL);
@@ -1124,17 +1268,9 @@ void ratelimit_configure(const fg_config_t *cfg)
 {
     const fg_rate_limit_conf_t *c = &cfg->rate_limit;
     uint32_t cap = c->max_buckets ? c->max_buckets : FG_DEFAULT_RL_MAX_BUCKETS;
-    if (cap != rl.table_cap) {
-        rl_table_t t;
-        if (table_init(&t, cap) == 0) {
-            table_free(&rl.table);
-            rl.table = t;
-            rl.table_cap = cap;
-        } else {
-            fg_log(FG_LOG_ERROR, "rate limit: out of memory for the bucket table, keeping the "
-                   "old one", NULL);
-        }
-    }
+    if (table_ensure(&rl.table, cap) < 0)
+        fg_log(FG_LOG_ERROR, "rate limit: no memory for the bucket table, keeping the old one",
+               NULL);
     rl.timeout_ms = c->redis_timeout_ms ? c->redis_timeout_ms : FG_DEFAULT_RL_REDIS_TIMEOUT_MS;
     rl.divisor = c->redis_fallback_divisor ? c->redis_fallback_divisor : 1;
     const char *url = c->enabled && c->backend == FG_RL_REDIS && c->redis_url ? c->redis_url : "";
@@ -1159,11 +1295,8 @@ int ratelimit_check(dp_request_t *r)
     levels_collect(r, &ls);
     if (ls.n == 0)
         return 0;
-    if (!rl.table.b) { /* never configured (unit tests): size the table now */
-        if (table_init(&rl.table, FG_DEFAULT_RL_MAX_BUCKETS) < 0)
-            return 0; /* no memory for limits: admitting beats failing */
-        rl.table_cap = FG_DEFAULT_RL_MAX_BUCKETS;
-    }
+    if (!rl.table.h && table_init(&rl.table, FG_DEFAULT_RL_MAX_BUCKETS) < 0)
+        return 0; /* never configured (unit tests), and no memory: admitting beats failing */
     if (rl.state == RS_OK && rl.ctx && decide_redis(r, &ls) == 0)
         return RATELIMIT_PENDING;
     return finish_local(r, &ls, rl.state == RS_DISABLED ? 1 : rl.divisor);

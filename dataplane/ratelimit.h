@@ -16,8 +16,10 @@
  * of a limited request carry the RateLimit-* headers of the level with the fewest tokens left.
  *
  * Backends (`rateLimit.backend`):
- *   local - a fixed table of rateLimit.maxBuckets buckets per process (no malloc per request,
- *           O(1) lookup; the least recently used bucket is evicted when the table is full)
+ *   local - a fixed table of rateLimit.maxBuckets buckets (no malloc per request, O(1)
+ *           lookup; the least recently used bucket is evicted when the table is full), shared
+ *           by all the workers of a data plane (ratelimit_shared_init) as nginx's limit_req
+ *           zones are, so `--workers N` enforces each limit once, not N times
  *   redis - one Lua script per decision (EVALSHA, EVAL on NOSCRIPT) takes the tokens of all
  *           levels atomically on the Redis server's clock, so N data planes share one limit.
  *           The answer arrives later: the request waits (body unread) and resumes through
@@ -104,6 +106,12 @@ int ratelimit_init(struct event_base *base);
  *  config without perRoute entries compiles to a valid empty object. */
 dp_rl_compiled_t *ratelimit_compile(const fg_config_t *cfg, fg_error_t *err);
 void ratelimit_compiled_free(dp_rl_compiled_t *c);
+
+/** Map the local bucket table in memory the workers forked after this call share (the
+ *  master calls it before forking; a single process need not). Address space for
+ *  FG_RL_MAX_BUCKETS buckets is reserved, pages are used as buckets are. 0 or -errno: then
+ *  each process keeps a table of its own. */
+int ratelimit_shared_init(void);
 
 /** A generation with `cfg` became current: apply backend, Redis URL and table size (a
  *  changed URL reconnects; a changed maxBuckets starts an empty table). */

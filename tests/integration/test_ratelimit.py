@@ -54,7 +54,7 @@ def rl_headers(resp):
 
 
 class RateLimitCase(ClusterTest):
-    def setup_gateway(self, rate_limit, routes, n_dps=1):
+    def setup_gateway(self, rate_limit, routes, n_dps=1, dp_args=()):
         self.c.start_origin("A")
         self.c.start_ctl()
         self.c.api_ok("POST", "/api/v1/upstreams",
@@ -66,7 +66,8 @@ class RateLimitCase(ClusterTest):
             self.c.api_ok("POST", "/api/v1/routes", body, expect=201)
         self.c.api_ok("PUT", "/api/v1/settings/rateLimit", rate_limit)
         version = self.c.config_version()
-        dps = [self.c.start_dp("dp-" + chr(ord("a") + i)) for i in range(n_dps)]
+        dps = [self.c.start_dp("dp-" + chr(ord("a") + i), extra_args=dp_args)
+               for i in range(n_dps)]
         for dp in dps:
             self.c.wait_dp_ready(dp, version=version)
         return dps
@@ -159,6 +160,32 @@ class LocalLimitTest(RateLimitCase):
                                                   "upstream": "backend"}, expect=201)
         self.c.wait_dp_ready(self.dp, version=self.c.config_version())
         self.assertEqual(get_from(self.dp.port, "/more/x").status, 429)
+
+
+class WorkersShareLocalLimitTest(RateLimitCase):
+    """`--workers 2`: both workers decide against one local table (shared memory), so a
+    client gets the limit once per data plane, not once per worker."""
+    label = "rl-workers"
+    LIMIT = 6
+    REQUESTS = 30
+
+    def test_one_limit_across_workers(self):
+        (dp,) = self.setup_gateway(
+            {"backend": "local"},
+            [{"id": "ident", "path": "/ident/*",
+              "rateLimit": {"max": self.LIMIT, "windowMs": WINDOW_MS}}],
+            dp_args=("--workers", "2"))
+        # A fresh connection each: the kernel spreads them over both workers' sockets.
+        got = [get_from(dp.port, "/ident/%d" % i).status for i in range(self.REQUESTS)]
+        self.assertEqual(got.count(200), self.LIMIT, got)
+        self.assertEqual(got.count(429), self.REQUESTS - self.LIMIT, got)
+
+        def workers_seen():
+            lines = [json.loads(l) for l in dp.read().splitlines()
+                     if l.startswith("{") and '"msg":"request"' in l]
+            return {l["worker"] for l in lines if l["path"].startswith("/ident/")}
+        # Both workers answered (else this would not test sharing at all).
+        self.c.poll(lambda: len(workers_seen()) == 2, "requests served by both workers")
 
 
 class Load:

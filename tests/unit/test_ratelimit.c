@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <malloc.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -117,11 +118,11 @@ static void test_table_evicts_least_recently_used(void **state)
     assert_int_equal(table_init(&t, FG_RL_MIN_BUCKETS), 0);
     for (uint64_t k = 1; k <= FG_RL_MIN_BUCKETS; k++)
         table_get(&t, k, &l, 0)->state.units = k; /* each bucket remembers its key */
-    assert_int_equal(t.used, FG_RL_MIN_BUCKETS);
+    assert_int_equal(t.h->used, FG_RL_MIN_BUCKETS);
     table_get(&t, 1, &l, 0); /* 1 is now the most recent; 2 the least */
     rl_bucket_t *b = table_get(&t, 1000, &l, 0);
     assert_int_equal(b->state.units, 5000); /* new and full */
-    assert_int_equal(t.used, FG_RL_MIN_BUCKETS);
+    assert_int_equal(t.h->used, FG_RL_MIN_BUCKETS);
     assert_int_equal(table_get(&t, 1, &l, 0)->state.units, 1); /* kept */
     assert_int_equal(table_get(&t, 2, &l, 0)->state.units, 5000); /* evicted, back full */
     for (uint64_t k = 4; k <= FG_RL_MIN_BUCKETS; k++) /* survivors kept their state */
@@ -130,7 +131,7 @@ static void test_table_evicts_least_recently_used(void **state)
     for (uint64_t k = 5000; k < 5000 + 50 * FG_RL_MIN_BUCKETS; k++)
         assert_int_equal(table_get(&t, k * 0x9e3779b97f4a7c15ull | 1, &l, 0)->state.units,
                          5000);
-    assert_int_equal(t.used, FG_RL_MIN_BUCKETS);
+    assert_int_equal(t.h->used, FG_RL_MIN_BUCKETS);
     table_free(&t);
 }
 
@@ -144,6 +145,83 @@ static void test_table_resets_a_bucket_whose_limit_changed(void **state)
     table_get(&t, 42, &a, 0)->state.units = 0;
     assert_int_equal(table_get(&t, 42, &a, 0)->state.units, 0);   /* same limit: kept */
     assert_int_equal(table_get(&t, 42, &b, 0)->state.units, 50000); /* changed: full */
+    table_free(&t);
+}
+
+/* Shared across fork: what a child takes from a bucket, the parent sees; the table's size
+ * follows the last configured maxBuckets for every process. */
+static void test_shared_table_across_processes(void **state)
+{
+    (void)state;
+    rl_table_t t;
+    rl_limit_t l = {.max = 5, .window_ms = 1000, .burst = 0};
+    assert_int_equal(table_map(&t, 4096, true), 0);
+    table_reset(&t, 64);
+    table_get(&t, 42, &l, 0); /* full: 5 tokens */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        table_lock(&t);
+        table_get(&t, 42, &l, 0)->state.units -= 3 * l.window_ms;
+        table_unlock(&t);
+        assert_int_equal(table_ensure(&t, 128), 0); /* a new maxBuckets, applied by the child */
+        table_lock(&t);
+        table_get(&t, 7, &l, 0)->state.units = 0;
+        table_unlock(&t);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(t.h->cap, 128);
+    assert_int_equal(t.h->used, 1);
+    assert_int_equal(table_get(&t, 7, &l, 0)->state.units, 0);      /* the child's bucket */
+    assert_int_equal(table_get(&t, 42, &l, 0)->state.units, 5000);  /* emptied by the resize */
+    table_free(&t);
+
+    /* Before the resize, the parent saw the child's take. */
+    assert_int_equal(table_map(&t, 4096, true), 0);
+    table_reset(&t, 64);
+    table_get(&t, 42, &l, 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        table_lock(&t);
+        table_get(&t, 42, &l, 0)->state.units -= 3 * l.window_ms;
+        table_unlock(&t);
+        _exit(0);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(table_get(&t, 42, &l, 0)->state.units, 2000);
+    table_free(&t);
+}
+
+/* A worker killed holding the lock does not stall the others: the lock is taken over from
+ * the dead pid and the table, whose links it may have left half-updated, is emptied. */
+static void test_lock_taken_over_from_a_dead_holder(void **state)
+{
+    (void)state;
+    rl_table_t t;
+    rl_limit_t l = {.max = 5, .window_ms = 1000, .burst = 0};
+    assert_int_equal(table_map(&t, 1024, true), 0);
+    table_reset(&t, 64);
+    table_get(&t, 42, &l, 0)->state.units = 0;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        table_lock(&t);
+        _exit(0); /* dies holding it */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(atomic_load(&t.h->lock), (uint32_t)pid);
+    table_lock(&t); /* returns: the holder is gone */
+    assert_int_equal(atomic_load(&t.h->lock), (uint32_t)getpid());
+    assert_int_equal(t.h->takeovers, 1);
+    assert_int_equal(t.h->used, 0);
+    assert_int_equal(table_get(&t, 42, &l, 0)->state.units, 5000);
+    table_unlock(&t);
+    assert_int_equal(atomic_load(&t.h->lock), 0);
     table_free(&t);
 }
 
@@ -392,6 +470,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bucket_starts_full_and_empties),
+        cmocka_unit_test(test_shared_table_across_processes),
+        cmocka_unit_test(test_lock_taken_over_from_a_dead_holder),
         cmocka_unit_test(test_burst_adds_depth_not_rate),
         cmocka_unit_test(test_refill_without_overflow_or_time_travel),
         cmocka_unit_test(test_verdict_headers_values),
