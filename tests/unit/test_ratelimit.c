@@ -148,51 +148,61 @@ static void test_table_resets_a_bucket_whose_limit_changed(void **state)
     table_free(&t);
 }
 
+/* Run `fn` on `t` in a child process (as another worker would) and wait for it. */
+static void in_child(void (*fn)(rl_table_t *), rl_table_t *t)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fn(t);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static const rl_limit_t five = {.max = 5, .window_ms = 1000, .burst = 0};
+
+static void take_three_of_42(rl_table_t *t)
+{
+    table_lock(t);
+    table_get(t, 42, &five, 0)->state.units -= 3 * five.window_ms;
+    table_unlock(t);
+}
+
+static void resize_and_empty_7(rl_table_t *t)
+{
+    if (table_ensure(t, 128) != 0) /* a new maxBuckets, applied by this "worker" */
+        _exit(1);
+    table_lock(t);
+    table_get(t, 7, &five, 0)->state.units = 0;
+    table_unlock(t);
+}
+
+static void die_holding_the_lock(rl_table_t *t)
+{
+    table_lock(t);
+    _exit(0);
+}
+
 /* Shared across fork: what a child takes from a bucket, the parent sees; the table's size
  * follows the last configured maxBuckets for every process. */
 static void test_shared_table_across_processes(void **state)
 {
     (void)state;
     rl_table_t t;
-    rl_limit_t l = {.max = 5, .window_ms = 1000, .burst = 0};
     assert_int_equal(table_map(&t, 4096, true), 0);
     table_reset(&t, 64);
-    table_get(&t, 42, &l, 0); /* full: 5 tokens */
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        table_lock(&t);
-        table_get(&t, 42, &l, 0)->state.units -= 3 * l.window_ms;
-        table_unlock(&t);
-        assert_int_equal(table_ensure(&t, 128), 0); /* a new maxBuckets, applied by the child */
-        table_lock(&t);
-        table_get(&t, 7, &l, 0)->state.units = 0;
-        table_unlock(&t);
-        _exit(0);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    table_get(&t, 42, &five, 0); /* full: 5 tokens */
+    in_child(take_three_of_42, &t);
+    assert_int_equal(table_get(&t, 42, &five, 0)->state.units, 2000);
+
+    in_child(resize_and_empty_7, &t);
     assert_int_equal(t.h->cap, 128);
     assert_int_equal(t.h->used, 1);
-    assert_int_equal(table_get(&t, 7, &l, 0)->state.units, 0);      /* the child's bucket */
-    assert_int_equal(table_get(&t, 42, &l, 0)->state.units, 5000);  /* emptied by the resize */
-    table_free(&t);
-
-    /* Before the resize, the parent saw the child's take. */
-    assert_int_equal(table_map(&t, 4096, true), 0);
-    table_reset(&t, 64);
-    table_get(&t, 42, &l, 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        table_lock(&t);
-        table_get(&t, 42, &l, 0)->state.units -= 3 * l.window_ms;
-        table_unlock(&t);
-        _exit(0);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_int_equal(table_get(&t, 42, &l, 0)->state.units, 2000);
+    assert_int_equal(table_get(&t, 7, &five, 0)->state.units, 0);     /* the child's bucket */
+    assert_int_equal(table_get(&t, 42, &five, 0)->state.units, 5000); /* emptied by the resize */
     table_free(&t);
 }
 
@@ -202,24 +212,16 @@ static void test_lock_taken_over_from_a_dead_holder(void **state)
 {
     (void)state;
     rl_table_t t;
-    rl_limit_t l = {.max = 5, .window_ms = 1000, .burst = 0};
     assert_int_equal(table_map(&t, 1024, true), 0);
     table_reset(&t, 64);
-    table_get(&t, 42, &l, 0)->state.units = 0;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        table_lock(&t);
-        _exit(0); /* dies holding it */
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_int_equal(atomic_load(&t.h->lock), (uint32_t)pid);
+    table_get(&t, 42, &five, 0)->state.units = 0;
+    in_child(die_holding_the_lock, &t);
+    assert_int_not_equal(atomic_load(&t.h->lock), 0);
     table_lock(&t); /* returns: the holder is gone */
     assert_int_equal(atomic_load(&t.h->lock), (uint32_t)getpid());
     assert_int_equal(t.h->takeovers, 1);
     assert_int_equal(t.h->used, 0);
-    assert_int_equal(table_get(&t, 42, &l, 0)->state.units, 5000);
+    assert_int_equal(table_get(&t, 42, &five, 0)->state.units, 5000);
     table_unlock(&t);
     assert_int_equal(atomic_load(&t.h->lock), 0);
     table_free(&t);
