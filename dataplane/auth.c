@@ -25,6 +25,7 @@
 #include "fg_log.h"
 #include "fg_time.h"
 #include "metrics.h"
+#include "shm.h"
 #include "proxy.h"
 
 #define AUTH_SLOTS_MIN 16             /* smallest hash table: a config with a few keys */
@@ -444,17 +445,29 @@ static bool content_digest_matches(const char *value, const unsigned char md[FG_
 /* Signatures in arrival order in a ring (oldest at `head`), indexed by hash chains through
  * `next`. Each entry lives until its Date leaves the skew window, after which the skew check
  * refuses the signature anyway. A full ring of live entries refuses new signed requests
- * rather than forget one that could then be replayed. */
+ * rather than forget one that could then be replayed.
+ *
+ * The cache is one region (shm.h), shared by a data plane's workers when the master mapped it
+ * before forking (auth_replay_shared_init): a replay is caught whichever worker it reaches.
+ * Links are indexes. A worker that dies holding the lock may leave a chain half-linked, so
+ * the one that takes the lock over re-links every entry of the ring: nothing is forgotten. */
 typedef struct replay_entry {
     unsigned char sig[REPLAY_SIG_BYTES];
     uint64_t expires_ms;
     uint32_t next; /* entry index + 1 in the same chain, 0 = end */
 } replay_entry_t;
 
-static struct {
-    replay_entry_t *e;  /* [AUTH_REPLAY_CACHE_MAX]; owned, allocated at first use */
-    uint32_t *bucket;   /* [AUTH_REPLAY_CACHE_MAX]: first entry index + 1 of each chain */
+typedef struct replay_cache {
+    shm_lock_t lock;
     uint32_t head, count;
+    uint64_t takeovers;                    /* locks taken from a dead holder (re-linked) */
+    uint32_t bucket[AUTH_REPLAY_CACHE_MAX]; /* first entry index + 1 of each chain */
+    replay_entry_t e[AUTH_REPLAY_CACHE_MAX];
+} replay_cache_t;
+
+static struct {
+    replay_cache_t *c; /* the region; owned (shm_unmap), mapped at first use if not shared */
+    bool shared;
     bool full_logged;
 } replay;
 
@@ -466,53 +479,86 @@ static uint32_t replay_bucket(const unsigned char *sig)
     return (uint32_t)(digest_hash(sig) & REPLAY_MASK);
 }
 
-static void replay_unlink(uint32_t idx)
+static void replay_link(replay_cache_t *c, uint32_t idx)
 {
-    uint32_t *link = &replay.bucket[replay_bucket(replay.e[idx].sig)];
+    uint32_t b = replay_bucket(c->e[idx].sig);
+    c->e[idx].next = c->bucket[b];
+    c->bucket[b] = idx + 1;
+}
+
+static void replay_unlink(replay_cache_t *c, uint32_t idx)
+{
+    uint32_t *link = &c->bucket[replay_bucket(c->e[idx].sig)];
     while (*link && *link != idx + 1)
-        link = &replay.e[*link - 1].next;
+        link = &c->e[*link - 1].next;
     if (*link)
-        *link = replay.e[idx].next;
+        *link = c->e[idx].next;
+}
+
+/* Rebuild every chain from the ring (after a takeover). */
+static void replay_relink(replay_cache_t *c)
+{
+    memset(c->bucket, 0, sizeof c->bucket);
+    if (c->count > AUTH_REPLAY_CACHE_MAX)
+        c->count = AUTH_REPLAY_CACHE_MAX;
+    for (uint32_t k = 0; k < c->count; k++)
+        replay_link(c, (c->head + k) & REPLAY_MASK);
+}
+
+int auth_replay_shared_init(void)
+{
+    if (replay.shared)
+        return 0;
+    replay_cache_t *c = shm_map(sizeof *c, true);
+    if (!c)
+        return -errno;
+    auth_replay_reset();
+    replay.c = c;
+    replay.shared = true;
+    return 0;
 }
 
 void auth_replay_reset(void)
 {
-    free(replay.e);
-    free(replay.bucket);
+    shm_unmap(replay.c, sizeof *replay.c);
     memset(&replay, 0, sizeof replay);
+}
+
+static int replay_insert(replay_cache_t *c, const unsigned char *sig, uint64_t now_ms,
+                         uint64_t expires_ms)
+{
+    while (c->count > 0 && c->e[c->head].expires_ms <= now_ms) {
+        replay_unlink(c, c->head);
+        c->head = (c->head + 1) & REPLAY_MASK;
+        c->count--;
+    }
+    for (uint32_t j = c->bucket[replay_bucket(sig)]; j; j = c->e[j - 1].next)
+        if (memcmp(c->e[j - 1].sig, sig, REPLAY_SIG_BYTES) == 0 &&
+            c->e[j - 1].expires_ms > now_ms)
+            return -EEXIST;
+    if (c->count == AUTH_REPLAY_CACHE_MAX)
+        return -ENOSPC;
+    uint32_t idx = (c->head + c->count) & REPLAY_MASK;
+    memcpy(c->e[idx].sig, sig, REPLAY_SIG_BYTES);
+    c->e[idx].expires_ms = expires_ms;
+    replay_link(c, idx);
+    c->count++;
+    return 0;
 }
 
 int auth_replay_remember(const unsigned char sig[FG_SHA256_LEN], uint64_t now_ms,
                          uint64_t expires_ms)
 {
-    if (!replay.e) {
-        replay.e = calloc(AUTH_REPLAY_CACHE_MAX, sizeof(*replay.e));
-        replay.bucket = calloc(AUTH_REPLAY_CACHE_MAX, sizeof(*replay.bucket));
-        if (!replay.e || !replay.bucket) {
-            auth_replay_reset();
-            return -ENOMEM;
-        }
+    if (!replay.c && !(replay.c = shm_map(sizeof *replay.c, false)))
+        return -ENOMEM;
+    replay_cache_t *c = replay.c;
+    if (shm_lock(&c->lock)) {
+        c->takeovers++;
+        replay_relink(c);
     }
-    while (replay.count > 0 && replay.e[replay.head].expires_ms <= now_ms) {
-        replay_unlink(replay.head);
-        replay.head = (replay.head + 1) & REPLAY_MASK;
-        replay.count--;
-    }
-    for (uint32_t j = replay.bucket[replay_bucket(sig)]; j; j = replay.e[j - 1].next)
-        if (memcmp(replay.e[j - 1].sig, sig, REPLAY_SIG_BYTES) == 0 &&
-            replay.e[j - 1].expires_ms > now_ms)
-            return -EEXIST;
-    if (replay.count == AUTH_REPLAY_CACHE_MAX)
-        return -ENOSPC;
-    uint32_t idx = (replay.head + replay.count) & REPLAY_MASK;
-    replay_entry_t *e = &replay.e[idx];
-    memcpy(e->sig, sig, REPLAY_SIG_BYTES);
-    e->expires_ms = expires_ms;
-    uint32_t b = replay_bucket(sig);
-    e->next = replay.bucket[b];
-    replay.bucket[b] = idx + 1;
-    replay.count++;
-    return 0;
+    int rc = replay_insert(c, sig, now_ms, expires_ms);
+    shm_unlock(&c->lock);
+    return rc;
 }
 
 /* ---- the request check ----------------------------------------------------------------- */

@@ -41,8 +41,8 @@ struct dp_request;
 
 /* ---- limits (named; docs/configuration.md lists them) ---------------------------------- */
 #define AUTH_KEY_MAX_LEN 512            /* bytes of a presented key; longer: 401 unhashed */
-#define AUTH_REPLAY_CACHE_MAX 262144    /* signatures remembered per worker (about 8 MB,
-                                           allocated at the first signed request) */
+#define AUTH_REPLAY_CACHE_MAX 262144    /* signatures remembered per data plane (about 9 MB
+                                           of address space; pages used as entries are) */
 #define AUTH_CHALLENGE_MAX 512          /* bytes of the WWW-Authenticate lines of a 401 */
 #define AUTH_REALM "flexgate"
 #define AUTH_HMAC_SCHEME "HMAC-SHA256"
@@ -122,7 +122,12 @@ void auth_hmac_sign(const auth_key_t *k, const char *method, const char *target,
 int auth_replay_remember(const unsigned char sig[FG_SHA256_LEN], uint64_t now_ms,
                          uint64_t expires_ms);
 
-/** Drop the replay cache (tests; process exit). */
+/** Map the replay cache in memory the workers forked after this call share (the master
+ *  calls it before forking), so a replay is refused whichever worker it reaches. 0 or
+ *  -errno: then each process keeps its own, mapped at its first signed request. */
+int auth_replay_shared_init(void);
+
+/** Drop this process's view of the replay cache (tests; process exit). */
 void auth_replay_reset(void);
 
 #endif

@@ -36,6 +36,7 @@
 #include "fg_time.h"
 #include "generation.h"
 #include "master.h"
+#include "auth.h"
 #include "ratelimit.h"
 #include "metrics.h"
 #include "server.h"
@@ -644,6 +645,10 @@ int main(int argc, char **argv)
     /* The workers' local rate-limit buckets, shared so each limit holds once per data plane. */
     if ((rc = ratelimit_shared_init()) < 0)
         fg_log(FG_LOG_WARN, "cannot map the shared rate-limit table: each worker keeps its own",
+               "error", strerror(-rc), NULL);
+    /* And the signatures seen, so a replay is caught whichever worker it reaches. */
+    if ((rc = auth_replay_shared_init()) < 0)
+        fg_log(FG_LOG_WARN, "cannot map the shared replay cache: each worker keeps its own",
                "error", strerror(-rc), NULL);
     dp_worker_arg_t warg = {.opts = &opts, .proto = &app};
     master_conf_t mconf = {.workers = workers, .run = run_worker, .arg = &warg,

@@ -18,16 +18,11 @@
 #include "ratelimit.h"
 
 #include <errno.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <sys/mman.h>
 #include <sys/random.h>
-#include <unistd.h>
 
 #include <event2/dns.h>
 #include <event2/util.h>
@@ -40,6 +35,7 @@
 #include "generation.h"
 #include "metrics.h"
 #include "router.h"
+#include "shm.h"
 
 /* ---- bucket math ----------------------------------------------------------------------- */
 
@@ -274,19 +270,14 @@ void ratelimit_compiled_free(dp_rl_compiled_t *c)
 
 /* ---- the local table ------------------------------------------------------------------- */
 
-/* The table is one memory region: a header, the hash index, the buckets. Links are indexes,
- * never pointers, so the region can be shared: the master maps it before forking and every
- * worker of a data plane decides against the same buckets, as nginx's limit_req zones do
+/* The table is one memory region (shm.h): a header, the hash index, the buckets. Links are
+ * indexes, so the region can be shared: the master maps it before forking and every worker of
+ * a data plane decides against the same buckets, as nginx's limit_req zones do
  * (ratelimit_shared_init). Without it (mapping refused, unit tests) each process maps its
- * own, sized to rateLimit.maxBuckets.
- *
- * Workers serialise on a spinlock in the header holding the owner's pid. A decision holds it
- * for a few hundred instructions. A worker that dies holding it (kill -9 mid-decision) would
- * stall the others: a waiter that finds the owner gone takes the lock over and empties the
- * table, whose links the dead worker may have left half-updated (every bucket starts full
- * again, once). */
+ * own, sized to rateLimit.maxBuckets. A decision holds the header's lock for its levels; when
+ * the lock is taken over from a worker that died holding it, the table is emptied (the dead
+ * worker may have left links half-updated): every bucket starts full again, once. */
 #define NIL UINT32_MAX
-#define RL_LOCK_SPINS 256 /* busy tries before yielding the CPU, then checking the owner */
 
 typedef struct rl_bucket {
     uint64_t hash;     /* 0 = free */
@@ -297,7 +288,7 @@ typedef struct rl_bucket {
 } rl_bucket_t;
 
 typedef struct rl_table_hdr {
-    _Atomic uint32_t lock; /* 0 = free, else the holder's pid */
+    shm_lock_t lock;
     uint32_t cap, used, mask;
     uint32_t lru_head, lru_tail;
     uint64_t takeovers;    /* locks taken from a dead holder (the table was emptied) */
@@ -323,8 +314,7 @@ static uint32_t slots_for(uint32_t cap)
 
 static void table_free(rl_table_t *t)
 {
-    if (t->map)
-        munmap(t->map, t->map_len);
+    shm_unmap(t->map, t->map_len);
     memset(t, 0, sizeof *t);
 }
 
@@ -335,9 +325,8 @@ static int table_map(rl_table_t *t, uint32_t cap_max, bool shared)
     size_t index_off = (sizeof(rl_table_hdr_t) + 63) & ~(size_t)63;
     size_t b_off = (index_off + slots * sizeof(uint32_t) + 63) & ~(size_t)63;
     size_t len = b_off + (size_t)cap_max * sizeof(rl_bucket_t);
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                   (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
+    void *p = shm_map(len, shared);
+    if (!p)
         return -errno;
     memset(t, 0, sizeof *t);
     t->map = p;
@@ -371,38 +360,17 @@ static int table_init(rl_table_t *t, uint32_t cap)
     return rc;
 }
 
-static bool pid_gone(uint32_t pid)
-{
-    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
-}
-
 static void table_lock(rl_table_t *t)
 {
-    uint32_t me = (uint32_t)getpid();
-    for (unsigned n = 1;; n++) {
-        uint32_t free_word = 0;
-        if (atomic_compare_exchange_weak_explicit(&t->h->lock, &free_word, me,
-                                                  memory_order_acquire, memory_order_relaxed))
-            return;
-        if (n % RL_LOCK_SPINS != 0)
-            continue;
-        /* Our own pid as the holder is a dead worker's, reused by us: we never lock twice. */
-        uint32_t owner = atomic_load_explicit(&t->h->lock, memory_order_relaxed);
-        if (owner != 0 && (owner == me || pid_gone(owner)) &&
-            atomic_compare_exchange_strong_explicit(&t->h->lock, &owner, me,
-                                                    memory_order_acquire,
-                                                    memory_order_relaxed)) {
-            t->h->takeovers++;
-            table_reset(t, t->h->cap); /* its links may be half-updated */
-            return;
-        }
-        sched_yield();
+    if (shm_lock(&t->h->lock)) {
+        t->h->takeovers++;
+        table_reset(t, t->h->cap); /* its links may be half-updated */
     }
 }
 
 static void table_unlock(rl_table_t *t)
 {
-    atomic_store_explicit(&t->h->lock, 0, memory_order_release);
+    shm_unlock(&t->h->lock);
 }
 
 /* The table holds `cap` buckets: emptied and resized if it did not (the first worker to apply

@@ -293,6 +293,38 @@ class Auth(unittest.TestCase):
                              "an altered body reached the origin complete")
 
 
+class ReplayAcrossWorkers(unittest.TestCase):
+    """`--workers 2`: the workers share one replay cache, so a signed request is taken once
+    by the data plane, whichever worker each copy reaches."""
+    COPIES = 16
+
+    def test_replay_refused_by_every_worker(self):
+        c = harness.Cluster("auth-workers")
+        try:
+            c.start_origin("A")
+            c.start_ctl()
+            r = c.api("POST", "/api/v1/import", config_yaml(c.origin_url("A")), headers=YAML)
+            self.assertEqual(r.status, 200, r.body[:500])
+            dp = c.start_dp("dp-w", extra_args=["--workers", "2"])
+            c.wait_dp_ready(dp, version=c.config_version())
+            h = signed_headers(SIGNER, "Signer One", "GET", "/req/replayed")
+            # A fresh connection each: the kernel spreads them over both workers' sockets.
+            got = [harness.one_shot(dp.port, "GET", "/req/replayed", headers=h).status
+                   for _ in range(self.COPIES)]
+            self.assertEqual(got.count(200), 1, got)
+            self.assertEqual(got.count(401), self.COPIES - 1, got)
+
+            def workers_seen():
+                lines = [json.loads(l) for l in dp.read("stderr").splitlines()
+                         if l.startswith("{") and '"msg":"request"' in l]
+                return {l["worker"] for l in lines if l["path"] == "/req/replayed"}
+            # Both workers answered copies (else this would not test sharing at all).
+            c.poll(lambda: len(workers_seen()) == 2, "copies answered by both workers")
+            c.stop_all_checked()
+        finally:
+            c.close()
+
+
 class SeedAuthExample(harness.ClusterTest):
     label = "auth-seed"
 

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -537,6 +539,52 @@ static void test_signed_body_digest(void **state)
     assert_int_equal(check(f, ROUTE_REQ, req), 401);
 }
 
+/* Run `fn` in a child process (as another worker would) and wait for it. */
+static void in_child(void (*fn)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fn();
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static const unsigned char seen_sig[FG_SHA256_LEN] = {1, 2, 3};
+
+static void remember_seen_sig(void)
+{
+    if (auth_replay_remember(seen_sig, 1000, 5000) != 0)
+        _exit(1);
+}
+
+/* Dies holding the lock with every chain cut: what a worker killed mid-insert may leave. */
+static void die_mid_insert(void)
+{
+    shm_lock(&replay.c->lock);
+    memset(replay.c->bucket, 0, sizeof replay.c->bucket);
+    _exit(0);
+}
+
+/* Shared by the workers: a signature one of them took is a replay for the others, and a
+ * worker that dies holding the lock leaves nothing forgotten (the chains are re-linked). */
+static void test_replay_cache_shared_by_workers(void **state)
+{
+    (void)state;
+    auth_replay_reset();
+    assert_int_equal(auth_replay_shared_init(), 0);
+    in_child(remember_seen_sig);
+    assert_int_equal(auth_replay_remember(seen_sig, 1500, 5000), -EEXIST);
+    in_child(die_mid_insert);
+    assert_int_equal(auth_replay_remember(seen_sig, 1600, 5000), -EEXIST);
+    assert_int_equal(replay.c->takeovers, 1);
+    assert_int_equal(atomic_load(&replay.c->lock), 0);
+    auth_replay_reset();
+}
+
 static void test_replay_cache_bounds(void **state)
 {
     (void)state;
@@ -636,6 +684,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signed_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signed_body_digest, setup, teardown),
         cmocka_unit_test(test_replay_cache_bounds),
+        cmocka_unit_test(test_replay_cache_shared_by_workers),
         cmocka_unit_test_setup_teardown(test_request_path_allocates_nothing_in_openssl, setup,
                                         teardown),
     };
