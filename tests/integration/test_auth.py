@@ -305,8 +305,8 @@ class ReplayAcrossWorkers(unittest.TestCase):
             c.start_ctl()
             r = c.api("POST", "/api/v1/import", config_yaml(c.origin_url("A")), headers=YAML)
             self.assertEqual(r.status, 200, r.body[:500])
-            dp = c.start_dp("dp-w", extra_args=["--workers", "2"])
-            c.wait_dp_ready(dp, version=c.config_version())
+            dp = c.start_dp("dp-w", extra_args=["--workers", "2"], wait_ready=False)
+            c.wait_in_sync(["dp-w-w1", "dp-w-w2"])  # both workers, not whichever answers
             h = signed_headers(SIGNER, "Signer One", "GET", "/req/replayed")
             # A fresh connection each: the kernel spreads them over both workers' sockets.
             got = [harness.one_shot(dp.port, "GET", "/req/replayed", headers=h).status

@@ -175,6 +175,7 @@ class WorkersShareLocalLimitTest(RateLimitCase):
             [{"id": "ident", "path": "/ident/*",
               "rateLimit": {"max": self.LIMIT, "windowMs": WINDOW_MS}}],
             dp_args=("--workers", "2"))
+        self.c.wait_in_sync(["dp-a-w1", "dp-a-w2"])  # both workers, not whichever answers
         # A fresh connection each: the kernel spreads them over both workers' sockets.
         got = [get_from(dp.port, "/ident/%d" % i).status for i in range(self.REQUESTS)]
         self.assertEqual(got.count(200), self.LIMIT, got)
