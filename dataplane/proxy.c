@@ -431,22 +431,31 @@ static void routing_host(const http1_head_t *h, const char **host, size_t *len)
     *len = n;
 }
 
-/* stripPrefix: the prefix route of "/api" with stripPrefix forwards "/api/users" as "/users". */
+/* stripPrefix: the prefix route of "/api" with stripPrefix forwards "/api/users" as "/users".
+ * Only the upstream's request line changes (upstream_path): logs and metrics keep the path
+ * the client asked for. */
 static void strip_route_prefix(dp_request_t *r)
 {
     const fg_route_t *rt = r->route;
     size_t rl = strlen(rt->path);
+    r->path_strip = 0;
     if (!rt->strip_prefix || !rt->prefix || rl < 2)
         return;
     size_t base = rl - 2;
-    if (base > r->path_len)
-        return;
-    r->path += base;
-    r->path_len -= base;
-    if (r->path_len == 0) {
-        r->path = "/";
-        r->path_len = 1;
+    if (base <= r->path_len)
+        r->path_strip = base;
+}
+
+/* The path the upstream gets: the client's, less what stripPrefix drops ("/" when nothing
+ * is left). */
+static const char *upstream_path(const dp_request_t *r, size_t *len)
+{
+    *len = r->path_len - r->path_strip;
+    if (*len == 0) {
+        *len = 1;
+        return "/";
     }
+    return r->path + r->path_strip;
 }
 
 /* ---- request head upstream ------------------------------------------------------------- */
@@ -470,7 +479,9 @@ static int write_request_head(dp_request_t *r)
     if (h->framing == HTTP1_BODY_LENGTH)
         num_len = http1_u64_to_dec(h->content_length, num);
 
-    size_t total = mlen + 1 + base_len + r->path_len + (r->query ? 1 + r->query_len : 0) +
+    size_t path_len;
+    const char *path = upstream_path(r, &path_len);
+    size_t total = mlen + 1 + base_len + path_len + (r->query ? 1 + r->query_len : 0) +
                    sizeof(" HTTP/1.1\r\nHost: \r\n") + hh_len + guard_request_headers_len(r) +
                    sizeof("Transfer-Encoding: chunked\r\n") + sizeof("Content-Length: \r\n") +
                    num_len + sizeof("Connection: upgrade\r\n") + 2 +
@@ -491,7 +502,7 @@ static int write_request_head(dp_request_t *r)
     PUT(p, method, mlen);
     *p++ = ' ';
     PUT(p, base, base_len);
-    PUT(p, r->path, r->path_len);
+    PUT(p, path, path_len);
     if (r->query) {
         *p++ = '?';
         PUT(p, r->query, r->query_len);

@@ -120,8 +120,11 @@ typedef struct dp_request {
     up_pool_t *pool;
     up_conn_t *up;                /* owned while set */
     http1_head_t *head;           /* client's head (in the client parser, arena memory) */
-    const char *path;             /* normalised path, no query (head buffer or arena) */
+    const char *path;             /* normalised path, no query (head buffer or arena): what the
+                                     client asked for, as routed and logged */
     size_t path_len;
+    size_t path_strip;            /* leading bytes of `path` the route's stripPrefix keeps
+                                     from the upstream */
     const char *query;            /* after '?', or NULL */
     size_t query_len;
     http1_parser_t resp;          /* upstream response parser */

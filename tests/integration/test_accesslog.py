@@ -54,6 +54,24 @@ class AccessLog(ClusterTest):
         return self.c.poll(lambda: (lambda ls: ls if pred(ls) else None)(access_lines(dp, since)),
                            what)
 
+    def test_path_is_the_clients_under_strip_prefix(self):
+        """stripPrefix changes what the upstream is asked for, not what the log says the
+        client asked for (as nginx's $uri before a rewrite)."""
+        dp = self.setup_cluster()
+        self.c.api_ok("POST", "/api/v1/routes", {"id": "api", "path": "/api/*",
+                                                  "upstream": "backend", "stripPrefix": True},
+                      expect=201)
+        self.c.wait_dp_ready(dp, version=self.c.config_version())
+        mark = dp.log_mark()
+        r = self.c.through(dp, "GET", "/api/users/7?x=1", headers={"X-Request-ID": "strip-1"})
+        self.assertTrue(is_origin_json(r, "A"), r)
+        self.assertEqual(r.json()["path"], "/users/7?x=1")  # what the origin was asked
+        lines = self.wait_lines(dp, mark, lambda ls: any(l.get("request_id") == "strip-1"
+                                                         for l in ls), "the access line")
+        line = [l for l in lines if l.get("request_id") == "strip-1"][0]
+        self.assertEqual(line["path"], "/api/users/7")
+        self.assertEqual(line["route"], "api")
+
     def test_fields(self):
         dp = self.setup_cluster()
         mark = dp.log_mark()
