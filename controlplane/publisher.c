@@ -89,6 +89,9 @@ typedef struct pub_dp {
     char last_error[FG_PROTO_ERROR_MAX];
     fg_label_t labels[FG_LABELS_MAX]; /* from its last HELLO */
     size_t n_labels;
+    int64_t requests;            /* requests it reported finished (PING/PONG); -1 = none yet */
+    uint64_t requests_at_ms;     /* monotonic: when `requests` arrived */
+    double requests_per_s;       /* between its last two reports; -1 = fewer than two */
     pub_conn_t *conn;
     struct pub_dp *next;
 } pub_dp_t;
@@ -186,7 +189,8 @@ static int conn_send(pub_conn_t *c, fg_msg_type_t type, const char *payload)
 
 static void conn_send_ping(pub_conn_t *c, fg_msg_type_t type)
 {
-    fg_ping_t ping = {.applied_version = __atomic_load_n(&c->pub->latest_version,
+    fg_ping_t ping = {.requests = -1,
+                      .applied_version = __atomic_load_n(&c->pub->latest_version,
                                                          __ATOMIC_RELAXED)};
     char *payload = fg_ping_encode(&ping);
     if (!payload || conn_send(c, type, payload) < 0)
@@ -369,6 +373,8 @@ static pub_dp_t *registry_hello(publisher_t *pub, const fg_hello_t *h, pub_conn_
     if (h->protocol == FG_PROTOCOL_VERSION && d->protocol_refused)
         d->last_error[0] = '\0'; /* the refusal no longer applies */
     d->protocol_refused = h->protocol != FG_PROTOCOL_VERSION;
+    d->requests = -1; /* a new connection may be a new process: its counts start again */
+    d->requests_per_s = -1;
     d->conn = c;
     return d;
 }
@@ -418,6 +424,15 @@ static cJSON *dp_json(const pub_dp_t *d, int64_t current)
     cJSON_AddNumberToObject(o, "lag", (double)(current > d->applied_version ?
                                                current - d->applied_version : 0));
     cJSON_AddStringToObject(o, "status", dp_status(d, current));
+    if (d->requests >= 0)
+        cJSON_AddNumberToObject(o, "requests_total", (double)d->requests);
+    else
+        cJSON_AddNullToObject(o, "requests_total");
+    if (d->requests_per_s >= 0 && d->connected)
+        cJSON_AddNumberToObject(o, "requests_per_second",
+                                (double)(int64_t)(d->requests_per_s * 10.0 + 0.5) / 10.0);
+    else
+        cJSON_AddNullToObject(o, "requests_per_second");
     if (d->nacked_version)
         cJSON_AddNumberToObject(o, "nacked_version", (double)d->nacked_version);
     else
@@ -615,6 +630,18 @@ static int on_ack(pub_conn_t *c, const char *payload, size_t len, bool nack)
     return conn_push(c) < 0 ? 1 : 0;
 }
 
+/* A data plane's request count arrived: its rate is the change since the previous count
+ * (a count that went down is a restarted process: counted from zero). Under pub->mu. */
+static void dp_note_requests(pub_dp_t *d, int64_t requests, uint64_t now_ms)
+{
+    if (d->requests >= 0 && now_ms > d->requests_at_ms) {
+        int64_t delta = requests >= d->requests ? requests - d->requests : requests;
+        d->requests_per_s = (double)delta * 1000.0 / (double)(now_ms - d->requests_at_ms);
+    }
+    d->requests = requests;
+    d->requests_at_ms = now_ms;
+}
+
 static int on_ping(pub_conn_t *c, const char *payload, size_t len, bool pong)
 {
     fg_ping_t p;
@@ -626,6 +653,8 @@ static int on_ping(pub_conn_t *c, const char *payload, size_t len, bool pong)
     }
     pthread_mutex_lock(&c->pub->mu);
     c->dp->applied_version = p.applied_version;
+    if (p.requests >= 0)
+        dp_note_requests(c->dp, p.requests, fg_now_ms());
     pthread_mutex_unlock(&c->pub->mu);
     if (!pong)
         conn_send_ping(c, FG_MSG_PONG);

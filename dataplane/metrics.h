@@ -73,6 +73,8 @@ typedef struct dp_counters {
     uint64_t accesslog_sampled_out;     /* successes left out by logging.sampling */
     uint64_t request_ids_generated;     /* X-Request-ID absent or malformed: we made one */
     uint64_t traces_started;            /* no valid traceparent: a new trace began here */
+    uint64_t requests;                  /* requests finished, any status (sent to the control
+                                           plane in PING/PONG for its request rates) */
 } dp_counters_t;
 
 /* ---- limits (named; compile-time: the shared mapping is sized before any config) ------ */

@@ -198,6 +198,7 @@ static void request_finished(dp_request_t *r, int status)
     int st = status ? status : r->status;
     uint64_t now = trace_now_us();
     uint64_t dur = r->trace.start_us && now > r->trace.start_us ? now - r->trace.start_us : 0;
+    metrics_counters()->requests++;
     if (!r->gen || r->gen->config->metrics.enabled)
         metrics_request(r->route ? r->route->id : NULL, r->head ? r->head->method : 0, st, dur,
                         r->req_body_bytes, r->resp_body_bytes,

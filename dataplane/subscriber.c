@@ -224,7 +224,8 @@ static int sub_send_ack(dp_subscriber_t *s, int64_t version, const char *error)
 
 static int sub_send_ping(dp_subscriber_t *s, fg_msg_type_t type)
 {
-    fg_ping_t m = {.applied_version = sub_applied_version()};
+    fg_ping_t m = {.applied_version = sub_applied_version(),
+                   .requests = (int64_t)metrics_counters()->requests};
     return sub_send(s, type, fg_ping_encode(&m));
 }
 

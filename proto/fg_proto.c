@@ -307,7 +307,8 @@ int fg_ack_decode(const char *payload, size_t len, fg_ack_t *out, fg_error_t *er
 char *fg_ping_encode(const fg_ping_t *m)
 {
     cJSON *o = cJSON_CreateObject();
-    if (o && !put_num(o, "applied_version", (double)m->applied_version)) {
+    if (o && (!put_num(o, "applied_version", (double)m->applied_version) ||
+              (m->requests >= 0 && !put_num(o, "requests", (double)m->requests)))) {
         cJSON_Delete(o);
         return NULL;
     }
@@ -324,6 +325,9 @@ int fg_ping_decode(const char *payload, size_t len, fg_ping_t *out, fg_error_t *
     if ((rc = parse_object(payload, len, &o, err)) != 0)
         return rc;
     rc = get_int(o, "applied_version", 0, JSON_INT_MAX, &out->applied_version, err);
+    out->requests = -1;
+    if (rc == 0 && cJSON_GetObjectItemCaseSensitive(o, "requests"))
+        rc = get_int(o, "requests", 0, JSON_INT_MAX, &out->requests, err);
     cJSON_Delete(o);
     return rc;
 }

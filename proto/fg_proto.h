@@ -53,6 +53,9 @@ typedef struct fg_ack {
 
 typedef struct fg_ping {
     int64_t applied_version;
+    int64_t requests; /* requests the data plane process finished since it started, for the
+                         control plane's request rates; -1 = not sent (the control plane's
+                         pings, an older data plane) */
 } fg_ping_t;
 
 typedef struct fg_snapshot {

@@ -63,7 +63,8 @@ class DpProtocol(ClusterTest):
         # after HELLO, before the snapshot, may say 0: only look at later ones).
         kind, body = fake.wait_for(lambda n, b: n == "PING", PING_INTERVAL + SLACK,
                                    "PING from dp", self.applied_mark)
-        self.assertEqual(body, {"applied_version": v})
+        # And with its request count (none served yet), for the control plane's rates.
+        self.assertEqual(body, {"applied_version": v, "requests": 0})
         # It answers our PING with a PONG at once.
         mark = fake.mark()
         fake.send(fake_ctl.PING, {"applied_version": v})

@@ -22,6 +22,7 @@ const SHOTS = env('FG_SHOTS');
 const { chromium } = await import(env('FG_PLAYWRIGHT'));
 
 const STEP_TIMEOUT_MS = 10000;  // one UI expectation (ASan builds answer slower)
+const RATE_TIMEOUT_MS = 30000;  // two request-count reports (every 5 s) and a page refresh (5 s)
 const PROPAGATE_MS = 15000;     // a change reaches the data plane
 const TOTAL_MS = 150000;        // the whole run, whatever happens
 const PHONE = { width: 390, height: 844 };
@@ -417,6 +418,24 @@ step('history: diff of a version, then roll back the import', async ({ page }) =
   await served('/imported/x', 404);
   await page.locator(`tr[data-version="${current + 1}"]`).waitFor();
   await shot(page, 'history');
+});
+
+step('overview: the request rate the data plane reports, in total and on its row', async ({ page }) => {
+  await go(page, 'Overview');
+  await page.locator('#ov-rps').waitFor();
+  // Traffic while waiting: the data plane reports its count every few seconds, and the rate
+  // is between two reports. Any request counts, so a path no route matches will do.
+  const rate = async (sel) => {
+    const t = (await page.locator(sel).textContent()).replace(/,/g, '');
+    return /^\d+(\.\d)?$/.test(t) && Number(t) > 0 ? t : null;
+  };
+  await until(async () => {
+    await Promise.all(Array.from({ length: 10 }, () => fetch(`${DP}/ui-rate-probe`).then((r) => r.arrayBuffer(), () => null)));
+    return rate('#ov-rps');
+  }, 'a request rate on the overview', RATE_TIMEOUT_MS);
+  const own = await until(() => rate('tr[data-dp="dp-a"] td.rps'), 'dp-a\'s own rate', STEP_TIMEOUT_MS);
+  assert.ok(Number(own) > 0, `dp-a row shows ${own}`);
+  await shot(page, 'overview-rates');
 });
 
 step('delete a route', async ({ page }) => {

@@ -231,16 +231,23 @@ static void test_ack_nack_round_trip(void **state)
 static void test_ping_round_trip(void **state)
 {
     (void)state;
-    fg_ping_t in = {.applied_version = 9007199254740991LL}, out;
+    fg_ping_t in = {.applied_version = 9007199254740991LL, .requests = 1234}, out;
     fg_error_t err;
     char *text = fg_ping_encode(&in);
     assert_int_equal(fg_ping_decode(text, strlen(text), &out, &err), 0);
     assert_int_equal(out.applied_version, 9007199254740991LL);
+    assert_int_equal(out.requests, 1234);
     free(text);
     in.applied_version = 0;
+    in.requests = -1; /* not sent: the control plane's pings */
     text = fg_ping_encode(&in);
     assert_string_equal(text, "{\"applied_version\":0}");
+    assert_int_equal(fg_ping_decode(text, strlen(text), &out, &err), 0);
+    assert_int_equal(out.requests, -1);
     free(text);
+    assert_int_equal(fg_ping_decode("{\"applied_version\":1,\"requests\":-5}", 35, &out, &err),
+                     -EINVAL);
+    assert_string_equal(err.field, "requests");
     assert_int_equal(fg_ping_decode("{}", 2, &out, &err), -EINVAL);
     assert_string_equal(err.field, "applied_version");
     assert_int_equal(fg_ping_decode("{\"applied_version\":null}", 24, &out, &err), -EINVAL);

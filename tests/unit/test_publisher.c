@@ -494,6 +494,54 @@ static void test_hello_labels_are_listed(void **state)
     close(fd);
 }
 
+/* requests_total of `id` once it equals `want` (before WAIT_MS); its item, owned. */
+static cJSON *wait_requests(fixture_t *f, const char *id, double want)
+{
+    uint64_t deadline = fg_now_ms() + WAIT_MS;
+    while (fg_now_ms() < deadline) {
+        cJSON *item = registry_item(f, id);
+        const cJSON *n = item ? cJSON_GetObjectItem(item, "requests_total") : NULL;
+        if (cJSON_IsNumber(n) && n->valuedouble == want)
+            return item;
+        cJSON_Delete(item);
+        poll(NULL, 0, 5);
+    }
+    fail_msg("%s never reported %.0f requests", id, want);
+    return NULL;
+}
+
+/* A data plane's PINGs (and PONGs) carry its request count: the registry shows the count
+ * and, from the second one on, the rate between the two. */
+static void test_request_counts_become_rates(void **state)
+{
+    fixture_t *f = *state;
+    int fd = dp_connect(f);
+    dp_hello(fd, "dp-busy", FG_PROTOCOL_VERSION, 1);
+    wait_status(f, "dp-busy", "in_sync", 1);
+    cJSON *item = registry_item(f, "dp-busy");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(item, "requests_total")));
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(item, "requests_per_second")));
+    cJSON_Delete(item);
+
+    uint64_t t0 = fg_now_ms();
+    dp_send_raw(fd, FG_MSG_PING, "{\"applied_version\":1,\"requests\":100}");
+    item = wait_requests(f, "dp-busy", 100);
+    uint64_t t1 = fg_now_ms(); /* the first report arrived before this */
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(item, "requests_per_second"))); /* one report */
+    cJSON_Delete(item);
+    while (fg_now_ms() < t1 + 20) /* the rate is over time that passed: let some */
+        poll(NULL, 0, 5);
+    dp_send_raw(fd, FG_MSG_PING, "{\"applied_version\":1,\"requests\":300}");
+    item = wait_requests(f, "dp-busy", 300);
+    uint64_t elapsed = fg_now_ms() - t0;
+    double rate = cJSON_GetObjectItem(item, "requests_per_second")->valuedouble;
+    /* 200 requests between the reports: at least 20 ms apart, at most the time this took. */
+    assert_true(rate <= 200 * 1000.0 / 20 + 0.1);
+    assert_true(rate >= 200 * 1000.0 / (double)elapsed - 0.1);
+    cJSON_Delete(item);
+    close(fd);
+}
+
 static void test_silent_peer_is_dropped(void **state)
 {
     fixture_t *f = *state;
@@ -577,6 +625,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_burst_is_coalesced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nacked_version_is_never_resent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hello_labels_are_listed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_counts_become_rates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_incompatible_protocol_is_told_not_fed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_silent_peer_is_dropped, setup_fast_ping,
