@@ -169,21 +169,39 @@ static void test_truncation(void **state)
     free(path);
 }
 
-/* fd 2 is pointed at a pipe for the sink; returns the read end. */
-static int sink_to_pipe(int *saved)
+/* The access log running on its own event base, its sink (fd 2) pointed at a pipe. */
+typedef struct pipe_sink {
+    struct event_base *base;
+    int saved; /* the real fd 2, put back by pipe_sink_stop */
+    int rd;    /* the pipe's read end */
+} pipe_sink_t;
+
+static void pipe_sink_open(pipe_sink_t *k, uint64_t success_rate)
 {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
-    *saved = dup(2);
+    k->saved = dup(2);
     dup2(fds[1], 2);
     close(fds[1]);
-    return fds[0];
+    k->rd = fds[0];
+    k->base = event_base_new();
+    assert_int_equal(accesslog_start(k->base, 0), 0);
+    fg_logging_conf_t conf = {.level = "info", .success_rate = success_rate, .error_rate = 1};
+    accesslog_configure(&conf);
 }
 
-static void sink_restore(int saved)
+/* Stop the log (flushing what it holds) and give fd 2 back; the read end stays open. */
+static void pipe_sink_stop(pipe_sink_t *k)
 {
-    dup2(saved, 2);
-    close(saved);
+    accesslog_stop();
+    dup2(k->saved, 2);
+    close(k->saved);
+}
+
+static void pipe_sink_close(pipe_sink_t *k)
+{
+    close(k->rd);
+    event_base_free(k->base);
 }
 
 static size_t count_lines(int fd)
@@ -203,11 +221,8 @@ static void test_sampling_and_level(void **state)
     (void)state;
     fixture_t f;
     dp_request_t *r = request_new(&f);
-    struct event_base *base = event_base_new();
-    int saved, rd = sink_to_pipe(&saved);
-    assert_int_equal(accesslog_start(base, 0), 0);
-    fg_logging_conf_t conf = {.level = "info", .success_rate = 0, .error_rate = 1};
-    accesslog_configure(&conf);
+    pipe_sink_t k;
+    pipe_sink_open(&k, 0);
     dp_counters_t *c = metrics_counters();
     uint64_t out0 = c->accesslog_sampled_out, lines0 = c->accesslog_lines;
     for (int i = 0; i < 10; i++)
@@ -216,15 +231,13 @@ static void test_sampling_and_level(void **state)
         accesslog_request(r, 503, 2000);
     assert_int_equal((int)(c->accesslog_sampled_out - out0), 10);
     assert_int_equal((int)(c->accesslog_lines - lines0), 4);
-    conf.level = "error"; /* above every access line */
-    accesslog_configure(&conf);
+    fg_logging_conf_t conf = {.level = "error", .success_rate = 0, .error_rate = 1};
+    accesslog_configure(&conf); /* above every access line */
     accesslog_request(r, 500, 2000);
     assert_int_equal((int)(c->accesslog_lines - lines0), 4);
-    accesslog_stop();
-    sink_restore(saved);
-    assert_int_equal((int)count_lines(rd), 4);
-    close(rd);
-    event_base_free(base);
+    pipe_sink_stop(&k);
+    assert_int_equal((int)count_lines(k.rd), 4);
+    pipe_sink_close(&k);
 }
 
 /* Nobody reads the pipe: once it and the buffer are full, lines are dropped and counted,
@@ -234,11 +247,8 @@ static void test_stalled_sink(void **state)
     (void)state;
     fixture_t f;
     dp_request_t *r = request_new(&f);
-    struct event_base *base = event_base_new();
-    int saved, rd = sink_to_pipe(&saved);
-    assert_int_equal(accesslog_start(base, 0), 0);
-    fg_logging_conf_t conf = {.level = "info", .success_rate = 1, .error_rate = 1};
-    accesslog_configure(&conf);
+    pipe_sink_t k;
+    pipe_sink_open(&k, 1);
     dp_counters_t *c = metrics_counters();
     uint64_t drop0 = c->accesslog_dropped, lines0 = c->accesslog_lines;
     unsigned n = 4000; /* ~1.3 MB of lines against 64 KiB of pipe and 64 KiB of buffer */
@@ -248,13 +258,11 @@ static void test_stalled_sink(void **state)
     assert_true(dropped > 0);
     assert_int_equal((int)(dropped + written), (int)n);
     /* Drain, then let the rest out: every line that was not dropped arrives whole. */
-    size_t got = count_lines(rd);
-    accesslog_stop();
-    sink_restore(saved);
-    got += count_lines(rd);
+    size_t got = count_lines(k.rd);
+    pipe_sink_stop(&k);
+    got += count_lines(k.rd);
     assert_int_equal((int)got, (int)written);
-    close(rd);
-    event_base_free(base);
+    pipe_sink_close(&k);
 }
 
 /* ---- trace.c -------------------------------------------------------------------------- */
