@@ -799,24 +799,33 @@ static void render_counters(struct evbuffer *o, const dp_counters_t *c, const mi
     gauge(o, "process_open_fds", "Open file descriptors of all workers.", g[2]);
 }
 
+int64_t metrics_config_version(void)
+{
+    unsigned workers = shared ? shared->workers : 1;
+    int64_t version = -1;
+    for (unsigned w = 0; w < workers; w++) {
+        const metrics_slot_t *s = shared ? &shared->slots[w] : own;
+        if (!s->pid && shared)
+            continue; /* not started yet: it does not listen either */
+        if (version < 0 || s->config_version < version)
+            version = s->config_version;
+    }
+    return version < 0 ? 0 : version;
+}
+
 /* The config version every live worker serves: the lowest (a worker that lags shows). */
 static void render_config(struct evbuffer *o)
 {
     unsigned workers = shared ? shared->workers : 1;
-    int64_t version = -1;
     uint64_t apply_us = 0;
     for (unsigned w = 0; w < workers; w++) {
         const metrics_slot_t *s = shared ? &shared->slots[w] : own;
-        if (!s->pid && shared)
-            continue;
-        if (version < 0 || s->config_version < version)
-            version = s->config_version;
-        if (s->apply_us > apply_us)
+        if ((s->pid || !shared) && s->apply_us > apply_us)
             apply_us = s->apply_us;
     }
     gauge(o, "flexgate_config_version",
           "Config version applied (the lowest across workers; 0 = none).",
-          (uint64_t)(version < 0 ? 0 : version));
+          (uint64_t)metrics_config_version());
     family(o, "flexgate_config_apply_duration_seconds", "gauge",
            "Time the last snapshot apply took (decode, validate, build, swap), slowest worker.");
     evbuffer_add_printf(o, "flexgate_config_apply_duration_seconds %" PRIu64 ".%06" PRIu64 "\n",

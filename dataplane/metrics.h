@@ -121,6 +121,11 @@ void metrics_generation(int64_t version);
 /** A snapshot from the control plane was applied in `us` (decode, validate, build, swap). */
 void metrics_apply_duration(uint64_t us);
 
+/** The config version every started worker has applied: the lowest across them, 0 while any
+ *  has none yet. Readiness uses it: the workers share the ports, so a connection may reach
+ *  any of them. */
+int64_t metrics_config_version(void);
+
 /** Render every slot's sum in Prometheus text format into `out`. 0 or -ENOMEM. */
 int metrics_render(struct evbuffer *out);
 

@@ -141,7 +141,8 @@ static const char *redis_check(void)
                                                                                      : "DOWN";
 }
 
-/* Ready means "send me traffic": a config is applied and we are not shutting down. The
+/* Ready means "send me traffic": a config is applied, by every started worker (they share
+ * the ports, so a connection may reach any of them), and we are not shutting down. The
  * control plane link is reported but does not count: a data plane whose control plane is
  * away keeps serving its last config, and taking it out of rotation would turn a control
  * plane outage into a traffic outage. The same goes for "upstreams" (a DOWN upstream is
@@ -156,7 +157,7 @@ static void on_health_ready(dp_status_t *st, struct evhttp_request *req)
     const dp_generation_t *g = generation_current();
     dp_subscriber_state_t sub;
     char body[STATUS_BODY_MAX];
-    bool ready = g && !st->draining;
+    bool ready = g && !st->draining && metrics_config_version() > 0;
     bal_summary_t ups;
     balancer_summary(&ups);
 
@@ -214,7 +215,7 @@ static void on_health_deep(dp_status_t *st, struct evhttp_request *req)
     const dp_generation_t *g = generation_current();
     cJSON *root = cJSON_CreateObject();
     deep_ctx_t d = {cJSON_CreateObject()};
-    bool ready = g && !st->draining, degraded = false;
+    bool ready = g && !st->draining && metrics_config_version() > 0, degraded = false;
     char *text;
 
     if (!root || !d.upstreams)

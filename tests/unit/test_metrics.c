@@ -231,6 +231,35 @@ static void test_memo_follows_content(void **state)
     free(text);
 }
 
+static void apply_version_7(unsigned index, void *arg)
+{
+    (void)index, (void)arg;
+    metrics_generation(7);
+}
+
+static void attach_only(unsigned index, void *arg)
+{
+    (void)index, (void)arg;
+}
+
+/* Readiness asks for the version every started worker applied: a worker that has started
+ * (it listens on the shared ports) but has no config yet makes it 0. Slots never attached
+ * do not count. Runs last: it leaves the slots attached. */
+static void test_config_version_is_every_workers(void **state)
+{
+    (void)state;
+    for (unsigned i = 0; i < TEST_WORKERS; i++) /* a clean start: no worker yet */
+        shared->slots[i].pid = 0;
+    assert_int_equal(metrics_config_version(), 0);
+    in_worker(0, apply_version_7, NULL);
+    assert_int_equal(metrics_config_version(), 7); /* workers 1, 2 not started */
+    in_worker(1, attach_only, NULL);
+    assert_int_equal(metrics_config_version(), 0); /* worker 1 listens without a config */
+    in_worker(1, apply_version_7, NULL);
+    in_worker(2, apply_version_7, NULL);
+    assert_int_equal(metrics_config_version(), 7);
+}
+
 int main(void)
 {
     /* Before the mapping: a process-local struct, never NULL. */
@@ -244,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_histogram_buckets),
         cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_memo_follows_content),
+        cmocka_unit_test(test_config_version_is_every_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
